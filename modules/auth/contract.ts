@@ -1,0 +1,64 @@
+import { t } from 'elysia'
+import type { JSONWebKeySet } from 'jose'
+import { defineContract } from '../../runtime/kernel/contract'
+
+export const JWKS_PATH = '/auth/.well-known/jwks.json'
+
+export const authContract = defineContract({
+  module: 'auth',
+  routes: ['/auth'],
+  publishes: {
+    'user.registered.v1': t.Object({
+      userId: t.String({ format: 'uuid' }),
+      email: t.String(),
+      role: t.Union([t.Literal('user'), t.Literal('admin')]),
+      registeredAt: t.String({ format: 'date-time' }),
+    }),
+  },
+  subscribes: [],
+})
+
+/** HTTP models of the auth API (bodies are closed: unknown fields are rejected). */
+export const Credentials = t.Object(
+  {
+    email: t.String({ format: 'email', maxLength: 254 }),
+    password: t.String({ minLength: 8, maxLength: 128 }),
+  },
+  { additionalProperties: false },
+)
+export const RefreshRequest = t.Object(
+  { refreshToken: t.String({ minLength: 1, maxLength: 200 }) },
+  { additionalProperties: false },
+)
+export const LogoutRequest = t.Object(
+  { refreshToken: t.Optional(t.String({ minLength: 1, maxLength: 200 })) },
+  { additionalProperties: false },
+)
+export const PublicUser = t.Object({
+  id: t.String(),
+  email: t.String(),
+  role: t.Union([t.Literal('user'), t.Literal('admin')]),
+  createdAt: t.String(),
+})
+export const TokenPair = t.Object({
+  tokenType: t.Literal('Bearer'),
+  accessToken: t.String(),
+  expiresIn: t.Number(),
+  refreshToken: t.String(),
+  user: PublicUser,
+})
+
+/** The synchronous client auth offers: a direct call in monolith mode, HTTP in split mode. */
+export interface AuthClient {
+  jwks(): Promise<JSONWebKeySet>
+}
+
+export function authHttpClient(baseUrl: string): AuthClient {
+  return {
+    async jwks() {
+      const response = await fetch(`${baseUrl}/api${JWKS_PATH}`, { signal: AbortSignal.timeout(3_000) })
+      if (!response.ok) throw new Error(`JWKS request failed with status ${response.status}`)
+      return (await response.json()) as JSONWebKeySet
+    },
+  }
+}

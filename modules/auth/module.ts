@@ -1,0 +1,35 @@
+import { Outbox } from '../../runtime/kernel/bus'
+import { defineModule } from '../../runtime/kernel/module'
+import { authContract, type AuthClient } from './contract'
+import { createAuthDb } from './db'
+import { authHttp } from './http'
+import { createAccounts } from './services/accounts'
+import { createLoginThrottle } from './services/login-throttle'
+import { loadSigningKey, publicKeySet } from './services/signing-keys'
+
+export const authModule = defineModule({
+  contract: authContract,
+  async create(ctx) {
+    const db = createAuthDb(ctx.databaseUrl)
+    const key = await loadSigningKey(db)
+    const accounts = createAccounts({
+      db,
+      outbox: new Outbox(authContract, ctx.catalog),
+      published: ctx.wakeRelay,
+      key,
+      throttle: createLoginThrottle(ctx.redis),
+      redis: ctx.redis,
+      accessTokenTtlSeconds: ctx.config.accessTokenTtlSeconds,
+      refreshTokenTtlSeconds: ctx.config.refreshTokenTtlSeconds,
+    })
+    const client: AuthClient = { jwks: () => publicKeySet(db) }
+    return {
+      db,
+      client,
+      http: authHttp({ accounts, guard: ctx.guard, jwks: client.jwks }),
+      async start() {
+        if (ctx.config.admin) await accounts.ensureAdmin(ctx.config.admin.email, ctx.config.admin.password)
+      },
+    }
+  },
+})

@@ -1,0 +1,116 @@
+import { MODULE_NAMES, type ModuleName } from './modules'
+
+/** Raised for a missing or malformed setting; the entrypoint prints its one-line message and exits. */
+export class ConfigError extends Error {}
+
+export type Environment = 'development' | 'test' | 'production'
+
+export interface Config {
+  env: Environment
+  port: number
+  modules: ModuleName[]
+  databaseUrl: string
+  /** Connection URL per module; each defaults to DATABASE_URL (set <MODULE>_DATABASE_URL to use a per-module role). */
+  moduleDatabaseUrls: Record<ModuleName, string>
+  redisUrl: string
+  /** Prefix of every Redis key and BullMQ queue this deployment owns. */
+  redisPrefix: string
+  /** Base URL of the process serving the auth module, used for JWKS when auth runs elsewhere. */
+  authUrl: string
+  /** Base URL per module for the gateway in split mode (unset: served in-process or not at all). */
+  moduleUrls: Partial<Record<ModuleName, string>>
+  /** Create the database and apply migrations at start-up (development and test default). */
+  autoMigrate: boolean
+  maxBodyBytes: number
+  accessTokenTtlSeconds: number
+  refreshTokenTtlSeconds: number
+  admin?: { email: string; password: string }
+  outboxPollMs: number
+  logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent'
+}
+
+type Env = Record<string, string | undefined>
+
+function readInt(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name]
+  if (raw === undefined || raw === '') return fallback
+  const value = Number(raw)
+  if (!Number.isInteger(value) || value < min || value > max)
+    throw new ConfigError(`${name} must be an integer between ${min} and ${max} (got "${raw}")`)
+  return value
+}
+
+function readUrl(env: Env, name: string, fallback: string, protocols: string[]): string {
+  const raw = env[name] || fallback
+  let url: URL
+  try {
+    url = new URL(raw)
+  } catch {
+    throw new ConfigError(`${name} is not a valid URL`)
+  }
+  if (!protocols.includes(url.protocol))
+    throw new ConfigError(`${name} must use ${protocols.join(' or ')} (got ${url.protocol})`)
+  return raw
+}
+
+function readEnum<T extends string>(env: Env, name: string, fallback: T, allowed: readonly T[]): T {
+  const raw = env[name] || fallback
+  if (!allowed.includes(raw as T)) throw new ConfigError(`${name} must be one of ${allowed.join(', ')} (got "${raw}")`)
+  return raw as T
+}
+
+/** `--modules=a,b` beats TIKETI_MODULES; `all` (the default) selects every module. */
+export function parseModules(argv: string[], env: Env): ModuleName[] {
+  const flag = argv.find((arg) => arg.startsWith('--modules='))?.slice('--modules='.length)
+  const raw = (flag ?? env.TIKETI_MODULES ?? 'all').trim()
+  if (raw === 'all' || raw === '') return [...MODULE_NAMES]
+  const names = [...new Set(raw.split(',').map((name) => name.trim()).filter(Boolean))]
+  const unknown = names.filter((name) => !(MODULE_NAMES as readonly string[]).includes(name))
+  if (unknown.length > 0)
+    throw new ConfigError(`unknown module "${unknown.join('", "')}"; valid modules: ${MODULE_NAMES.join(', ')}`)
+  return names as ModuleName[]
+}
+
+export function loadConfig(env: Env = process.env, argv: string[] = process.argv): Config {
+  const runtimeEnv = readEnum<Environment>(env, 'NODE_ENV', 'development', ['development', 'test', 'production'])
+  const postgres = ['postgres:', 'postgresql:']
+  const databaseUrl = readUrl(env, 'DATABASE_URL', 'postgresql://postgres@127.0.0.1:5432/tiketi', postgres)
+  const moduleDatabaseUrls = Object.fromEntries(
+    MODULE_NAMES.map((name) => [name, readUrl(env, `${name.toUpperCase()}_DATABASE_URL`, databaseUrl, postgres)]),
+  ) as Record<ModuleName, string>
+  const moduleUrls: Partial<Record<ModuleName, string>> = {}
+  for (const name of MODULE_NAMES) {
+    const key = `${name.toUpperCase()}_URL`
+    if (env[key]) moduleUrls[name] = readUrl(env, key, '', ['http:', 'https:'])
+  }
+  const port = readInt(env, 'PORT', 3000, 0, 65535)
+  const redisPrefix = env.REDIS_PREFIX || 'tiketi'
+  if (!/^[a-z0-9-]+$/i.test(redisPrefix)) throw new ConfigError('REDIS_PREFIX may contain only letters, digits and "-"')
+
+  let admin: Config['admin']
+  if (env.ADMIN_EMAIL || env.ADMIN_PASSWORD) {
+    if (!env.ADMIN_EMAIL || !env.ADMIN_PASSWORD)
+      throw new ConfigError('ADMIN_EMAIL and ADMIN_PASSWORD must be set together')
+    if (env.ADMIN_PASSWORD.length < 12) throw new ConfigError('ADMIN_PASSWORD must be at least 12 characters')
+    admin = { email: env.ADMIN_EMAIL, password: env.ADMIN_PASSWORD }
+  }
+
+  return {
+    env: runtimeEnv,
+    port,
+    modules: parseModules(argv, env),
+    databaseUrl,
+    moduleDatabaseUrls,
+    redisUrl: readUrl(env, 'REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),
+    redisPrefix,
+    authUrl: readUrl(env, 'AUTH_URL', moduleUrls.auth ?? `http://127.0.0.1:${port}`, ['http:', 'https:']),
+    moduleUrls,
+    autoMigrate: readEnum(env, 'AUTO_MIGRATE', runtimeEnv === 'production' ? 'false' : 'true', ['true', 'false']) === 'true',
+    maxBodyBytes: readInt(env, 'MAX_BODY_BYTES', 4 * 1024 * 1024, 1024, 64 * 1024 * 1024),
+    accessTokenTtlSeconds: readInt(env, 'ACCESS_TOKEN_TTL_SECONDS', 900, 10, 86_400),
+    refreshTokenTtlSeconds: readInt(env, 'REFRESH_TOKEN_TTL_SECONDS', 30 * 86_400, 60, 365 * 86_400),
+    admin,
+    outboxPollMs: readInt(env, 'OUTBOX_POLL_MS', 500, 10, 60_000),
+    logLevel: readEnum(env, 'LOG_LEVEL', runtimeEnv === 'test' ? 'warn' : 'info', ['debug', 'info', 'warn', 'error', 'silent']),
+  }
+}

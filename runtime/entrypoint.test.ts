@@ -1,0 +1,80 @@
+import { describe, expect, test } from 'bun:test'
+import { runTiketi, startTiketi } from './testing/processes'
+
+describe('entrypoint', () => {
+  test('--modules=auth serves auth, and only auth', async () => {
+    const tiketi = await startTiketi(['--modules=auth'])
+    try {
+      const health = (await (await fetch(`${tiketi.url}/health`)).json()) as { modules: string[] }
+      expect(health.modules).toEqual(['auth'])
+      expect((await fetch(`${tiketi.url}/api/auth/.well-known/jwks.json`)).status).toBe(200)
+      for (const path of ['/api/events', '/api/queue/status/1', '/api/reservations/my']) {
+        const response = await fetch(`${tiketi.url}${path}`)
+        expect(response.status).toBe(404)
+        expect(((await response.json()) as { error: { code: string } }).error.code).toBe('ROUTE_NOT_FOUND')
+      }
+    } finally {
+      expect(await tiketi.stop()).toBe(0)
+    }
+  })
+
+  test('TIKETI_MODULES selects modules like the flag does', async () => {
+    const tiketi = await startTiketi([], { TIKETI_MODULES: 'auth' })
+    try {
+      expect(((await (await fetch(`${tiketi.url}/health`)).json()) as { modules: string[] }).modules).toEqual(['auth'])
+    } finally {
+      await tiketi.stop()
+    }
+  })
+
+  test('SIGTERM finishes in-flight requests and exits cleanly within 10 s', async () => {
+    const tiketi = await startTiketi(['--modules=auth'])
+    // Registration hashes a password: slow enough to still be in flight when the signal arrives.
+    const inFlight = fetch(`${tiketi.url}/api/auth/register`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ email: `sigterm-${crypto.randomUUID()}@example.test`, password: 'graceful-password' }),
+    })
+    await Bun.sleep(5)
+    const started = performance.now()
+    const exit = tiketi.stop('SIGTERM')
+    expect((await inFlight).status).toBe(201)
+    expect(await exit).toBe(0)
+    expect(performance.now() - started).toBeLessThan(10_000)
+    expect(tiketi.lines.some((line) => line.includes('"shutting down"'))).toBe(true)
+  })
+
+  test('an unknown module stops start-up with one line listing the valid ones', async () => {
+    const run = await runTiketi(['--modules=auth,tickets'])
+    expect(run.code).toBe(2)
+    expect(run.stderr.trim().split('\n')).toHaveLength(1)
+    expect(run.stderr).toContain('unknown module "tickets"; valid modules: auth')
+  })
+
+  test('a malformed variable stops start-up with one line naming it', async () => {
+    const run = await runTiketi([], { PORT: 'eighty' })
+    expect(run.code).toBe(2)
+    expect(run.stderr.trim()).toMatch(/^tiketi: configuration error: PORT must be an integer/)
+    expect(run.stderr.trim().split('\n')).toHaveLength(1)
+  })
+
+  test('a body over the limit sent without Content-Length is refused with 413 over a real socket', async () => {
+    const tiketi = await startTiketi(['--modules=auth'], { MAX_BODY_BYTES: '4096' })
+    try {
+      const chunks = new ReadableStream({
+        start(controller) {
+          for (let i = 0; i < 8; i++) controller.enqueue(new TextEncoder().encode('x'.repeat(1024)))
+          controller.close()
+        },
+      })
+      const response = await fetch(`${tiketi.url}/api/auth/register`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: chunks,
+      })
+      expect(response.status).toBe(413)
+    } finally {
+      await tiketi.stop()
+    }
+  })
+})

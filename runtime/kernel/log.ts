@@ -1,0 +1,35 @@
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error'
+const rank: Record<LogLevel | 'silent', number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 99 }
+
+export interface Logger {
+  debug(msg: string, fields?: Record<string, unknown>): void
+  info(msg: string, fields?: Record<string, unknown>): void
+  warn(msg: string, fields?: Record<string, unknown>): void
+  error(msg: string, fields?: Record<string, unknown>): void
+  child(fields: Record<string, unknown>): Logger
+}
+
+/** Only the name and message of an error: stacks and driver details may carry secrets or SQL. */
+export function describeError(error: unknown): { name: string; message: string } {
+  if (error instanceof Error) return { name: error.name, message: error.message.slice(0, 500) }
+  return { name: 'NonError', message: String(error).slice(0, 500) }
+}
+
+/** One JSON object per line on stdout. Callers pass identifiers and figures, never bodies or credentials. */
+export function createLogger(
+  level: LogLevel | 'silent',
+  base: Record<string, unknown> = {},
+  write: (line: string) => void = (line) => process.stdout.write(line + '\n'),
+): Logger {
+  const emit = (at: LogLevel, msg: string, fields?: Record<string, unknown>) => {
+    if (rank[at] < rank[level]) return
+    write(JSON.stringify({ time: new Date().toISOString(), level: at, msg, ...base, ...fields }))
+  }
+  return {
+    debug: (msg, fields) => emit('debug', msg, fields),
+    info: (msg, fields) => emit('info', msg, fields),
+    warn: (msg, fields) => emit('warn', msg, fields),
+    error: (msg, fields) => emit('error', msg, fields),
+    child: (fields) => createLogger(level, { ...base, ...fields }, write),
+  }
+}

@@ -1,0 +1,134 @@
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import Redis from 'ioredis'
+import { loadConfig } from './config'
+import { createLogger } from './kernel/log'
+import { createPlatform } from './platform'
+import { eventually, startTestPlatform, uniqueEmail, type TestPlatform } from './testing/platform'
+
+let platform: TestPlatform
+beforeAll(async () => {
+  platform = await startTestPlatform(['auth'], { MAX_BODY_BYTES: '2048' })
+})
+afterAll(() => platform.stop())
+
+describe('operations endpoints', () => {
+  test('/health is live and names the modules', async () => {
+    const health = await platform.request('GET', '/health')
+    expect(health.status).toBe(200)
+    expect(health.body).toEqual({ status: 'ok', modules: ['auth'] })
+  })
+
+  test('/ready checks PostgreSQL per module and Redis', async () => {
+    const ready = await platform.request('GET', '/ready')
+    expect(ready.status).toBe(200)
+    expect(ready.body.checks).toEqual({ redis: 'ok', 'postgres:auth': 'ok' })
+  })
+
+  test('/metrics exposes request counts by route, queue depths and outbox backlog', async () => {
+    await platform.request('POST', '/api/auth/register', { body: { email: uniqueEmail(), password: 'metrics-password' } })
+    await eventually(async () => (await platform.relays.auth!.backlog()) === 0, 5_000, 'outbox drained')
+    const metrics = await platform.app.handle(new Request('http://localhost/metrics'))
+    expect(metrics.headers.get('content-type')).toContain('text/plain')
+    const text = await metrics.text()
+    expect(text).toMatch(/tiketi_http_requests_total\{method="POST",route="\/api\/auth\/register",status="201"\} [1-9]/)
+    expect(text).toContain('tiketi_http_request_duration_seconds_bucket')
+    expect(text).toMatch(/tiketi_outbox_backlog\{module="auth"\} 0/)
+  })
+
+  test('/docs serves OpenAPI generated from the route schemas', async () => {
+    const docs = await platform.request('GET', '/docs/json')
+    expect(docs.status).toBe(200)
+    expect(docs.body.openapi).toMatch(/^3\./)
+    const register = docs.body.paths['/api/auth/register'].post
+    expect(register.requestBody.content['application/json'].schema.required).toEqual(['email', 'password'])
+    expect(docs.body.paths['/api/auth/me'].get).toBeDefined()
+  })
+
+  test('x-request-id is honoured when well-formed and generated otherwise', async () => {
+    const honoured = await platform.request('GET', '/health', { headers: { 'x-request-id': 'req-123.abc' } })
+    expect(honoured.headers.get('x-request-id')).toBe('req-123.abc')
+    const replaced = await platform.request('GET', '/health', { headers: { 'x-request-id': 'bad id with spaces' } })
+    expect(replaced.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/)
+    const onError = await platform.request('GET', '/api/nowhere', { headers: { 'x-request-id': 'trace-404' } })
+    expect(onError.headers.get('x-request-id')).toBe('trace-404')
+  })
+})
+
+describe('bad input at the edge', () => {
+  test('unknown route → 404 in the error shape', async () => {
+    const response = await platform.request('GET', '/api/does-not-exist')
+    expect(response.status).toBe(404)
+    expect(response.body).toEqual({ error: { code: 'ROUTE_NOT_FOUND', message: 'no such route' } })
+  })
+
+  test('oversized body → 413 in the error shape', async () => {
+    const body = JSON.stringify({ email: 'a@b.co', password: 'x'.repeat(4000) })
+    const response = await platform.request('POST', '/api/auth/register', {
+      body,
+      headers: { 'content-length': String(body.length), 'content-type': 'application/json' },
+    })
+    expect(response.status).toBe(413)
+    expect(response.body.error.code).toBe('PAYLOAD_TOO_LARGE')
+  })
+})
+
+describe('errors and logs', () => {
+  test('an unexpected error is a bare 500 and its details stay out of the response and logs', async () => {
+    const lines: string[] = []
+    const config = loadConfig(process.env, ['--modules=auth'])
+    const crashing = await createPlatform(config, createLogger('debug', {}, (line) => lines.push(line)))
+    crashing.app.get('/crash', () => {
+      throw new Error('connection to postgres://admin:s3cret@db failed')
+    })
+    const password = 'never-log-this-password'
+    await crashing.app.handle(
+      new Request('http://localhost/api/auth/login', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ email: uniqueEmail(), password }),
+      }),
+    )
+    const response = await crashing.app.handle(new Request('http://localhost/crash'))
+    expect(response.status).toBe(500)
+    const text = await response.text()
+    expect(JSON.parse(text)).toEqual({ error: { code: 'INTERNAL', message: 'internal error' } })
+    await crashing.stop()
+    const log = lines.join('\n')
+    expect(lines.some((line) => JSON.parse(line).msg === 'request failed')).toBe(true)
+    expect(log).not.toContain(password)
+    expect(log).not.toMatch(/\n\s+at /) // no stack traces
+    for (const line of lines) expect(() => JSON.parse(line)).not.toThrow()
+  })
+})
+
+describe('readiness follows Redis', () => {
+  test('/ready turns 503 when Redis is unreachable, without hanging', async () => {
+    const port = 16390 + Math.floor(Math.random() * 500)
+    const redis = Bun.spawn(['redis-server', '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+      stdout: 'ignore',
+      stderr: 'ignore',
+    })
+    try {
+      const probe = new Redis(`redis://127.0.0.1:${port}`, { lazyConnect: true, retryStrategy: () => 50 })
+      await eventually(() => probe.ping().then((pong) => pong === 'PONG', () => false), 5_000, 'test Redis to start')
+      probe.disconnect()
+      const own = await startTestPlatform(['auth'], { REDIS_URL: `redis://127.0.0.1:${port}` })
+      try {
+        await eventually(async () => (await own.request('GET', '/ready')).status === 200, 5_000, 'ready with Redis up')
+        redis.kill()
+        await redis.exited
+        const started = performance.now()
+        const unready = await own.request('GET', '/ready')
+        expect(unready.status).toBe(503)
+        expect(unready.body.status).toBe('unready')
+        expect(unready.body.checks['postgres:auth']).toBe('ok')
+        expect(unready.body.checks.redis).not.toBe('ok')
+        expect(performance.now() - started).toBeLessThan(3_000)
+      } finally {
+        await own.stop()
+      }
+    } finally {
+      redis.kill()
+    }
+  })
+})

@@ -1,0 +1,223 @@
+import { Elysia, ValidationError } from 'elysia'
+import { openapi } from '@elysiajs/openapi'
+import type { Worker } from 'bullmq'
+import { authHttpClient, type AuthClient } from '../modules/auth/contract'
+import type { Config } from './config'
+import { authGuard, createTokenVerifier } from './kernel/auth-guard'
+import { OutboxRelay, QueueRegistry, startInboxWorker } from './kernel/bus'
+import { buildCatalog } from './kernel/contract'
+import { ensureDatabase } from './kernel/db'
+import { errorBody, HttpError } from './kernel/errors'
+import { createLogger, describeError, type Logger } from './kernel/log'
+import { createMetrics } from './kernel/metrics'
+import { migrateModule } from './kernel/migrate'
+import type { ModuleInstance } from './kernel/module'
+import { connectRedis } from './kernel/redis'
+import { CONTRACTS, LOADERS, type ModuleName } from './modules'
+
+const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/
+
+function withTimeout<T>(promise: PromiseLike<T>, ms: number, what: string): Promise<T> {
+  return Promise.race([
+    Promise.resolve(promise),
+    new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what} timed out`)), ms)),
+  ])
+}
+
+/** Maps any thrown error to a status and the public error body; only unexpected errors are 500. */
+function toErrorResponse(code: string | number, error: unknown): { status: number; body: ReturnType<typeof errorBody>; headers?: Record<string, string> } {
+  if (error instanceof HttpError) return { status: error.status, body: errorBody(error.code, error.message), headers: error.headers }
+  if (error instanceof ValidationError) {
+    const detail = error.valueError
+    const where = detail?.path ? `${error.type} ${detail.path}` : error.type
+    return { status: 400, body: errorBody('VALIDATION_FAILED', `${where}: ${detail?.message ?? 'invalid value'}`) }
+  }
+  switch (code) {
+    case 'PARSE':
+      return { status: 400, body: errorBody('MALFORMED_BODY', 'request body could not be parsed') }
+    case 'NOT_FOUND':
+      return { status: 404, body: errorBody('ROUTE_NOT_FOUND', 'no such route') }
+    case 'INVALID_COOKIE_SIGNATURE':
+      return { status: 400, body: errorBody('INVALID_COOKIE', 'cookie signature is invalid') }
+  }
+  return { status: 500, body: errorBody('INTERNAL', 'internal error') }
+}
+
+export interface Platform {
+  app: Elysia<any, any, any, any, any, any, any>
+  config: Config
+  log: Logger
+  instances: Partial<Record<ModuleName, ModuleInstance>>
+  relays: Partial<Record<ModuleName, OutboxRelay>>
+  /** Starts modules, relays and inbox workers; with `listen`, the HTTP server too. */
+  start(options?: { listen?: boolean }): Promise<void>
+  /** Graceful: stop accepting, drain in-flight requests, close workers, queues, databases and Redis. */
+  stop(): Promise<void>
+}
+
+export async function createPlatform(config: Config, log: Logger = createLogger(config.logLevel)): Promise<Platform> {
+  const selected = config.modules
+  if (config.autoMigrate) {
+    for (const url of new Set(selected.map((name) => config.moduleDatabaseUrls[name]))) await ensureDatabase(url)
+    for (const name of selected) {
+      const { applied } = await migrateModule(name, config.moduleDatabaseUrls[name])
+      if (applied.length > 0) log.info('migrations applied', { module: name, applied })
+    }
+  }
+
+  const catalog = buildCatalog(Object.values(CONTRACTS))
+  const metrics = createMetrics()
+  const redis = connectRedis(config.redisUrl, config.redisPrefix, log)
+  const queues = new QueueRegistry(redis.producer, config.redisPrefix)
+  const instances: Partial<Record<ModuleName, ModuleInstance>> = {}
+  const relays: Partial<Record<ModuleName, OutboxRelay>> = {}
+
+  // Tokens are verified in every process; keys come from the auth module in-process, or over HTTP.
+  let authClient: AuthClient | undefined
+  const verify = createTokenVerifier({
+    jwks: () => (authClient ??= (instances.auth?.client as AuthClient | undefined) ?? authHttpClient(config.authUrl)).jwks(),
+    redis: redis.keys,
+  })
+  const guard = authGuard(verify)
+
+  for (const name of selected) {
+    const module = await LOADERS[name]()
+    instances[name] = await module.create({
+      config,
+      log: log.child({ module: name }),
+      databaseUrl: config.moduleDatabaseUrls[name],
+      redis: redis.keys,
+      guard,
+      catalog,
+      metrics,
+      queues,
+      workerConnection: redis.workerOptions,
+      wakeRelay: () => relays[name]?.wake(),
+    })
+    if (Object.keys(CONTRACTS[name].publishes).length > 0)
+      relays[name] = new OutboxRelay(name, instances[name]!.db, catalog, queues, config.outboxPollMs, log)
+  }
+
+  metrics.onScrape(async () => {
+    for (const [name, relay] of Object.entries(relays)) metrics.outboxBacklog.set({ module: name }, await relay.backlog())
+    for (const queueName of queues.names()) {
+      const counts = await queues.get(queueName).getJobCounts('waiting', 'active', 'delayed', 'failed')
+      for (const [state, count] of Object.entries(counts)) metrics.queueDepth.set({ queue: queueName, state }, count)
+    }
+  })
+
+  const started = new WeakMap<Request, number>()
+  const api = new Elysia({ prefix: '/api' })
+  for (const name of selected) {
+    const http = instances[name]!.http
+    if (http) api.use(http)
+  }
+
+  const app = new Elysia({
+    normalize: false,
+    serve: { maxRequestBodySize: config.maxBodyBytes, idleTimeout: 30 },
+  })
+    .onRequest(({ request, set }) => {
+      started.set(request, performance.now())
+      const incoming = request.headers.get('x-request-id')
+      set.headers['x-request-id'] = incoming && REQUEST_ID.test(incoming) ? incoming : crypto.randomUUID()
+      const length = Number(request.headers.get('content-length') ?? 0)
+      if (length > config.maxBodyBytes) {
+        set.status = 413
+        return errorBody('PAYLOAD_TOO_LARGE', `request body exceeds ${config.maxBodyBytes} bytes`)
+      }
+    })
+    .onError({ as: 'global' }, ({ code, error, set, request }) => {
+      const response = toErrorResponse(code, error)
+      if (response.status >= 500)
+        log.error('request failed', { requestId: set.headers['x-request-id'], method: request.method, error: describeError(error) })
+      set.status = response.status
+      Object.assign(set.headers, response.headers ?? {})
+      return response.body
+    })
+    .onAfterResponse({ as: 'global' }, ({ request, route, set }) => {
+      const status = String(typeof set.status === 'number' ? set.status : 200)
+      const seconds = (performance.now() - (started.get(request) ?? performance.now())) / 1000
+      const labels = { method: request.method, route: route || 'unmatched', status }
+      metrics.httpRequests.inc(labels)
+      metrics.httpDuration.observe(labels, seconds)
+      log.debug('request', { requestId: set.headers['x-request-id'], ...labels, ms: Math.round(seconds * 1000) })
+    })
+    .use(
+      openapi({
+        path: '/docs',
+        documentation: { info: { title: 'TIKETI API', version: '0.1.0', description: `Modules: ${selected.join(', ')}` } },
+        exclude: { paths: ['/health', '/ready', '/metrics'] },
+      }),
+    )
+    .get('/health', () => ({ status: 'ok', modules: selected }))
+    .get('/ready', async ({ set }) => {
+      const checks: Record<string, 'ok' | string> = {}
+      const probe = async (name: string, check: () => PromiseLike<unknown>) => {
+        try {
+          await withTimeout(check(), 1_500, name)
+          checks[name] = 'ok'
+        } catch (error) {
+          checks[name] = describeError(error).message
+        }
+      }
+      await Promise.all([
+        probe('redis', () => redis.keys.ping()),
+        ...selected.map((name) => probe(`postgres:${name}`, () => instances[name]!.db.$queryRawUnsafe('SELECT 1'))),
+      ])
+      const ready = Object.values(checks).every((value) => value === 'ok')
+      set.status = ready ? 200 : 503
+      return { status: ready ? 'ready' : 'unready', checks }
+    })
+    .get('/metrics', async ({ set }) => {
+      set.headers['content-type'] = metrics.registry.contentType
+      return metrics.render()
+    })
+    .use(api)
+
+  const workers: Worker[] = []
+  let stopping: Promise<void> | undefined
+
+  return {
+    app,
+    config,
+    log,
+    instances,
+    relays,
+    async start(options = {}) {
+      for (const name of selected) await instances[name]!.start?.()
+      for (const relay of Object.values(relays)) relay.start()
+      for (const name of selected) {
+        const subscriptions = instances[name]!.subscriptions ?? []
+        if (subscriptions.length === 0) continue
+        workers.push(
+          startInboxWorker({
+            module: name,
+            db: instances[name]!.db,
+            catalog,
+            subscriptions,
+            connection: redis.workerOptions,
+            prefix: config.redisPrefix,
+            log,
+          }),
+        )
+      }
+      if (options.listen) {
+        app.listen({ port: config.port, hostname: '0.0.0.0' })
+        log.info('listening', { port: app.server?.port, modules: selected })
+      }
+    },
+    stop() {
+      return (stopping ??= (async () => {
+        // Let in-flight requests finish, but never let an idle keep-alive client hold shutdown past its budget.
+        if (app.server) await withTimeout(app.server.stop(false), 7_000, 'drain').catch(() => app.server?.stop(true))
+        await Promise.allSettled(workers.map((worker) => worker.close()))
+        await Promise.allSettled(Object.values(relays).map((relay) => relay.stop()))
+        for (const name of [...selected].reverse()) await instances[name]!.stop?.()
+        await queues.close()
+        await Promise.allSettled(Object.values(instances).map((instance) => instance.db.$disconnect()))
+        await redis.close()
+      })())
+    },
+  }
+}
