@@ -1,4 +1,4 @@
-import { MODULE_NAMES, type ModuleName } from './modules'
+import { MODULE_NAMES } from './modules'
 
 /** Raised for a missing or malformed setting; the entrypoint prints its one-line message and exits. */
 export class ConfigError extends Error {}
@@ -8,17 +8,17 @@ export type Environment = 'development' | 'test' | 'production'
 export interface Config {
   env: Environment
   port: number
-  modules: ModuleName[]
+  modules: string[]
   databaseUrl: string
   /** Connection URL per module; each defaults to DATABASE_URL (set <MODULE>_DATABASE_URL to use a per-module role). */
-  moduleDatabaseUrls: Record<ModuleName, string>
+  moduleDatabaseUrls: Record<string, string>
   redisUrl: string
   /** Prefix of every Redis key and BullMQ queue this deployment owns. */
   redisPrefix: string
   /** Base URL of the process serving the auth module, used for JWKS when auth runs elsewhere. */
   authUrl: string
   /** Base URL per module for the gateway in split mode (unset: served in-process or not at all). */
-  moduleUrls: Partial<Record<ModuleName, string>>
+  moduleUrls: Partial<Record<string, string>>
   /** Create the database and apply migrations at start-up (development and test default). */
   autoMigrate: boolean
   maxBodyBytes: number
@@ -60,25 +60,24 @@ function readEnum<T extends string>(env: Env, name: string, fallback: T, allowed
 }
 
 /** `--modules=a,b` beats TIKETI_MODULES; `all` (the default) selects every module. */
-export function parseModules(argv: string[], env: Env): ModuleName[] {
+export function parseModules(argv: string[], env: Env, known: readonly string[] = MODULE_NAMES): string[] {
   const flag = argv.find((arg) => arg.startsWith('--modules='))?.slice('--modules='.length)
   const raw = (flag ?? env.TIKETI_MODULES ?? 'all').trim()
-  if (raw === 'all' || raw === '') return [...MODULE_NAMES]
+  if (raw === 'all' || raw === '') return [...known]
   const names = [...new Set(raw.split(',').map((name) => name.trim()).filter(Boolean))]
-  const unknown = names.filter((name) => !(MODULE_NAMES as readonly string[]).includes(name))
-  if (unknown.length > 0)
-    throw new ConfigError(`unknown module "${unknown.join('", "')}"; valid modules: ${MODULE_NAMES.join(', ')}`)
-  return names as ModuleName[]
+  const unknown = names.filter((name) => !known.includes(name))
+  if (unknown.length > 0) throw new ConfigError(`unknown module "${unknown.join('", "')}"; valid modules: ${known.join(', ')}`)
+  return names
 }
 
-export function loadConfig(env: Env = process.env, argv: string[] = process.argv): Config {
+export function loadConfig(env: Env = process.env, argv: string[] = process.argv, known: readonly string[] = MODULE_NAMES): Config {
   const runtimeEnv = readEnum<Environment>(env, 'NODE_ENV', 'development', ['development', 'test', 'production'])
   const postgres = ['postgres:', 'postgresql:']
   const databaseUrl = readUrl(env, 'DATABASE_URL', 'postgresql://postgres@127.0.0.1:5432/tiketi', postgres)
   const moduleDatabaseUrls = Object.fromEntries(
-    MODULE_NAMES.map((name) => [name, readUrl(env, `${name.toUpperCase()}_DATABASE_URL`, databaseUrl, postgres)]),
-  ) as Record<ModuleName, string>
-  const moduleUrls: Partial<Record<ModuleName, string>> = {}
+    known.map((name) => [name, readUrl(env, `${name.toUpperCase()}_DATABASE_URL`, databaseUrl, postgres)]),
+  ) as Record<string, string>
+  const moduleUrls: Partial<Record<string, string>> = {}
   for (const name of MODULE_NAMES) {
     const key = `${name.toUpperCase()}_URL`
     if (env[key]) moduleUrls[name] = readUrl(env, key, '', ['http:', 'https:'])
@@ -98,7 +97,7 @@ export function loadConfig(env: Env = process.env, argv: string[] = process.argv
   return {
     env: runtimeEnv,
     port,
-    modules: parseModules(argv, env),
+    modules: parseModules(argv, env, known),
     databaseUrl,
     moduleDatabaseUrls,
     redisUrl: readUrl(env, 'REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),

@@ -48,7 +48,7 @@ describe('entrypoint', () => {
     const run = await runTiketi(['--modules=auth,tickets'])
     expect(run.code).toBe(2)
     expect(run.stderr.trim().split('\n')).toHaveLength(1)
-    expect(run.stderr).toContain('unknown module "tickets"; valid modules: auth')
+    expect(run.stderr).toContain('unknown module "tickets"; valid modules: auth, events')
   })
 
   test('a malformed variable stops start-up with one line naming it', async () => {

@@ -1,40 +1,5 @@
-import { ConfigError, loadConfig } from './config'
-import { createLogger, describeError } from './kernel/log'
-import { createPlatform } from './platform'
+// Entrypoint: `bun runtime/main.ts [--modules=all|a,b]` (TIKETI_MODULES is the environment form).
+import { REGISTRY } from './modules'
+import { serve } from './server'
 
-const SHUTDOWN_BUDGET_MS = 10_000
-
-let config
-try {
-  config = loadConfig()
-} catch (error) {
-  if (!(error instanceof ConfigError)) throw error
-  console.error(`tiketi: configuration error: ${error.message}`)
-  process.exit(2)
-}
-
-const log = createLogger(config.logLevel, { service: 'tiketi' })
-try {
-  const platform = await createPlatform(config, log)
-  await platform.start({ listen: true })
-
-  const shutdown = (signal: string) => {
-    log.info('shutting down', { signal })
-    setTimeout(() => {
-      log.error('shutdown exceeded its budget; exiting')
-      process.exit(1)
-    }, SHUTDOWN_BUDGET_MS).unref()
-    platform.stop().then(
-      () => process.exit(0),
-      (error) => {
-        log.error('shutdown failed', { error: describeError(error) })
-        process.exit(1)
-      },
-    )
-  }
-  process.once('SIGTERM', () => shutdown('SIGTERM'))
-  process.once('SIGINT', () => shutdown('SIGINT'))
-} catch (error) {
-  log.error('start-up failed', { error: describeError(error) })
-  process.exit(1)
-}
+await serve(REGISTRY)

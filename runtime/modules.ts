@@ -1,17 +1,26 @@
 import { authContract } from '../modules/auth/contract'
+import { eventsContract } from '../modules/events/contract'
 import type { ModuleContract } from './kernel/contract'
 import type { TiketiModule } from './kernel/module'
 
-/** Modules this build contains, in start-up order. A new module is added here and nowhere else in runtime/. */
-export const MODULE_NAMES = ['auth'] as const
-export type ModuleName = (typeof MODULE_NAMES)[number]
-
-/** Every contract, loaded in every process: the event fan-out needs subscribers that run elsewhere. */
-export const CONTRACTS: Record<ModuleName, ModuleContract> = {
-  auth: authContract,
+/** The modules a deployment consists of: their contracts (loaded everywhere) and code (loaded where run). */
+export interface ModuleRegistry {
+  /** In start-up order. */
+  names: readonly string[]
+  /** Every contract, in every process: the event fan-out needs subscribers that run elsewhere. */
+  contracts: Readonly<Record<string, ModuleContract>>
+  /** Module code is loaded only for the modules a process runs. */
+  loaders: Readonly<Record<string, () => Promise<TiketiModule>>>
 }
 
-/** Module code is loaded only for the modules a process runs. */
-export const LOADERS: Record<ModuleName, () => Promise<TiketiModule>> = {
-  auth: async () => (await import('../modules/auth/module')).authModule,
+/** TIKETI's modules. A new module is added here and nowhere else in runtime/. */
+export const REGISTRY: ModuleRegistry = {
+  names: ['auth', 'events'],
+  contracts: { auth: authContract, events: eventsContract },
+  loaders: {
+    auth: async () => (await import('../modules/auth/module')).authModule,
+    events: async () => (await import('../modules/events/module')).eventsModule,
+  },
 }
+
+export const MODULE_NAMES = REGISTRY.names

@@ -13,7 +13,7 @@ import { createMetrics } from './kernel/metrics'
 import { migrateModule } from './kernel/migrate'
 import type { ModuleInstance } from './kernel/module'
 import { connectRedis } from './kernel/redis'
-import { CONTRACTS, LOADERS, type ModuleName } from './modules'
+import { REGISTRY, type ModuleRegistry } from './modules'
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/
 
@@ -47,30 +47,34 @@ export interface Platform {
   app: Elysia<any, any, any, any, any, any, any>
   config: Config
   log: Logger
-  instances: Partial<Record<ModuleName, ModuleInstance>>
-  relays: Partial<Record<ModuleName, OutboxRelay>>
+  instances: Record<string, ModuleInstance>
+  relays: Record<string, OutboxRelay>
   /** Starts modules, relays and inbox workers; with `listen`, the HTTP server too. */
   start(options?: { listen?: boolean }): Promise<void>
   /** Graceful: stop accepting, drain in-flight requests, close workers, queues, databases and Redis. */
   stop(): Promise<void>
 }
 
-export async function createPlatform(config: Config, log: Logger = createLogger(config.logLevel)): Promise<Platform> {
+export async function createPlatform(
+  config: Config,
+  log: Logger = createLogger(config.logLevel),
+  registry: ModuleRegistry = REGISTRY,
+): Promise<Platform> {
   const selected = config.modules
   if (config.autoMigrate) {
-    for (const url of new Set(selected.map((name) => config.moduleDatabaseUrls[name]))) await ensureDatabase(url)
+    for (const url of new Set(selected.map((name) => config.moduleDatabaseUrls[name]!))) await ensureDatabase(url)
     for (const name of selected) {
-      const { applied } = await migrateModule(name, config.moduleDatabaseUrls[name])
+      const { applied } = await migrateModule(name, config.moduleDatabaseUrls[name]!)
       if (applied.length > 0) log.info('migrations applied', { module: name, applied })
     }
   }
 
-  const catalog = buildCatalog(Object.values(CONTRACTS))
+  const catalog = buildCatalog(Object.values(registry.contracts))
   const metrics = createMetrics()
   const redis = connectRedis(config.redisUrl, config.redisPrefix, log)
   const queues = new QueueRegistry(redis.producer, config.redisPrefix)
-  const instances: Partial<Record<ModuleName, ModuleInstance>> = {}
-  const relays: Partial<Record<ModuleName, OutboxRelay>> = {}
+  const instances: Record<string, ModuleInstance> = {}
+  const relays: Record<string, OutboxRelay> = {}
 
   // Tokens are verified in every process; keys come from the auth module in-process, or over HTTP.
   let authClient: AuthClient | undefined
@@ -81,11 +85,11 @@ export async function createPlatform(config: Config, log: Logger = createLogger(
   const guard = authGuard(verify)
 
   for (const name of selected) {
-    const module = await LOADERS[name]()
+    const module = await registry.loaders[name]!()
     instances[name] = await module.create({
       config,
       log: log.child({ module: name }),
-      databaseUrl: config.moduleDatabaseUrls[name],
+      databaseUrl: config.moduleDatabaseUrls[name]!,
       redis: redis.keys,
       guard,
       catalog,
@@ -94,7 +98,7 @@ export async function createPlatform(config: Config, log: Logger = createLogger(
       workerConnection: redis.workerOptions,
       wakeRelay: () => relays[name]?.wake(),
     })
-    if (Object.keys(CONTRACTS[name].publishes).length > 0)
+    if (Object.keys(registry.contracts[name]!.publishes).length > 0)
       relays[name] = new OutboxRelay(name, instances[name]!.db, catalog, queues, config.outboxPollMs, log)
   }
 

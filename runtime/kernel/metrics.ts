@@ -6,6 +6,8 @@ export interface Metrics {
   httpDuration: Histogram<'method' | 'route' | 'status'>
   queueDepth: Gauge<'queue' | 'state'>
   outboxBacklog: Gauge<'module'>
+  /** Read-through cache lookups: hit, load (reached the database), shared (joined a load in this process), waited (another process loaded). */
+  cacheLookups: Counter<'cache' | 'result'>
   /** Runs before each scrape, to refresh gauges that are read from Redis or PostgreSQL. */
   onScrape(collect: () => Promise<void>): void
   /** Prometheus text exposition, after refreshing the scrape-time gauges. */
@@ -42,8 +44,15 @@ export function createMetrics(): Metrics {
     labelNames: ['module'] as const,
     registers: [registry],
   })
+  const cacheLookups = new Counter({
+    name: 'tiketi_cache_lookups_total',
+    help: 'Read-through cache lookups by result',
+    labelNames: ['cache', 'result'] as const,
+    registers: [registry],
+  })
   return {
     registry,
+    cacheLookups,
     httpRequests,
     httpDuration,
     queueDepth,

@@ -7,6 +7,6 @@ import { MODULE_NAMES } from '../modules'
 const config = loadConfig(process.env, ['--modules=all'])
 for (const url of new Set(Object.values(config.moduleDatabaseUrls))) await ensureDatabase(url)
 for (const name of MODULE_NAMES) {
-  const { applied } = await migrateModule(name, config.moduleDatabaseUrls[name])
+  const { applied } = await migrateModule(name, config.moduleDatabaseUrls[name]!)
   console.log(`${name}: ${applied.length === 0 ? 'up to date' : `applied ${applied.join(', ')}`}`)
 }

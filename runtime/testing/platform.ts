@@ -1,6 +1,6 @@
 import { loadConfig } from '../config'
 import { createPlatform, type Platform } from '../platform'
-import type { ModuleName } from '../modules'
+import { REGISTRY, type ModuleRegistry } from '../modules'
 
 export interface TestPlatform extends Platform {
   /** Sends a request through the whole app (hooks, error mapping) without opening a socket. */
@@ -14,9 +14,13 @@ export interface TestResponse {
 }
 
 /** A platform running the given modules against the test database and Redis (see preload.ts). */
-export async function startTestPlatform(modules: ModuleName[], env: Record<string, string> = {}): Promise<TestPlatform> {
-  const config = loadConfig({ ...process.env, ...env }, ['--modules=' + modules.join(',')])
-  const platform = await createPlatform(config)
+export async function startTestPlatform(
+  modules: string[],
+  env: Record<string, string> = {},
+  registry: ModuleRegistry = REGISTRY,
+): Promise<TestPlatform> {
+  const config = loadConfig({ ...process.env, ...env }, ['--modules=' + modules.join(',')], registry.names)
+  const platform = await createPlatform(config, undefined, registry)
   await platform.start()
   return Object.assign(platform, {
     async request(method: string, path: string, options: { body?: unknown; token?: string; headers?: Record<string, string> } = {}) {

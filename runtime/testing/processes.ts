@@ -2,6 +2,8 @@ import type { Subprocess } from 'bun'
 import { join } from 'node:path'
 
 const MAIN = join(import.meta.dir, '..', 'main.ts')
+/** The entrypoint of test deployments, whose processes also know (and may run) the probe module. */
+export const PROBE_MAIN = join(import.meta.dir, 'probe-main.ts')
 
 export interface TiketiProcess {
   url: string
@@ -12,8 +14,13 @@ export interface TiketiProcess {
 }
 
 /** Starts `bun runtime/main.ts` on a free port and waits until it listens. */
-export async function startTiketi(args: string[], env: Record<string, string> = {}, timeoutMs = 20_000): Promise<TiketiProcess> {
-  const child = Bun.spawn(['bun', MAIN, ...args], {
+export async function startTiketi(
+  args: string[],
+  env: Record<string, string> = {},
+  options: { entry?: string; timeoutMs?: number } = {},
+): Promise<TiketiProcess> {
+  const timeoutMs = options.timeoutMs ?? 20_000
+  const child = Bun.spawn(['bun', options.entry ?? MAIN, ...args], {
     env: { ...process.env, PORT: '0', LOG_LEVEL: 'info', ...env },
     stdin: 'ignore',
     stdout: 'pipe',

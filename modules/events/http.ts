@@ -1,0 +1,109 @@
+import { Elysia, t } from 'elysia'
+import type { AuthGuard } from '../../runtime/kernel/auth-guard'
+import { cachedJsonResponse, type ResponseCache } from '../../runtime/kernel/cache'
+import { notFound } from '../../runtime/kernel/errors'
+import { CreateEventInput, EventListQuery, IdParams, NewsInput, NewsListQuery, UpdateEventInput } from './contract'
+import type { Catalog } from './services/catalog'
+import type { News } from './services/news'
+
+/** Serves a cached read, or 404 when the loader found nothing. */
+function serve(cached: Awaited<ReturnType<ResponseCache['get']>>, headers: Record<string, string | undefined>, set: { status?: number | string }, what: string) {
+  const response = cachedJsonResponse(cached, headers['if-none-match'])
+  if (!response) throw notFound(what)
+  set.status = response.status
+  return response
+}
+
+export function eventsHttp(deps: { catalog: Catalog; news: News; cache: ResponseCache; newsCache: ResponseCache; guard: AuthGuard }) {
+  const { catalog, news, cache, newsCache } = deps
+  return new Elysia({ name: 'events-http', detail: { tags: ['events'] } })
+    .use(deps.guard)
+    .get(
+      '/events',
+      async ({ query, headers, set }) => {
+        const key = JSON.stringify([query.status, query.q, query.from, query.to, query.sort, query.page ?? 1, query.limit ?? 20])
+        return serve(await cache.get('list', key, () => catalog.list(query)), headers, set, 'events')
+      },
+      { query: EventListQuery, detail: { summary: 'Browse events (status, text, date range, sort, page)' } },
+    )
+    .get('/events/:id', async ({ params, headers, set }) => serve(await cache.get(`event:${params.id}`, 'detail', () => catalog.detail(params.id)), headers, set, 'event'), {
+      params: IdParams,
+      detail: { summary: 'Event detail with ticket types, price range, seat count and sale status' },
+    })
+    .get(
+      '/events/:id/seat-map',
+      async ({ params, headers, set }) => serve(await cache.get(`event:${params.id}`, 'seat-map', () => catalog.seatMap(params.id)), headers, set, 'event'),
+      { params: IdParams, detail: { summary: 'Every seat of the event: id, label, section, price, blocked' } },
+    )
+    .post(
+      '/events',
+      async ({ body, set }) => {
+        set.status = 201
+        return catalog.create(body)
+      },
+      { auth: 'admin', body: CreateEventInput, detail: { summary: 'Create a draft event (admin)' } },
+    )
+    .put('/events/:id', ({ params, body }) => catalog.update(params.id, body), {
+      auth: 'admin',
+      params: IdParams,
+      body: UpdateEventInput,
+      detail: { summary: 'Change an event (admin); a published one announces event.updated.v1' },
+    })
+    .delete(
+      '/events/:id',
+      async ({ params, set }) => {
+        const result = await catalog.remove(params.id)
+        if ('deleted' in result) set.status = 204
+        else return result
+      },
+      { auth: 'admin', params: IdParams, detail: { summary: 'Delete a draft, or cancel a published event (admin)' } },
+    )
+    .post('/events/:id/publish', ({ params }) => catalog.publish(params.id), {
+      auth: 'admin',
+      params: IdParams,
+      detail: { summary: 'Publish a draft: it follows its sale schedule from now on (admin)' },
+    })
+    .post('/events/:id/unpublish', ({ params }) => catalog.unpublish(params.id), {
+      auth: 'admin',
+      params: IdParams,
+      detail: { summary: 'Back to draft, before the sale starts (admin)' },
+    })
+    .get(
+      '/news',
+      async ({ query, headers, set }) =>
+        serve(await newsCache.get('news', `list:${query.page ?? 1}:${query.limit ?? 20}`, () => news.list(query.page ?? 1, query.limit ?? 20)), headers, set, 'news'),
+      { query: NewsListQuery, detail: { summary: 'Notices, pinned first', tags: ['news'] } },
+    )
+    .get('/news/:id', async ({ params, headers, set }) => serve(await newsCache.get('news', `item:${params.id}`, () => news.detail(params.id)), headers, set, 'news'), {
+      params: IdParams,
+      detail: { summary: 'One notice', tags: ['news'] },
+    })
+    .post(
+      '/news',
+      async ({ body, set }) => {
+        const created = await news.create(body)
+        await newsCache.invalidate('news')
+        set.status = 201
+        return created
+      },
+      { auth: 'admin', body: NewsInput, detail: { summary: 'Post a notice (admin)', tags: ['news'] } },
+    )
+    .put(
+      '/news/:id',
+      async ({ params, body }) => {
+        const updated = await news.update(params.id, body)
+        await newsCache.invalidate('news')
+        return updated
+      },
+      { auth: 'admin', params: IdParams, body: t.Partial(NewsInput), detail: { summary: 'Edit a notice (admin)', tags: ['news'] } },
+    )
+    .delete(
+      '/news/:id',
+      async ({ params, set }) => {
+        await news.remove(params.id)
+        await newsCache.invalidate('news')
+        set.status = 204
+      },
+      { auth: 'admin', params: IdParams, detail: { summary: 'Delete a notice (admin)', tags: ['news'] } },
+    )
+}

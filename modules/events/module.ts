@@ -1,0 +1,51 @@
+import { Worker } from 'bullmq'
+import { Outbox } from '../../runtime/kernel/bus'
+import { createResponseCache } from '../../runtime/kernel/cache'
+import { describeError } from '../../runtime/kernel/log'
+import { defineModule } from '../../runtime/kernel/module'
+import { eventsContract } from './contract'
+import { createEventsDb } from './db'
+import { eventsHttp } from './http'
+import { createCatalog } from './services/catalog'
+import { createLifecycle, LIFECYCLE_QUEUE, type LifecycleJob } from './services/lifecycle'
+import { createNews } from './services/news'
+
+export const eventsModule = defineModule({
+  contract: eventsContract,
+  create(ctx) {
+    const db = createEventsDb(ctx.databaseUrl)
+    const outbox = new Outbox(eventsContract, ctx.catalog)
+    const cache = createResponseCache({ redis: ctx.redis, name: 'events', ttlSeconds: 60, lookups: ctx.metrics.cacheLookups })
+    const newsCache = createResponseCache({ redis: ctx.redis, name: 'news', ttlSeconds: 60, lookups: ctx.metrics.cacheLookups })
+
+    const committed = async (eventIds: string[]) => {
+      ctx.wakeRelay()
+      try {
+        await cache.invalidate('list', ...eventIds.map((id) => `event:${id}`))
+      } catch (error) {
+        // The write is committed; cached reads expire within the cache TTL.
+        ctx.log.warn('cache invalidation failed', { eventIds, error: describeError(error) })
+      }
+    }
+    const lifecycle = createLifecycle({ db, queue: ctx.queues.get(LIFECYCLE_QUEUE), outbox, committed, log: ctx.log })
+    const catalog = createCatalog({ db, outbox, committed, lifecycle })
+    let worker: Worker<LifecycleJob> | undefined
+
+    return {
+      db,
+      http: eventsHttp({ catalog, news: createNews(db), cache, newsCache, guard: ctx.guard }),
+      async start() {
+        worker = new Worker<LifecycleJob>(LIFECYCLE_QUEUE, (job) => lifecycle.advance(job.data.eventId, job.data.dueAt), {
+          connection: ctx.workerConnection,
+          prefix: ctx.config.redisPrefix,
+          concurrency: 4,
+        })
+        worker.on('error', (error) => ctx.log.warn('lifecycle worker error', { error: describeError(error) }))
+        await lifecycle.reconcile()
+      },
+      async stop() {
+        await worker?.close()
+      },
+    }
+  },
+})

@@ -1,0 +1,118 @@
+import type { EventPayload } from '../../../runtime/kernel/contract'
+import type { eventsContract } from '../contract'
+import type { EventStatus } from '../domain/lifecycle'
+
+/** An event row as the services read it (Prisma's Event with its ticket types). */
+export interface EventRow {
+  id: string
+  title: string
+  description: string
+  venue: string
+  address: string
+  artist: string
+  posterUrl: string | null
+  eventDate: Date
+  saleStart: Date
+  saleEnd: Date
+  status: string
+  statusChangedAt: Date
+  queueRequired: boolean
+  admissionRatePerMinute: number | null
+  perUserLimit: number
+  priceTiers: unknown
+  sections: unknown
+  seatCount: number
+  minPrice: number | null
+  maxPrice: number | null
+  version: number
+  createdAt: Date
+  updatedAt: Date
+  ticketTypes: Array<{ id: string; name: string; price: number; quantity: number; sortOrder: number }>
+}
+
+export interface SeatRow {
+  id: string
+  label: string
+  section: string
+  row: string
+  number: number
+  priceTier: string
+  price: number
+  blocked: boolean
+}
+
+const priceRange = (event: EventRow) =>
+  event.minPrice === null || event.maxPrice === null ? null : { min: event.minPrice, max: event.maxPrice, currency: 'KRW' }
+
+/** What a buyer sees in a list. */
+export function summaryView(event: EventRow) {
+  return {
+    id: event.id,
+    title: event.title,
+    artist: event.artist,
+    venue: event.venue,
+    posterUrl: event.posterUrl,
+    eventDate: event.eventDate.toISOString(),
+    saleStart: event.saleStart.toISOString(),
+    saleEnd: event.saleEnd.toISOString(),
+    status: event.status as EventStatus,
+    priceRange: priceRange(event),
+  }
+}
+
+/** What a buyer sees on an event page; seat availability is the reservations module's (GET /events/:id/seats). */
+export function detailView(event: EventRow) {
+  return {
+    ...summaryView(event),
+    description: event.description,
+    address: event.address,
+    statusChangedAt: event.statusChangedAt.toISOString(),
+    queue: { required: event.queueRequired, admissionRatePerMinute: event.admissionRatePerMinute },
+    perUserLimit: event.perUserLimit,
+    seatCount: event.seatCount,
+    priceTiers: event.priceTiers as Array<{ name: string; price: number }>,
+    sections: event.sections as SectionSummary[],
+    ticketTypes: event.ticketTypes
+      .toSorted((a, b) => a.sortOrder - b.sortOrder)
+      .map(({ id, name, price, quantity }) => ({ id, name, price, quantity })),
+    version: event.version,
+    updatedAt: event.updatedAt.toISOString(),
+  }
+}
+
+// A type alias, not an interface: Prisma accepts it as a JSON column value.
+export type SectionSummary = {
+  name: string
+  seatCount: number
+  blockedCount: number
+  minPrice: number
+  maxPrice: number
+}
+
+export function seatView(seat: SeatRow) {
+  const { id, label, section, row, number, priceTier, price, blocked } = seat
+  return { id, label, section, row, number, priceTier, price, blocked }
+}
+
+export type EventSnapshot = EventPayload<typeof eventsContract, 'event.published.v1'>
+
+/** The integration-event payload: the rules of the sale and the full sellable inventory. */
+export function snapshotOf(event: EventRow, seats: SeatRow[]): EventSnapshot {
+  return {
+    eventId: event.id,
+    version: event.version,
+    title: event.title,
+    status: event.status as EventStatus,
+    eventDate: event.eventDate.toISOString(),
+    saleStart: event.saleStart.toISOString(),
+    saleEnd: event.saleEnd.toISOString(),
+    perUserLimit: event.perUserLimit,
+    queue: { required: event.queueRequired, admissionRatePerMinute: event.admissionRatePerMinute },
+    seats: seats.map(seatView),
+    ticketTypes: event.ticketTypes
+      .toSorted((a, b) => a.sortOrder - b.sortOrder)
+      .map(({ id, name, price, quantity }) => ({ id, name, price, quantity })),
+  }
+}
+
+export type DetailView = ReturnType<typeof detailView>
