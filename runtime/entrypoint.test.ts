@@ -29,13 +29,15 @@ describe('entrypoint', () => {
 
   test('SIGTERM finishes in-flight requests and exits cleanly within 10 s', async () => {
     const tiketi = await startTiketi(['--modules=auth'])
+    // Open the keep-alive connection first, so the request below reaches the server at once.
+    expect((await fetch(`${tiketi.url}/health`)).status).toBe(200)
     // Registration hashes a password: slow enough to still be in flight when the signal arrives.
     const inFlight = fetch(`${tiketi.url}/api/auth/register`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ email: `sigterm-${crypto.randomUUID()}@example.test`, password: 'graceful-password' }),
     })
-    await Bun.sleep(5)
+    await Bun.sleep(20)
     const started = performance.now()
     const exit = tiketi.stop('SIGTERM')
     expect((await inFlight).status).toBe(201)
