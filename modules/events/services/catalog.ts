@@ -34,20 +34,26 @@ function parseSchedule(input: { eventDate: string; saleStart: string; saleEnd: s
   return { eventDate: new Date(input.eventDate), saleStart: new Date(input.saleStart), saleEnd: new Date(input.saleEnd) }
 }
 
-/** Seats plus the derived columns the events row keeps for cheap reads. */
-function inventoryOf(eventId: string, input: Pick<CreateInput, 'seatMap' | 'ticketTypes'>) {
-  let seats: Seat[] = []
-  if (input.seatMap) {
-    try {
-      seats = expandSeatMap(eventId, input.seatMap)
-    } catch (error) {
-      if (error instanceof SeatMapError) throw badRequest('SEAT_MAP_INVALID', error.message)
-      throw error
-    }
+function expandSeats(eventId: string, seatMap: CreateInput['seatMap']): Seat[] {
+  if (!seatMap) return []
+  try {
+    return expandSeatMap(eventId, seatMap)
+  } catch (error) {
+    if (error instanceof SeatMapError) throw badRequest('SEAT_MAP_INVALID', error.message)
+    throw error
   }
-  const ticketTypes = input.ticketTypes ?? []
+}
+
+type TicketTypeInput = { name: string; price: number; quantity: number }
+
+function requireInventory(seats: Seat[], ticketTypes: TicketTypeInput[]) {
+  if (seats.length === 0 && ticketTypes.length === 0) throw badRequest('NO_INVENTORY', 'an event needs a seat map or at least one ticket type')
   if (new Set(ticketTypes.map((type) => type.name)).size !== ticketTypes.length)
     throw badRequest('TICKET_TYPES_INVALID', 'ticket type names must be unique within an event')
+}
+
+/** The columns the events row keeps so that reads need not scan 50,000 seats: sections, counts, price range. */
+function summarize(seats: Seat[], ticketTypes: TicketTypeInput[], priceTiers: unknown) {
   const sections = new Map<string, SectionSummary>()
   for (const seat of seats) {
     const summary = sections.get(seat.section) ?? { name: seat.section, seatCount: 0, blockedCount: 0, minPrice: seat.price, maxPrice: seat.price }
@@ -57,18 +63,13 @@ function inventoryOf(eventId: string, input: Pick<CreateInput, 'seatMap' | 'tick
     summary.maxPrice = Math.max(summary.maxPrice, seat.price)
     sections.set(seat.section, summary)
   }
-  const prices = [...seats.filter((seat) => !seat.blocked).map((seat) => seat.price), ...ticketTypes.map((type) => type.price)]
-  return {
-    seats,
-    ticketTypes,
-    columns: {
-      priceTiers: input.seatMap?.priceTiers ?? [],
-      sections: [...sections.values()],
-      seatCount: seats.length,
-      minPrice: prices.length > 0 ? Math.min(...prices) : null,
-      maxPrice: prices.length > 0 ? Math.max(...prices) : null,
-    },
+  let minPrice: number | null = null
+  let maxPrice: number | null = null
+  for (const price of [...seats.filter((seat) => !seat.blocked).map((seat) => seat.price), ...ticketTypes.map((type) => type.price)]) {
+    minPrice = minPrice === null ? price : Math.min(minPrice, price)
+    maxPrice = maxPrice === null ? price : Math.max(maxPrice, price)
   }
+  return { priceTiers: priceTiers as Array<{ name: string; price: number }>, sections: [...sections.values()], seatCount: seats.length, minPrice, maxPrice }
 }
 
 async function insertSeats(tx: SqlClient, eventId: string, seats: Seat[]) {
@@ -115,11 +116,6 @@ export function createCatalog(deps: {
   const seatsOf = (tx: Tx | EventsDb, eventId: string) =>
     tx.seat.findMany({ where: { eventId }, orderBy: [{ section: 'asc' }, { row: 'asc' }, { number: 'asc' }] })
 
-  function requireInventory(seatCount: number, ticketTypeCount: number) {
-    if (seatCount === 0 && ticketTypeCount === 0)
-      throw badRequest('NO_INVENTORY', 'an event needs a seat map or at least one ticket type')
-  }
-
   function requireValidSchedule(schedule: Schedule) {
     const problem = checkSchedule(schedule, now())
     if (problem) throw badRequest(problem.code, problem.message)
@@ -130,8 +126,9 @@ export function createCatalog(deps: {
       const schedule = parseSchedule(input)
       requireValidSchedule(schedule)
       const id = randomUUID()
-      const inventory = inventoryOf(id, input)
-      requireInventory(inventory.seats.length, inventory.ticketTypes.length)
+      const seats = expandSeats(id, input.seatMap)
+      const ticketTypes = input.ticketTypes ?? []
+      requireInventory(seats, ticketTypes)
       const event = await db.$transaction(
         async (tx) => {
           await tx.event.create({
@@ -148,11 +145,11 @@ export function createCatalog(deps: {
               queueRequired: input.queue?.required ?? false,
               admissionRatePerMinute: input.queue?.admissionRatePerMinute ?? null,
               perUserLimit: input.perUserLimit ?? DEFAULT_PER_USER_LIMIT,
-              ...inventory.columns,
-              ticketTypes: { create: inventory.ticketTypes.map((type, sortOrder) => ({ id: randomUUID(), ...type, sortOrder })) },
+              ...summarize(seats, ticketTypes, input.seatMap?.priceTiers ?? []),
+              ticketTypes: { create: ticketTypes.map((type, sortOrder) => ({ id: randomUUID(), ...type, sortOrder })) },
             },
           })
-          await insertSeats(tx, id, inventory.seats)
+          await insertSeats(tx, id, seats)
           return tx.event.findUniqueOrThrow({ where: { id }, include: withTypes })
         },
         { timeout: 60_000 },
@@ -180,28 +177,20 @@ export function createCatalog(deps: {
 
           let columns = {}
           if (inventoryChanged) {
-            const seatMap = input.seatMap !== undefined ? input.seatMap : undefined
-            const keepSeats = input.seatMap === undefined
-            const existingSeats = keepSeats ? await seatsOf(tx, id) : []
-            const inventory = inventoryOf(id, {
-              seatMap: seatMap ?? undefined,
-              ticketTypes: input.ticketTypes ?? current.ticketTypes.map(({ name, price, quantity }) => ({ name, price, quantity })),
-            })
-            requireInventory(keepSeats ? current.seatCount : inventory.seats.length, inventory.ticketTypes.length)
+            const seats = input.seatMap !== undefined ? expandSeats(id, input.seatMap) : await seatsOf(tx, id)
+            const ticketTypes = input.ticketTypes ?? current.ticketTypes.map(({ name, price, quantity }) => ({ name, price, quantity }))
+            requireInventory(seats, ticketTypes)
             if (input.seatMap !== undefined) {
               await tx.seat.deleteMany({ where: { eventId: id } })
-              await insertSeats(tx, id, inventory.seats)
-              columns = inventory.columns
-            } else {
-              const prices = [...existingSeats.filter((seat) => !seat.blocked).map((seat) => seat.price), ...inventory.ticketTypes.map((type) => type.price)]
-              columns = { minPrice: prices.length ? Math.min(...prices) : null, maxPrice: prices.length ? Math.max(...prices) : null }
+              await insertSeats(tx, id, seats)
             }
             if (input.ticketTypes !== undefined) {
               await tx.ticketType.deleteMany({ where: { eventId: id } })
               await tx.ticketType.createMany({
-                data: inventory.ticketTypes.map((type, sortOrder) => ({ id: randomUUID(), eventId: id, ...type, sortOrder })),
+                data: ticketTypes.map((type, sortOrder) => ({ id: randomUUID(), eventId: id, ...type, sortOrder })),
               })
             }
+            columns = summarize(seats, ticketTypes, input.seatMap !== undefined ? (input.seatMap?.priceTiers ?? []) : current.priceTiers)
           }
 
           const nextStatus = scheduledStatus(status, schedule, now())
@@ -268,7 +257,8 @@ export function createCatalog(deps: {
           const current = await findForUpdate(tx, id)
           if (current.status !== 'draft') throw conflict('ALREADY_PUBLISHED', `the event is ${current.status}, not a draft`)
           requireValidSchedule(current)
-          requireInventory(current.seatCount, current.ticketTypes.length)
+          if (current.seatCount === 0 && current.ticketTypes.length === 0)
+            throw badRequest('NO_INVENTORY', 'an event needs a seat map or at least one ticket type')
           const status = scheduledStatus('upcoming', current, now())
           const event = await tx.event.update({
             where: { id },

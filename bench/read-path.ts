@@ -1,0 +1,93 @@
+// Read-path benchmark: event list and event detail from a warm cache, beside a plain Bun.serve JSON endpoint
+// measured in the same run. `bun bench/read-path.ts [--seconds=5] [--concurrency=64]`
+// Uses its own database (tiketi_bench) and Redis database 14; prints a table and writes bench/results/read-path.json.
+import { mkdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import { startTiketi } from '../runtime/testing/processes'
+import { load, type LoadResult } from './load'
+
+const arg = (name: string, fallback: number) => Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? fallback)
+const seconds = arg('seconds', 5)
+const concurrency = arg('concurrency', 64)
+const ADMIN = { email: 'bench-admin@tiketi.test', password: 'bench-admin-password' }
+
+const tiketi = await startTiketi(
+  ['--modules=auth,events'],
+  {
+    DATABASE_URL: 'postgresql://postgres@127.0.0.1:5432/tiketi_bench',
+    REDIS_URL: 'redis://127.0.0.1:6379/14',
+    REDIS_PREFIX: 'tiketi-bench',
+    AUTO_MIGRATE: 'true',
+    NODE_ENV: 'development',
+    ADMIN_EMAIL: ADMIN.email,
+    ADMIN_PASSWORD: ADMIN.password,
+  },
+  { timeoutMs: 60_000 },
+)
+
+try {
+  const post = (path: string, token: string, body?: unknown) =>
+    fetch(`${tiketi.url}/api${path}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    })
+  const login = (await (await fetch(`${tiketi.url}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(ADMIN) })).json()) as { accessToken: string }
+  const day = 86_400_000
+  let eventId = ''
+  for (let i = 0; i < 30; i++) {
+    const created = (await (
+      await post('/events', login.accessToken, {
+        title: `Bench concert ${i}`,
+        venue: 'Olympic Hall',
+        artist: 'Bench Artist',
+        eventDate: new Date(Date.now() + 30 * day).toISOString(),
+        saleStart: new Date(Date.now() + day).toISOString(),
+        saleEnd: new Date(Date.now() + 20 * day).toISOString(),
+        seatMap: { priceTiers: [{ name: 'R', price: 110_000 }], sections: [{ name: 'A', rows: 20, seatsPerRow: 30, priceTier: 'R' }] },
+        ticketTypes: [{ name: 'Standing', price: 88_000, quantity: 1_000 }],
+      })
+    ).json()) as { id: string }
+    await post(`/events/${created.id}/publish`, login.accessToken)
+    eventId = created.id
+  }
+
+  const listUrl = `${tiketi.url}/api/events?limit=20`
+  const detailUrl = `${tiketi.url}/api/events/${eventId}`
+  const detailBody = await (await fetch(detailUrl)).text()
+  await fetch(listUrl)
+  const bodyFile = join(import.meta.dir, 'results', 'baseline-body.json')
+  await mkdir(join(import.meta.dir, 'results'), { recursive: true })
+  await Bun.write(bodyFile, detailBody)
+
+  // The baseline prints its port on its first line.
+  const baseline = Bun.spawn(['bun', join(import.meta.dir, 'baseline-server.ts'), bodyFile], { stdout: 'pipe' })
+  const reader = baseline.stdout.getReader()
+  const { value } = await reader.read()
+  const baselineUrl = `http://127.0.0.1:${JSON.parse(new TextDecoder().decode(value)).port}/`
+  reader.releaseLock()
+
+  const results: Record<string, LoadResult> = {}
+  const run = async (name: string, url: string) => {
+    await load(url, { concurrency, seconds: 1 }) // warm-up, not counted
+    results[name] = await load(url, { concurrency, seconds })
+  }
+  // Interleaved so that drift in the machine's load affects both sides alike.
+  await run('baseline (Bun.serve, same body)', baselineUrl)
+  await run('GET /api/events?limit=20', listUrl)
+  await run('GET /api/events/:id', detailUrl)
+  await run('baseline again', baselineUrl)
+  baseline.kill()
+
+  const base = (results['baseline (Bun.serve, same body)']!.requestsPerSecond + results['baseline again']!.requestsPerSecond) / 2
+  const baseP99 = (results['baseline (Bun.serve, same body)']!.p99Ms + results['baseline again']!.p99Ms) / 2
+  console.log(`\nread path, ${concurrency} concurrent clients, ${seconds} s each, detail body ${detailBody.length} bytes\n`)
+  console.log('target                               req/s     p50 ms   p99 ms   errors   req/s vs baseline   p99 vs baseline')
+  for (const [name, result] of Object.entries(results))
+    console.log(
+      `${name.padEnd(36)} ${result.requestsPerSecond.toFixed(0).padStart(7)} ${result.p50Ms.toFixed(2).padStart(9)} ${result.p99Ms.toFixed(2).padStart(8)} ${String(result.errors).padStart(8)} ${(result.requestsPerSecond / base).toFixed(2).padStart(19)} ${(result.p99Ms / baseP99).toFixed(2).padStart(17)}`,
+    )
+  await Bun.write(join(import.meta.dir, 'results', 'read-path.json'), JSON.stringify({ concurrency, seconds, results }, null, 2))
+} finally {
+  await tiketi.stop()
+}
