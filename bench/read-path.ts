@@ -74,6 +74,7 @@ try {
   }
   // Interleaved so that drift in the machine's load affects both sides alike.
   await run('baseline (Bun.serve, same body)', baselineUrl)
+  await run('GET /health (hooks only, no I/O)', `${tiketi.url}/health`)
   await run('GET /api/events?limit=20', listUrl)
   await run('GET /api/events/:id', detailUrl)
   await run('baseline again', baselineUrl)

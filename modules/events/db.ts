@@ -1,9 +1,9 @@
-import { PrismaPg } from '@prisma/adapter-pg'
+import { modulePgAdapter } from '../../runtime/kernel/db'
 import { PrismaClient } from './generated/prisma/client'
 
 /** The events module's own Prisma client, bound to PostgreSQL schema "events" through its own URL. */
 export function createEventsDb(url: string) {
-  return new PrismaClient({ adapter: new PrismaPg({ connectionString: url, max: 10 }, { schema: 'events' }) })
+  return new PrismaClient({ adapter: modulePgAdapter(url, 'events') })
 }
 
 export type EventsDb = ReturnType<typeof createEventsDb>

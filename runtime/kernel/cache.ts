@@ -31,8 +31,8 @@ export function matchesEtag(ifNoneMatch: string | null | undefined, etag: string
  *
  * Invalidation bumps a per-scope generation that is part of every value key, so a reader that loaded from the
  * database before a write committed stores its result under a generation nobody reads again. Single flight:
- * concurrent misses in one process share one load; across processes a short Redis lock lets one load while
- * the others wait for its result (and load themselves only if it does not come).
+ * concurrent reads of a key in one process share one lookup; across processes a short Redis lock lets one
+ * load a missing value while the others wait for its result (and load themselves only if it does not come).
  */
 export function createResponseCache(options: {
   redis: Redis
@@ -45,7 +45,7 @@ export function createResponseCache(options: {
   const { redis, name, ttlSeconds } = options
   const lockMs = options.lockMs ?? 3_000
   const keyPrefix = String(redis.options.keyPrefix ?? '')
-  const inflight = new Map<string, Promise<CachedResponse | undefined>>()
+  const inflight = new Map<string, { scope: string; promise: Promise<CachedResponse | undefined> }>()
   const count = (result: 'hit' | 'load' | 'shared' | 'waited') => options.lookups?.inc({ cache: name, result })
 
   const generationKey = (scope: string) => `cache:${name}:gen:${scope}`
@@ -83,29 +83,43 @@ export function createResponseCache(options: {
     }
   }
 
+  async function lookup(scope: string, key: string, load: () => Promise<unknown | undefined>): Promise<CachedResponse | undefined> {
+    const [generation, raw] = (await redis.eval(READ_SCRIPT, 1, generationKey(scope), keyPrefix + valueKey(scope, key))) as [
+      string,
+      string | null,
+    ]
+    if (raw !== null) {
+      count('hit')
+      return decode(raw)
+    }
+    return loadAndStore(valueKey(scope, key) + generation, load)
+  }
+
   return {
-    async get(scope: string, key: string, load: () => Promise<unknown | undefined>): Promise<CachedResponse | undefined> {
-      const [generation, raw] = (await redis.eval(READ_SCRIPT, 1, generationKey(scope), keyPrefix + valueKey(scope, key))) as [
-        string,
-        string | null,
-      ]
-      if (raw !== null) {
-        count('hit')
-        return decode(raw)
-      }
-      const fullKey = valueKey(scope, key) + generation
-      const pending = inflight.get(fullKey)
+    /**
+     * Concurrent reads of one key in this process share one lookup (one Redis round trip, or one load on a
+     * miss): a refresh storm on one event costs Redis one read per round trip, not one per request.
+     */
+    get(scope: string, key: string, load: () => Promise<unknown | undefined>): Promise<CachedResponse | undefined> {
+      const id = `${scope}\u0000${key}`
+      const pending = inflight.get(id)
       if (pending) {
         count('shared')
-        return pending
+        return pending.promise
       }
-      const loading = loadAndStore(fullKey, load).finally(() => inflight.delete(fullKey))
-      inflight.set(fullKey, loading)
-      return loading
+      const entry = { scope, promise: lookup(scope, key, load) }
+      inflight.set(id, entry)
+      const forget = () => {
+        if (inflight.get(id) === entry) inflight.delete(id)
+      }
+      entry.promise.then(forget, forget)
+      return entry.promise
     },
 
     /** Makes every value cached under these scopes unreachable. Call after the write has committed. */
     async invalidate(...scopes: string[]): Promise<void> {
+      // Reads that start after this write must not join a lookup that began before it.
+      for (const [id, entry] of inflight) if (scopes.includes(entry.scope)) inflight.delete(id)
       const pipeline = redis.pipeline()
       for (const scope of scopes) pipeline.incr(generationKey(scope)).expire(generationKey(scope), 7 * 86_400)
       await pipeline.exec()

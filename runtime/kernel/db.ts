@@ -1,3 +1,4 @@
+import { PrismaPg } from '@prisma/adapter-pg'
 import { Client } from 'pg'
 
 function quoteIdent(name: string): string {
@@ -29,3 +30,14 @@ export async function ensureDatabase(url: string): Promise<void> {
 }
 
 export { quoteIdent }
+
+/**
+ * The PrismaPg adapter every module's client uses: its own schema, and bounded waits, so that a slow or
+ * unreachable database fails a request instead of hanging it.
+ */
+export function modulePgAdapter(url: string, schema: string, poolSize = 10): PrismaPg {
+  return new PrismaPg(
+    { connectionString: url, max: poolSize, connectionTimeoutMillis: 5_000, statement_timeout: 30_000, idleTimeoutMillis: 30_000 },
+    { schema },
+  )
+}

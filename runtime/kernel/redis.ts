@@ -37,6 +37,9 @@ export function connectRedis(url: string, prefix: string, log: Logger): RedisCon
     ...common,
     keyPrefix: `${prefix}:`,
     enableOfflineQueue: false,
+    commandTimeout: 2_000,
+    // Commands issued in the same tick (a burst of cache reads) travel as one pipeline.
+    enableAutoPipelining: true,
     maxRetriesPerRequest: 1,
   })
   // BullMQ forbids ioredis keyPrefix; it takes its own `prefix` option instead.
