@@ -132,3 +132,17 @@ describe('readiness follows Redis', () => {
     }
   })
 })
+
+describe('tokens when the auth module is out of reach', () => {
+  test('a process that cannot fetch the JWKS answers 503 with Retry-After, not 500', async () => {
+    const eventsOnly = await startTestPlatform(['events'], { AUTH_URL: 'http://127.0.0.1:9' })
+    try {
+      const response = await eventsOnly.request('POST', '/api/events', { token: 'eyJhbGciOiJFUzI1NiIsImtpZCI6IngifQ.e30.sig', body: {} })
+      expect(response.status).toBe(503)
+      expect(response.body.error.code).toBe('AUTH_KEYS_UNAVAILABLE')
+      expect(response.headers.get('retry-after')).toBe('5')
+    } finally {
+      await eventsOnly.stop()
+    }
+  })
+})

@@ -107,6 +107,9 @@ describe('admin CRUD and publishing', () => {
       expect((await platform.request(method, path, { token: user, body })).status).toBe(403)
       expect((await platform.request(method, path, { body })).status).toBe(401)
     }
+    // Authentication comes before body validation: a stranger learns nothing about the expected body.
+    expect((await platform.request('POST', '/api/events', { body: { nonsense: true } })).status).toBe(401)
+    expect((await platform.request('POST', '/api/events', { token: user, body: { nonsense: true } })).status).toBe(403)
   })
 })
 

@@ -1,7 +1,7 @@
 import { Elysia } from 'elysia'
 import { createLocalJWKSet, errors, jwtVerify, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose'
 import type Redis from 'ioredis'
-import { forbidden, unauthorized } from './errors'
+import { forbidden, HttpError, unauthorized } from './errors'
 
 export type Role = 'user' | 'admin'
 export const ACCESS_TOKEN_ISSUER = 'tiketi'
@@ -41,6 +41,9 @@ export function createTokenVerifier(options: {
   const refresh = () =>
     (inflight ??= options
       .jwks()
+      .catch(() => {
+        throw new HttpError(503, 'AUTH_KEYS_UNAVAILABLE', 'access tokens cannot be verified right now; try again shortly', { 'retry-after': '5' })
+      })
       .then((jwks) => {
         keySet = createLocalJWKSet(jwks)
         fetchedAt = Date.now()
@@ -93,12 +96,20 @@ function bearer(header: string | undefined): string {
  */
 let guardSeed = 0
 export function authGuard(verify: TokenVerifier) {
+  // Verified in `transform`, which runs before body validation: a caller without the right token learns
+  // 401/403, not what the body should look like. `resolve` then hands the principal to the handler.
+  const principals = new WeakMap<Request, Principal>()
   // The seed keeps guards of two platforms in one process (tests) from being deduplicated into one.
   return new Elysia({ name: 'auth-guard', seed: ++guardSeed }).macro({
     auth: (required: Role) => ({
-      async resolve({ headers }) {
+      async transform({ request, headers }: { request: Request; headers: Record<string, string | undefined> }) {
         const principal = await verify(bearer(headers.authorization))
         if (required === 'admin' && principal.role !== 'admin') throw forbidden('admin role required')
+        principals.set(request, principal)
+      },
+      resolve({ request }) {
+        const principal = principals.get(request)
+        if (!principal) throw unauthorized()
         return { principal }
       },
     }),
