@@ -3,6 +3,8 @@
 // Uses its own database (tiketi_bench) and Redis database 14; prints a table and writes bench/results/read-path.json.
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
+import Redis from 'ioredis'
+import { Client } from 'pg'
 import { startTiketi } from '../runtime/testing/processes'
 import { load, type LoadResult } from './load'
 
@@ -11,11 +13,23 @@ const seconds = arg('seconds', 5)
 const concurrency = arg('concurrency', 64)
 const ADMIN = { email: 'bench-admin@tiketi.test', password: 'bench-admin-password' }
 
+const DATABASE_URL = 'postgresql://postgres@127.0.0.1:5432/tiketi_bench'
+const REDIS_URL = 'redis://127.0.0.1:6379/14'
+
+// Every run starts from an empty database and Redis database, so runs compare.
+const admin = new Client({ connectionString: 'postgresql://postgres@127.0.0.1:5432/postgres' })
+await admin.connect()
+await admin.query('DROP DATABASE IF EXISTS tiketi_bench WITH (FORCE)')
+await admin.end()
+const redis = new Redis(REDIS_URL)
+await redis.flushdb()
+await redis.quit()
+
 const tiketi = await startTiketi(
   ['--modules=auth,events'],
   {
-    DATABASE_URL: 'postgresql://postgres@127.0.0.1:5432/tiketi_bench',
-    REDIS_URL: 'redis://127.0.0.1:6379/14',
+    DATABASE_URL,
+    REDIS_URL,
     REDIS_PREFIX: 'tiketi-bench',
     AUTO_MIGRATE: 'true',
     NODE_ENV: 'development',
