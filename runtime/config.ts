@@ -17,10 +17,10 @@ export interface Config {
   redisPrefix: string
   /** Base URL of the process serving the auth module, used for JWKS when auth runs elsewhere. */
   authUrl: string
-  /** Base URL per module for the gateway in split mode (unset: served in-process or not at all). */
-  moduleUrls: Partial<Record<string, string>>
   /** Create the database and apply migrations at start-up (development and test default). */
   autoMigrate: boolean
+  /** Take the client address from X-Forwarded-For (behind the gateway or a load balancer). */
+  trustProxy: boolean
   maxBodyBytes: number
   accessTokenTtlSeconds: number
   refreshTokenTtlSeconds: number
@@ -77,11 +77,6 @@ export function loadConfig(env: Env = process.env, argv: string[] = process.argv
   const moduleDatabaseUrls = Object.fromEntries(
     known.map((name) => [name, readUrl(env, `${name.toUpperCase()}_DATABASE_URL`, databaseUrl, postgres)]),
   ) as Record<string, string>
-  const moduleUrls: Partial<Record<string, string>> = {}
-  for (const name of MODULE_NAMES) {
-    const key = `${name.toUpperCase()}_URL`
-    if (env[key]) moduleUrls[name] = readUrl(env, key, '', ['http:', 'https:'])
-  }
   const port = readInt(env, 'PORT', 3000, 0, 65535)
   const redisPrefix = env.REDIS_PREFIX || 'tiketi'
   if (!/^[a-z0-9-]+$/i.test(redisPrefix)) throw new ConfigError('REDIS_PREFIX may contain only letters, digits and "-"')
@@ -102,9 +97,9 @@ export function loadConfig(env: Env = process.env, argv: string[] = process.argv
     moduleDatabaseUrls,
     redisUrl: readUrl(env, 'REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),
     redisPrefix,
-    authUrl: readUrl(env, 'AUTH_URL', moduleUrls.auth ?? `http://127.0.0.1:${port}`, ['http:', 'https:']),
-    moduleUrls,
+    authUrl: readUrl(env, 'AUTH_URL', `http://127.0.0.1:${port}`, ['http:', 'https:']),
     autoMigrate: readEnum(env, 'AUTO_MIGRATE', runtimeEnv === 'production' ? 'false' : 'true', ['true', 'false']) === 'true',
+    trustProxy: readEnum(env, 'TRUST_PROXY', 'false', ['true', 'false']) === 'true',
     maxBodyBytes: readInt(env, 'MAX_BODY_BYTES', 4 * 1024 * 1024, 1024, 64 * 1024 * 1024),
     accessTokenTtlSeconds: readInt(env, 'ACCESS_TOKEN_TTL_SECONDS', 900, 10, 86_400),
     refreshTokenTtlSeconds: readInt(env, 'REFRESH_TOKEN_TTL_SECONDS', 30 * 86_400, 60, 365 * 86_400),

@@ -76,7 +76,7 @@ describe('errors and logs', () => {
   test('an unexpected error is a bare 500 and its details stay out of the response and logs', async () => {
     const lines: string[] = []
     const config = loadConfig(process.env, ['--modules=auth'])
-    const crashing = await createPlatform(config, createLogger('debug', {}, (line) => lines.push(line)))
+    const crashing = await createPlatform(config, createLogger('info', {}, (line) => lines.push(line)))
     crashing.app.get('/crash', () => {
       throw new Error('connection to postgres://admin:s3cret@db failed')
     })
@@ -84,7 +84,7 @@ describe('errors and logs', () => {
     await crashing.app.handle(
       new Request('http://localhost/api/auth/login', {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        headers: { 'content-type': 'application/json', 'x-request-id': 'login-attempt-1' },
         body: JSON.stringify({ email: uniqueEmail(), password }),
       }),
     )
@@ -95,6 +95,10 @@ describe('errors and logs', () => {
     await crashing.stop()
     const log = lines.join('\n')
     expect(lines.some((line) => JSON.parse(line).msg === 'request failed')).toBe(true)
+    // The failed login is logged with its request id, route and status, and nothing of its body.
+    expect(lines.map((line) => JSON.parse(line))).toContainEqual(
+      expect.objectContaining({ msg: 'request', requestId: 'login-attempt-1', route: '/api/auth/login', status: '401' }),
+    )
     expect(log).not.toContain(password)
     expect(log).not.toMatch(/\n\s+at /) // no stack traces
     for (const line of lines) expect(() => JSON.parse(line)).not.toThrow()

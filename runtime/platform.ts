@@ -145,7 +145,10 @@ export async function createPlatform(
       const labels = { method: request.method, route: route || 'unmatched', status }
       metrics.httpRequests.inc(labels)
       metrics.httpDuration.observe(labels, seconds)
-      log.debug('request', { requestId: set.headers['x-request-id'], ...labels, ms: Math.round(seconds * 1000) })
+      // Writes and failures are always worth a line; successful reads (the refresh storms) only when debugging.
+      const entry = { requestId: set.headers['x-request-id'], ...labels, ms: Math.round(seconds * 1000) }
+      if (request.method === 'GET' && Number(status) < 400) log.debug('request', entry)
+      else log.info('request', entry)
     })
     .use(
       openapi({

@@ -91,6 +91,28 @@ describe('auth flow', () => {
   })
 })
 
+describe('throttling by client address', () => {
+  test('behind a trusted proxy, 50 failures from one address block it, and only it', async () => {
+    const proxied = await startTestPlatform(['auth'], { TRUST_PROXY: 'true' })
+    try {
+      const attempt = (address: string) =>
+        proxied.request('POST', '/api/auth/login', {
+          body: { email: uniqueEmail(), password: 'wrong-password' },
+          // The client's own claim comes first; the proxy appends the address it saw.
+          headers: { 'x-forwarded-for': `198.51.100.1, ${address}` },
+        })
+      const attacker = `203.0.113.${Math.floor(Math.random() * 250)}`
+      for (let i = 0; i < 50; i++) expect((await attempt(attacker)).status).toBe(401)
+      const blocked = await attempt(attacker)
+      expect(blocked.status).toBe(429)
+      expect(Number(blocked.headers.get('retry-after'))).toBeGreaterThan(0)
+      expect((await attempt('192.0.2.10')).status).toBe(401)
+    } finally {
+      await proxied.stop()
+    }
+  })
+})
+
 describe('access tokens', () => {
   test('a tampered token is refused', async () => {
     const user = await signUp()

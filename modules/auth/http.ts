@@ -1,9 +1,10 @@
 import { Elysia, t } from 'elysia'
 import type { AuthGuard } from '../../runtime/kernel/auth-guard'
+import { clientAddress } from '../../runtime/kernel/client-address'
 import { Credentials, JWKS_PATH, LogoutRequest, PublicUser, RefreshRequest, TokenPair } from './contract'
 import type { Accounts } from './services/accounts'
 
-export function authHttp(deps: { accounts: Accounts; guard: AuthGuard; jwks: () => Promise<unknown> }) {
+export function authHttp(deps: { accounts: Accounts; guard: AuthGuard; jwks: () => Promise<unknown>; trustProxy: boolean }) {
   const { accounts } = deps
   return new Elysia({ name: 'auth-http', prefix: '/auth', detail: { tags: ['auth'] } })
     .use(deps.guard)
@@ -17,7 +18,7 @@ export function authHttp(deps: { accounts: Accounts; guard: AuthGuard; jwks: () 
     )
     .post(
       '/login',
-      ({ body, request, server }) => accounts.login(body.email, body.password, server?.requestIP(request)?.address ?? 'local'),
+      ({ body, request, server }) => accounts.login(body.email, body.password, clientAddress(request, server, deps.trustProxy)),
       { body: Credentials, response: { 200: TokenPair }, detail: { summary: 'Sign in: access + refresh token' } },
     )
     .post('/refresh-token', ({ body }) => accounts.refresh(body.refreshToken), {

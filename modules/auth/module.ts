@@ -26,7 +26,7 @@ export const authModule = defineModule({
     return {
       db,
       client,
-      http: authHttp({ accounts, guard: ctx.guard, jwks: client.jwks }),
+      http: authHttp({ accounts, guard: ctx.guard, jwks: client.jwks, trustProxy: ctx.config.trustProxy }),
       async start() {
         if (ctx.config.admin) await accounts.ensureAdmin(ctx.config.admin.email, ctx.config.admin.password)
       },
