@@ -1,6 +1,7 @@
 import type { EventPayload } from '../../../runtime/kernel/contract'
 import type { eventsContract } from '../contract'
 import type { EventStatus } from '../domain/lifecycle'
+import type { Seat } from '../domain/seat-map'
 
 /** An event row as the services read it (Prisma's Event with its ticket types). */
 export interface EventRow {
@@ -28,17 +29,6 @@ export interface EventRow {
   createdAt: Date
   updatedAt: Date
   ticketTypes: Array<{ id: string; name: string; price: number; quantity: number; sortOrder: number }>
-}
-
-export interface SeatRow {
-  id: string
-  label: string
-  section: string
-  row: string
-  number: number
-  priceTier: string
-  price: number
-  blocked: boolean
 }
 
 const priceRange = (event: EventRow) =>
@@ -89,7 +79,7 @@ export type SectionSummary = {
   maxPrice: number
 }
 
-export function seatView(seat: SeatRow) {
+export function seatView(seat: Seat) {
   const { id, label, section, row, number, priceTier, price, blocked } = seat
   return { id, label, section, row, number, priceTier, price, blocked }
 }
@@ -97,7 +87,7 @@ export function seatView(seat: SeatRow) {
 export type EventSnapshot = EventPayload<typeof eventsContract, 'event.published.v1'>
 
 /** The integration-event payload: the rules of the sale and the full sellable inventory. */
-export function snapshotOf(event: EventRow, seats: SeatRow[]): EventSnapshot {
+export function snapshotOf(event: EventRow, seats: Seat[]): EventSnapshot {
   return {
     eventId: event.id,
     version: event.version,
