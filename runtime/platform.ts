@@ -18,10 +18,13 @@ import { REGISTRY, type ModuleRegistry } from './modules'
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/
 
 function withTimeout<T>(promise: PromiseLike<T>, ms: number, what: string): Promise<T> {
+  let timer: Timer | undefined
   return Promise.race([
     Promise.resolve(promise),
-    new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what} timed out`)), ms)),
-  ])
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what} timed out`)), ms)
+    }),
+  ]).finally(() => clearTimeout(timer))
 }
 
 /** Maps any thrown error to a status and the public error body; only unexpected errors are 500. */
@@ -192,6 +195,7 @@ export async function createPlatform(
     instances,
     relays,
     async start(options = {}) {
+      await redis.ready()
       for (const name of selected) await instances[name]!.start?.()
       for (const relay of Object.values(relays)) relay.start()
       for (const name of selected) {

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import Redis from 'ioredis'
 import { eventually, startTestPlatform, type TestPlatform } from '../../runtime/testing/platform'
 import { createEventsDb } from './db'
 import { ADMIN_ENV, adminToken, publishedEvent } from './testing'
@@ -75,5 +76,21 @@ describe('sale lifecycle driven by delayed jobs', () => {
     expect((await first.request('DELETE', `/api/events/${event.id}`, { token: admin })).body.status).toBe('cancelled')
     await Bun.sleep(1_300)
     expect(await statusOf(event.id)).toBe('cancelled')
+  })
+
+  test('a transition missed while nothing ran is caught up when an instance starts', async () => {
+    const event = await publishedEvent(first, admin)
+    // Downtime across the sale start: the instant passed while no worker ran.
+    await db.event.update({ where: { id: event.id }, data: { saleStart: new Date(Date.now() - 1_000) } })
+    const redis = new Redis(process.env.REDIS_URL!)
+    await redis.del(`${process.env.REDIS_PREFIX}:events:lifecycle:reconcile`) // earlier starts in this run took the turn
+    await redis.quit()
+    const restarted = await startTestPlatform(['events'], { AUTH_URL: 'http://127.0.0.1:1' })
+    try {
+      expect(await statusOf(event.id)).toBe('on_sale')
+      expect((await transitionsOf(event.id)).map((row) => row.to)).toEqual(['upcoming', 'on_sale'])
+    } finally {
+      await restarted.stop()
+    }
   })
 })

@@ -41,7 +41,7 @@ export const eventsModule = defineModule({
           concurrency: 4,
         })
         worker.on('error', (error) => ctx.log.warn('lifecycle worker error', { error: describeError(error) }))
-        await lifecycle.reconcile()
+        await lifecycle.reconcile(ctx.redis)
       },
       async stop() {
         await worker?.close()

@@ -9,6 +9,8 @@ export interface RedisConnections {
   producer: Redis
   /** Options for BullMQ workers, which need a blocking connection each. */
   workerOptions: ConnectionOptions
+  /** Resolves once both connections are usable; rejects when Redis stays out of reach for `ms`. */
+  ready(ms?: number): Promise<void>
   close(): Promise<void>
 }
 
@@ -28,6 +30,17 @@ function redisOptionsFromUrl(url: string): RedisOptions {
 /** Options for a BullMQ worker's blocking connection: it must wait forever rather than fail a command. */
 export function workerConnectionOptions(url: string): ConnectionOptions {
   return { ...redisOptionsFromUrl(url), connectTimeout: 2_000, maxRetriesPerRequest: null } as ConnectionOptions
+}
+
+function whenReady(client: Redis, ms: number): Promise<void> {
+  if (client.status === 'ready') return Promise.resolve()
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`Redis not reachable within ${ms} ms`)), ms)
+    client.once('ready', () => {
+      clearTimeout(timer)
+      resolve()
+    })
+  })
 }
 
 export function connectRedis(url: string, prefix: string, log: Logger): RedisConnections {
@@ -50,6 +63,9 @@ export function connectRedis(url: string, prefix: string, log: Logger): RedisCon
     keys,
     producer,
     workerOptions: workerConnectionOptions(url),
+    async ready(ms = 10_000) {
+      await Promise.all([keys, producer].map((client) => whenReady(client, ms)))
+    },
     async close() {
       await Promise.allSettled([keys.quit(), producer.quit()])
     },

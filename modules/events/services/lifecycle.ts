@@ -101,8 +101,12 @@ export function createLifecycle(deps: {
       return changed
     },
 
-    /** At start-up: catch up on transitions missed while nothing ran, and make sure future ones are planned. */
-    async reconcile() {
+    /**
+     * At start-up: catch up on transitions missed while nothing ran, and make sure future ones are planned.
+     * One instance does it per minute: replicas starting together would only repeat the same work.
+     */
+    async reconcile(redis: { set(...args: any[]): Promise<unknown> }) {
+      if (!(await redis.set('events:lifecycle:reconcile', '1', 'EX', 60, 'NX'))) return
       const live = await db.event.findMany({
         where: { status: { in: ['upcoming', 'on_sale', 'sold_out', 'closed'] } },
         select: { id: true, status: true, saleStart: true, saleEnd: true, eventDate: true },
