@@ -134,7 +134,7 @@ export const NewsInput = t.Object(
   { title: t.String({ minLength: 1, maxLength: 200 }), body: t.String({ minLength: 1, maxLength: 20_000 }), pinned: t.Optional(t.Boolean()) },
   closed,
 )
-export const NewsListQuery = t.Object(
+export const PageQuery = t.Object(
   { page: t.Optional(t.Integer({ minimum: 1, maximum: 10_000 })), limit: t.Optional(t.Integer({ minimum: 1, maximum: 100 })) },
   closed,
 )

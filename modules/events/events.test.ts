@@ -35,6 +35,19 @@ describe('admin CRUD and publishing', () => {
     expect((await platform.request('POST', `/api/events/${created.id}/publish`, { token: admin })).body.error.code).toBe('ALREADY_PUBLISHED')
   })
 
+  test('admins list their drafts; published events leave the list; users may not look', async () => {
+    const draft = await createEvent(platform, admin)
+    const published = await publishedEvent(platform, admin)
+    const drafts = await platform.request('GET', '/api/events/drafts?limit=100', { token: admin })
+    expect(drafts.status).toBe(200)
+    const ids = drafts.body.items.map((item: { id: string }) => item.id)
+    expect(ids).toContain(draft.id)
+    expect(ids).not.toContain(published.id)
+    expect(drafts.body.items.every((item: { status: string }) => item.status === 'draft')).toBe(true)
+    expect((await platform.request('GET', '/api/events/drafts', { token: user })).status).toBe(403)
+    expect((await platform.request('GET', '/api/events/drafts?limit=500', { token: admin })).status).toBe(400)
+  })
+
   test('an event whose sale window has begun is published straight on sale', async () => {
     const event = await publishedEvent(platform, admin, { saleStart: new Date(Date.now() - 60_000).toISOString() })
     expect(event.status).toBe('on_sale')

@@ -2,7 +2,7 @@ import { Elysia, t } from 'elysia'
 import type { AuthGuard } from '../../runtime/kernel/auth-guard'
 import { cachedJsonResponse, type ResponseCache } from '../../runtime/kernel/cache'
 import { notFound } from '../../runtime/kernel/errors'
-import { CreateEventInput, EventListQuery, IdParams, NewsInput, NewsListQuery, UpdateEventInput } from './contract'
+import { CreateEventInput, EventListQuery, IdParams, NewsInput, PageQuery, UpdateEventInput } from './contract'
 import type { Catalog } from './services/catalog'
 import type { News } from './services/news'
 
@@ -26,6 +26,11 @@ export function eventsHttp(deps: { catalog: Catalog; news: News; cache: Response
       },
       { query: EventListQuery, detail: { summary: 'Browse events (status, text, date range, sort, page)' } },
     )
+    .get('/events/drafts', ({ query }) => catalog.drafts(query.page ?? 1, query.limit ?? 20), {
+      auth: 'admin',
+      query: PageQuery,
+      detail: { summary: 'Drafts, newest first (admin)' },
+    })
     .get('/events/:id', async ({ params, headers, set }) => serve(await cache.get(`event:${params.id}`, 'detail', () => catalog.detail(params.id)), headers, set, 'event'), {
       params: IdParams,
       detail: { summary: 'Event detail with ticket types, price range, seat count and sale status' },
@@ -72,7 +77,7 @@ export function eventsHttp(deps: { catalog: Catalog; news: News; cache: Response
       '/news',
       async ({ query, headers, set }) =>
         serve(await newsCache.get('news', `list:${query.page ?? 1}:${query.limit ?? 20}`, () => news.list(query.page ?? 1, query.limit ?? 20)), headers, set, 'news'),
-      { query: NewsListQuery, detail: { summary: 'Notices, pinned first', tags: ['news'] } },
+      { query: PageQuery, detail: { summary: 'Notices, pinned first', tags: ['news'] } },
     )
     .get('/news/:id', async ({ params, headers, set }) => serve(await newsCache.get('news', `item:${params.id}`, () => news.detail(params.id)), headers, set, 'news'), {
       params: IdParams,

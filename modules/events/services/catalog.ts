@@ -295,6 +295,16 @@ export function createCatalog(deps: {
       return detailView(event)
     },
 
+    /** Drafts, newest first, in full: what admins are still preparing (never cached). */
+    async drafts(page: number, limit: number) {
+      const where = { status: 'draft' }
+      const [total, events] = await Promise.all([
+        db.event.count({ where }),
+        db.event.findMany({ where, include: withTypes, orderBy: [{ createdAt: 'desc' }, { id: 'asc' }], skip: (page - 1) * limit, take: limit }),
+      ])
+      return { items: events.map(detailView), page, limit, total }
+    },
+
     /** Public detail: drafts do not exist for buyers. */
     async detail(id: string) {
       const event = await db.event.findFirst({ where: { id, status: { not: 'draft' } }, include: withTypes })
