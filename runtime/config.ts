@@ -26,6 +26,8 @@ export interface Config {
   refreshTokenTtlSeconds: number
   admin?: { email: string; password: string }
   outboxPollMs: number
+  /** Relayed outbox rows and inbox records are deleted after this many days. */
+  eventRetentionDays: number
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent'
 }
 
@@ -105,6 +107,7 @@ export function loadConfig(env: Env = process.env, argv: string[] = process.argv
     refreshTokenTtlSeconds: readInt(env, 'REFRESH_TOKEN_TTL_SECONDS', 30 * 86_400, 60, 365 * 86_400),
     admin,
     outboxPollMs: readInt(env, 'OUTBOX_POLL_MS', 500, 10, 60_000),
+    eventRetentionDays: readInt(env, 'EVENT_RETENTION_DAYS', 14, 8, 3650),
     logLevel: readEnum(env, 'LOG_LEVEL', runtimeEnv === 'test' ? 'warn' : 'info', ['debug', 'info', 'warn', 'error', 'silent']),
   }
 }

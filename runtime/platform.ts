@@ -4,7 +4,7 @@ import type { Worker } from 'bullmq'
 import { authHttpClient, type AuthClient } from '../modules/auth/contract'
 import type { Config } from './config'
 import { authGuard, createTokenVerifier } from './kernel/auth-guard'
-import { OutboxRelay, QueueRegistry, startInboxWorker } from './kernel/bus'
+import { OutboxRelay, pruneDelivered, QueueRegistry, startInboxWorker } from './kernel/bus'
 import { buildCatalog } from './kernel/contract'
 import { ensureDatabase } from './kernel/db'
 import { errorBody, HttpError } from './kernel/errors'
@@ -187,6 +187,13 @@ export async function createPlatform(
 
   const workers: Worker[] = []
   let stopping: Promise<void> | undefined
+  const housekeeping = async () => {
+    for (const name of selected)
+      await pruneDelivered(instances[name]!.db, name, config.eventRetentionDays).catch((error) =>
+        log.warn('pruning delivered events failed', { module: name, error: describeError(error) }),
+      )
+  }
+  let housekeepingTimer: Timer | undefined
 
   return {
     app,
@@ -213,6 +220,8 @@ export async function createPlatform(
           }),
         )
       }
+      housekeepingTimer = setInterval(housekeeping, 3_600_000)
+      housekeepingTimer.unref()
       if (options.listen) {
         app.listen({ port: config.port, hostname: '0.0.0.0' })
         log.info('listening', { port: app.server?.port, modules: selected })
@@ -222,6 +231,7 @@ export async function createPlatform(
       return (stopping ??= (async () => {
         // Let in-flight requests finish, but never let an idle keep-alive client hold shutdown past its budget.
         if (app.server) await withTimeout(app.server.stop(false), 7_000, 'drain').catch(() => app.server?.stop(true))
+        clearInterval(housekeepingTimer)
         await Promise.allSettled(workers.map((worker) => worker.close()))
         await Promise.allSettled(Object.values(relays).map((relay) => relay.stop()))
         for (const name of [...selected].reverse()) await instances[name]!.stop?.()

@@ -4,7 +4,7 @@ import { t } from 'elysia'
 // Any generated Prisma client will do: the kernel only needs its transactions and raw SQL.
 import { createAuthDb } from '../../modules/auth/db'
 import { eventually } from '../testing/platform'
-import { Outbox, OutboxRelay, QueueRegistry, startInboxWorker, subscribe, inboxQueueName, type SqlClient } from './bus'
+import { inboxQueueName, Outbox, OutboxRelay, pruneDelivered, QueueRegistry, startInboxWorker, subscribe, type SqlClient } from './bus'
 import { buildCatalog, defineContract, type EventEnvelope } from './contract'
 import { createLogger } from './log'
 import { workerConnectionOptions } from './redis'
@@ -142,6 +142,36 @@ describe('transactional outbox', () => {
     )
     expect(Number(distinct[0]!.n)).toBe(300)
     await Promise.all([a.stop(), b.stop()])
+  })
+})
+
+describe('retention', () => {
+  test('old relayed outbox rows and old inbox records are pruned; unsent and recent ones stay', async () => {
+    await db.$executeRawUnsafe('CREATE TABLE IF NOT EXISTS bus_test_pub.inbox (event_id UUID PRIMARY KEY, event_name TEXT NOT NULL, processed_at TIMESTAMPTZ(3) NOT NULL DEFAULT now())')
+    const oldSent = crypto.randomUUID()
+    const oldUnsent = crypto.randomUUID()
+    const recentSent = crypto.randomUUID()
+    const oldInbox = crypto.randomUUID()
+    const recentInbox = crypto.randomUUID()
+    const row = (id: string, sentAt: string) =>
+      db.$executeRawUnsafe(
+        `INSERT INTO bus_test_pub.outbox (id, event_name, payload, occurred_at, sent_at) VALUES ($1::uuid, 'ticket.tested.v1', '{"n":1}', now() - interval '30 days', ${sentAt})`,
+        id,
+      )
+    await row(oldSent, "now() - interval '20 days'")
+    await row(oldUnsent, 'NULL')
+    await row(recentSent, "now() - interval '1 day'")
+    await db.$executeRawUnsafe(`INSERT INTO bus_test_pub.inbox (event_id, event_name, processed_at) VALUES ($1::uuid, 'x', now() - interval '20 days'), ($2::uuid, 'x', now())`, oldInbox, recentInbox)
+
+    expect(await pruneDelivered(db, 'bus_test_pub', 14, 1)).toBeGreaterThanOrEqual(2)
+    const outboxIds = (await db.$queryRawUnsafe<Array<{ id: string }>>('SELECT id::text FROM bus_test_pub.outbox')).map((r) => r.id)
+    expect(outboxIds).not.toContain(oldSent)
+    expect(outboxIds).toContain(oldUnsent)
+    expect(outboxIds).toContain(recentSent)
+    const inboxIds = (await db.$queryRawUnsafe<Array<{ event_id: string }>>('SELECT event_id::text FROM bus_test_pub.inbox')).map((r) => r.event_id)
+    expect(inboxIds).toEqual([recentInbox])
+    // Leave no fabricated pending event behind.
+    await db.$executeRawUnsafe('DELETE FROM bus_test_pub.outbox WHERE id = $1::uuid', oldUnsent)
   })
 })
 

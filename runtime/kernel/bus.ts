@@ -250,3 +250,25 @@ export function startInboxWorker(options: {
   worker.on('error', (error) => log.warn('inbox worker error', { module, error: describeError(error) }))
   return worker
 }
+
+/**
+ * Deletes relayed outbox rows and inbox records older than the retention, in bounded batches. The inbox must
+ * outlive every possible redelivery (BullMQ keeps failed jobs a week for retries), hence a generous default.
+ */
+export async function pruneDelivered(db: SqlClient, module: string, retentionDays: number, batch = 10_000): Promise<number> {
+  const schema = quoteIdent(module)
+  const interval = `${retentionDays} days`
+  let removed = 0
+  for (;;) {
+    const outbox = await db.$executeRawUnsafe(
+      `DELETE FROM ${schema}.outbox WHERE id IN (SELECT id FROM ${schema}.outbox WHERE sent_at < now() - $1::interval LIMIT ${batch})`,
+      interval,
+    )
+    const inbox = await db.$executeRawUnsafe(
+      `DELETE FROM ${schema}.inbox WHERE event_id IN (SELECT event_id FROM ${schema}.inbox WHERE processed_at < now() - $1::interval LIMIT ${batch})`,
+      interval,
+    )
+    removed += outbox + inbox
+    if (outbox < batch && inbox < batch) return removed
+  }
+}
