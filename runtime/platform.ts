@@ -7,7 +7,7 @@ import { authGuard, createTokenVerifier } from './kernel/auth-guard'
 import { OutboxRelay, pruneDelivered, QueueRegistry, startInboxWorker } from './kernel/bus'
 import { buildCatalog } from './kernel/contract'
 import { ensureDatabase } from './kernel/db'
-import { errorBody, HttpError } from './kernel/errors'
+import { errorBody, HttpError, isDatabaseBusy } from './kernel/errors'
 import { createLogger, describeError, type Logger } from './kernel/log'
 import { createMetrics } from './kernel/metrics'
 import { migrateModule } from './kernel/migrate'
@@ -35,6 +35,8 @@ function toErrorResponse(code: string | number, error: unknown): { status: numbe
     const where = detail?.path ? `${error.type} ${detail.path}` : error.type
     return { status: 400, body: errorBody('VALIDATION_FAILED', `${where}: ${detail?.message ?? 'invalid value'}`) }
   }
+  if (isDatabaseBusy(error))
+    return { status: 503, body: errorBody('BUSY', 'the service is busy; retry shortly'), headers: { 'retry-after': '1' } }
   switch (code) {
     case 'PARSE':
       return { status: 400, body: errorBody('MALFORMED_BODY', 'request body could not be parsed') }
@@ -137,7 +139,11 @@ export async function createPlatform(
     .onError({ as: 'global' }, ({ code, error, set, request }) => {
       const response = toErrorResponse(code, error)
       if (response.status >= 500)
-        log.error('request failed', { requestId: set.headers['x-request-id'], method: request.method, error: describeError(error) })
+        log[response.status === 503 ? 'warn' : 'error']('request failed', {
+          requestId: set.headers['x-request-id'],
+          method: request.method,
+          error: describeError(error),
+        })
       set.status = response.status
       Object.assign(set.headers, response.headers ?? {})
       return response.body

@@ -126,6 +126,47 @@ describe('admin CRUD and publishing', () => {
   })
 })
 
+describe('concurrent admin writes', () => {
+  test('200 concurrent publishes of one draft: exactly one succeeds and one event.published.v1 is written', async () => {
+    const draft = await createEvent(platform, admin)
+    const results = await Promise.all(Array.from({ length: 200 }, () => platform.request('POST', `/api/events/${draft.id}/publish`, { token: admin })))
+    expect(results.filter((result) => result.status === 200)).toHaveLength(1)
+    expect(results.filter((result) => result.status === 409 && result.body.error.code === 'ALREADY_PUBLISHED')).toHaveLength(199)
+    const db = platform.instances.events!.db
+    const rows = await db.$queryRawUnsafe<Array<{ n: bigint }>>(
+      `SELECT count(*) AS n FROM events.outbox WHERE event_name = 'event.published.v1' AND payload->>'eventId' = $1`,
+      draft.id,
+    )
+    expect(Number(rows[0]!.n)).toBe(1)
+  })
+
+  test('100 concurrent updates of one event are applied one after another, none lost', async () => {
+    const event = await publishedEvent(platform, admin)
+    const results = await Promise.all(
+      Array.from({ length: 100 }, (_, i) => platform.request('PUT', `/api/events/${event.id}`, { token: admin, body: { description: `edit ${i}` } })),
+    )
+    expect(results.every((result) => result.status === 200)).toBe(true)
+    expect(new Set(results.map((result) => result.body.version)).size).toBe(100)
+    expect((await platform.request('GET', `/api/events/${event.id}`)).body.version).toBe(event.version + 100)
+  })
+
+  test('600 at once overload the pool: the excess gets 503 + Retry-After, never a 500, and no update is lost', async () => {
+    const event = await publishedEvent(platform, admin)
+    const results = await Promise.all(
+      Array.from({ length: 600 }, (_, i) => platform.request('PUT', `/api/events/${event.id}`, { token: admin, body: { description: `edit ${i}` } })),
+    )
+    const applied = results.filter((result) => result.status === 200)
+    const refused = results.filter((result) => result.status === 503)
+    expect(applied.length + refused.length).toBe(600)
+    expect(applied.length).toBeGreaterThan(0)
+    for (const response of refused) {
+      expect(response.body.error.code).toBe('BUSY')
+      expect(response.headers.get('retry-after')).toBe('1')
+    }
+    expect((await platform.request('GET', `/api/events/${event.id}`)).body.version).toBe(event.version + applied.length)
+  })
+})
+
 describe('validation, one rule at a time', () => {
   const inMs = (ms: number) => new Date(Date.now() + ms).toISOString()
   const rules: Array<[string, Record<string, unknown>, string]> = [

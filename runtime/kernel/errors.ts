@@ -27,3 +27,12 @@ export function isUniqueViolation(error: unknown): boolean {
   const e = error as { code?: string; cause?: { code?: string } } | undefined
   return e?.code === 'P2002' || e?.code === '23505' || e?.cause?.code === '23505'
 }
+
+/**
+ * The database could not take the work in time: no pooled connection, or Prisma could not start a transaction
+ * (P2028) within its wait. Overload, not a client mistake: 503 and retry.
+ */
+export function isDatabaseBusy(error: unknown): boolean {
+  const e = error as { code?: string; message?: string } | undefined
+  return e?.code === 'P2028' || /timeout exceeded when trying to connect/i.test(e?.message ?? '')
+}

@@ -9,10 +9,15 @@ export interface Logger {
   child(fields: Record<string, unknown>): Logger
 }
 
-/** Only the name and message of an error: stacks and driver details may carry secrets or SQL. */
-export function describeError(error: unknown): { name: string; message: string } {
-  if (error instanceof Error) return { name: error.name, message: error.message.slice(0, 500) }
-  return { name: 'NonError', message: String(error).slice(0, 500) }
+/**
+ * Name, code and the first line of the message of an error, nothing more: stacks, and the later lines of
+ * driver messages (Prisma prints the query's arguments there), may carry personal data or secrets.
+ */
+export function describeError(error: unknown): { name: string; code?: string; message: string } {
+  const firstLine = (text: string) => (text.split('\n').find((line) => line.trim() !== '') ?? '').trim().slice(0, 300)
+  if (!(error instanceof Error)) return { name: 'NonError', message: firstLine(String(error)) }
+  const code = (error as { code?: unknown }).code
+  return { name: error.name, ...(typeof code === 'string' ? { code } : {}), message: firstLine(error.message) }
 }
 
 /** One JSON object per line on stdout. Callers pass identifiers and figures, never bodies or credentials. */
