@@ -41,7 +41,9 @@ describe('operations endpoints', () => {
     expect(docs.body.openapi).toMatch(/^3\./)
     const register = docs.body.paths['/api/auth/register'].post
     expect(register.requestBody.content['application/json'].schema.required).toEqual(['email', 'password'])
-    expect(docs.body.paths['/api/auth/me'].get).toBeDefined()
+    expect(docs.body.paths['/api/auth/me'].get.security).toEqual([{ bearer: [] }])
+    expect(docs.body.paths['/api/auth/login'].post.security).toBeUndefined()
+    expect(docs.body.components.securitySchemes.bearer).toMatchObject({ type: 'http', scheme: 'bearer' })
   })
 
   test('x-request-id is honoured when well-formed and generated otherwise', async () => {

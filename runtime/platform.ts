@@ -162,7 +162,10 @@ export async function createPlatform(
     .use(
       openapi({
         path: '/docs',
-        documentation: { info: { title: 'TIKETI API', version: '0.1.0', description: `Modules: ${selected.join(', ')}` } },
+        documentation: {
+          info: { title: 'TIKETI API', version: '0.1.0', description: `Modules: ${selected.join(', ')}` },
+          components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
+        },
         exclude: { paths: ['/health', '/ready', '/metrics'] },
       }),
     )

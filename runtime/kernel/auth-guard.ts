@@ -102,6 +102,7 @@ export function authGuard(verify: TokenVerifier) {
   // The seed keeps guards of two platforms in one process (tests) from being deduplicated into one.
   return new Elysia({ name: 'auth-guard', seed: ++guardSeed }).macro({
     auth: (required: Role) => ({
+      detail: { security: [{ bearer: [] }], description: `Requires a bearer access token with role ${required}.` },
       async transform({ request, headers }: { request: Request; headers: Record<string, string | undefined> }) {
         const principal = await verify(bearer(headers.authorization))
         if (required === 'admin' && principal.role !== 'admin') throw forbidden('admin role required')
