@@ -24,7 +24,13 @@ export function eventsHttp(deps: { catalog: Catalog; news: News; cache: Response
         const key = JSON.stringify([query.status, query.q, query.from, query.to, query.sort, query.page ?? 1, query.limit ?? 20])
         return serve(await cache.get('list', key, () => catalog.list(query)), headers, set, 'events')
       },
-      { query: EventListQuery, detail: { summary: 'Browse events (status, text, date range, sort, page)' } },
+      {
+        query: EventListQuery,
+        detail: {
+          summary: 'Browse events (status, text, date range, sort, page)',
+          description: 'Without `status`: upcoming, on_sale, sold_out and closed events. `q` matches title, artist and venue. Default sort: `date`.',
+        },
+      },
     )
     .get('/events/drafts', ({ query }) => catalog.drafts(query.page ?? 1, query.limit ?? 20), {
       auth: 'admin',

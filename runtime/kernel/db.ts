@@ -20,8 +20,9 @@ export async function ensureDatabase(url: string): Promise<void> {
       try {
         await client.query(`CREATE DATABASE ${quoteIdent(name)}`)
       } catch (error) {
-        // Another process created it between our check and our CREATE.
-        if ((error as { code?: string }).code !== '42P04') throw error
+        // Another process created it between our check and our CREATE (42P04, or 23505 when both raced).
+        const code = (error as { code?: string }).code
+        if (code !== '42P04' && code !== '23505') throw error
       }
     }
   } finally {
