@@ -1,4 +1,5 @@
 import { describe, expect, test } from 'bun:test'
+import { Client } from 'pg'
 import { runTiketi, startTiketi } from './testing/processes'
 
 describe('entrypoint', () => {
@@ -79,4 +80,30 @@ describe('entrypoint', () => {
       await tiketi.stop()
     }
   })
+
+  test('three instances starting at once on a missing database create and migrate it once, and all start', async () => {
+    const url = new URL(process.env.DATABASE_URL!)
+    url.pathname = `/tiketi_race_${crypto.randomUUID().slice(0, 8)}`
+    const env = { DATABASE_URL: url.toString(), AUTO_MIGRATE: 'true' }
+    const instances = await Promise.all([1, 2, 3].map(() => startTiketi(['--modules=auth,events'], env, { timeoutMs: 60_000 })))
+    try {
+      for (const instance of instances) expect((await fetch(`${instance.url}/ready`)).status).toBe(200)
+    } finally {
+      for (const instance of instances) expect(await instance.stop()).toBe(0)
+    }
+    const raced = new Client({ connectionString: url.toString() })
+    await raced.connect()
+    try {
+      for (const schema of ['auth', 'events']) {
+        const applied = await raced.query(`SELECT migration_name FROM "${schema}"."_prisma_migrations"`)
+        expect(applied.rows).toHaveLength(1)
+      }
+    } finally {
+      await raced.end()
+    }
+    const admin = new Client({ connectionString: process.env.DATABASE_URL })
+    await admin.connect()
+    await admin.query(`DROP DATABASE "${url.pathname.slice(1)}" WITH (FORCE)`)
+    await admin.end()
+  }, 90_000)
 })
