@@ -116,11 +116,15 @@ describe('readiness follows Redis', () => {
     })
     try {
       const probe = new Redis(`redis://127.0.0.1:${port}`, { lazyConnect: true, retryStrategy: () => 50 })
+      probe.on('error', () => {}) // refused connections are expected until the server is up
       await eventually(() => probe.ping().then((pong) => pong === 'PONG', () => false), 5_000, 'test Redis to start')
       probe.disconnect()
-      const own = await startTestPlatform(['auth'], { REDIS_URL: `redis://127.0.0.1:${port}` })
+      const own = await startTestPlatform(['auth', 'events'], { REDIS_URL: `redis://127.0.0.1:${port}` })
       try {
         await eventually(async () => (await own.request('GET', '/ready')).status === 200, 5_000, 'ready with Redis up')
+        const email = uniqueEmail()
+        await own.request('POST', '/api/auth/register', { body: { email, password: 'redis-down-password' } })
+        const { accessToken } = (await own.request('POST', '/api/auth/login', { body: { email, password: 'redis-down-password' } })).body
         redis.kill()
         await redis.exited
         const started = performance.now()
@@ -130,6 +134,13 @@ describe('readiness follows Redis', () => {
         expect(unready.body.checks['postgres:auth']).toBe('ok')
         expect(unready.body.checks.redis).not.toBe('ok')
         expect(performance.now() - started).toBeLessThan(3_000)
+        // Requests that need Redis fail fast and say so: 503 with Retry-After, never a 500 or a hang.
+        for (const [path, token] of [['/api/events', undefined], ['/api/auth/me', accessToken]] as const) {
+          const response = await own.request('GET', path, { token })
+          expect(response.status).toBe(503)
+          expect(response.body.error.code).toBe('UNAVAILABLE')
+          expect(response.headers.get('retry-after')).toBe('5')
+        }
       } finally {
         await own.stop()
       }

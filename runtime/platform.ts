@@ -7,7 +7,7 @@ import { authGuard, createTokenVerifier } from './kernel/auth-guard'
 import { OutboxRelay, pruneDelivered, QueueRegistry, startInboxWorker } from './kernel/bus'
 import { buildCatalog } from './kernel/contract'
 import { ensureDatabase } from './kernel/db'
-import { errorBody, HttpError, isDatabaseBusy } from './kernel/errors'
+import { errorBody, HttpError, isDatabaseBusy, isDependencyUnreachable } from './kernel/errors'
 import { createLogger, describeError, type Logger } from './kernel/log'
 import { createMetrics } from './kernel/metrics'
 import { migrateModule } from './kernel/migrate'
@@ -37,6 +37,8 @@ function toErrorResponse(code: string | number, error: unknown): { status: numbe
   }
   if (isDatabaseBusy(error))
     return { status: 503, body: errorBody('BUSY', 'the service is busy; retry shortly'), headers: { 'retry-after': '1' } }
+  if (isDependencyUnreachable(error))
+    return { status: 503, body: errorBody('UNAVAILABLE', 'the service is temporarily unavailable; retry shortly'), headers: { 'retry-after': '5' } }
   switch (code) {
     case 'PARSE':
       return { status: 400, body: errorBody('MALFORMED_BODY', 'request body could not be parsed') }
@@ -77,7 +79,7 @@ export async function createPlatform(
   const catalog = buildCatalog(Object.values(registry.contracts))
   const metrics = createMetrics()
   const redis = connectRedis(config.redisUrl, config.redisPrefix, log)
-  const queues = new QueueRegistry(redis.producer, config.redisPrefix)
+  const queues = new QueueRegistry(redis.producer, config.redisPrefix, log)
   const instances: Record<string, ModuleInstance> = {}
   const relays: Record<string, OutboxRelay> = {}
 
@@ -237,15 +239,19 @@ export async function createPlatform(
       }
     },
     stop() {
+      // Each step is bounded, so that a dependency that went away (Redis down: BullMQ waits for it) cannot hold
+      // the process past its 10 s budget; what a step leaves behind dies with the process.
+      const step = (name: string, ms: number, work: () => PromiseLike<unknown>) =>
+        withTimeout(work(), ms, name).catch((error) => log.warn('shutdown step did not finish', { step: name, error: describeError(error) }))
       return (stopping ??= (async () => {
         // Let in-flight requests finish, but never let an idle keep-alive client hold shutdown past its budget.
-        if (app.server) await withTimeout(app.server.stop(false), 7_000, 'drain').catch(() => app.server?.stop(true))
+        if (app.server) await withTimeout(app.server.stop(false), 6_000, 'drain').catch(() => app.server?.stop(true))
         clearInterval(housekeepingTimer)
-        await Promise.allSettled(workers.map((worker) => worker.close()))
-        await Promise.allSettled(Object.values(relays).map((relay) => relay.stop()))
-        for (const name of [...selected].reverse()) await instances[name]!.stop?.()
-        await queues.close()
-        await Promise.allSettled(Object.values(instances).map((instance) => instance.db.$disconnect()))
+        await step('inbox workers', 1_000, () => Promise.allSettled(workers.map((worker) => worker.close())))
+        await step('outbox relays', 500, () => Promise.allSettled(Object.values(relays).map((relay) => relay.stop())))
+        for (const name of [...selected].reverse()) await step(`module ${name}`, 1_000, async () => instances[name]!.stop?.())
+        await step('queues', 500, () => queues.close())
+        await step('databases', 500, () => Promise.allSettled(Object.values(instances).map((instance) => instance.db.$disconnect())))
         await redis.close()
       })())
     },

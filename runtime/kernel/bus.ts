@@ -22,6 +22,7 @@ export class QueueRegistry {
   constructor(
     private readonly connection: Redis,
     readonly prefix: string,
+    private readonly log: Logger,
   ) {}
 
   get(name: string): Queue {
@@ -38,6 +39,8 @@ export class QueueRegistry {
           removeOnFail: { age: 7 * 86_400 },
         },
       })
+      // Without a listener, BullMQ prints connection errors to the console instead of our log.
+      queue.on('error', (error) => this.log.warn('queue error', { queue: name, error: describeError(error) }))
       this.queues.set(name, queue)
     }
     return queue

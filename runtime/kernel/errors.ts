@@ -36,3 +36,10 @@ export function isDatabaseBusy(error: unknown): boolean {
   const e = error as { code?: string; message?: string } | undefined
   return e?.code === 'P2028' || /timeout exceeded when trying to connect/i.test(e?.message ?? '')
 }
+
+/** PostgreSQL or Redis could not be reached at all (as opposed to a query that failed). */
+export function isDependencyUnreachable(error: unknown): boolean {
+  const e = error as { code?: string; message?: string; name?: string } | undefined
+  if (e?.code === 'P1001' || e?.code === 'ECONNREFUSED' || e?.name === 'MaxRetriesPerRequestError') return true
+  return /^(Stream isn't writeable|Connection is closed|Command timed out)/.test(e?.message ?? '')
+}

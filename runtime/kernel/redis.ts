@@ -68,6 +68,8 @@ export function connectRedis(url: string, prefix: string, log: Logger): RedisCon
     },
     async close() {
       await Promise.allSettled([keys.quit(), producer.quit()])
+      keys.disconnect()
+      producer.disconnect()
     },
   }
 }
