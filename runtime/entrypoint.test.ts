@@ -47,6 +47,23 @@ describe('entrypoint', () => {
     expect(tiketi.lines.some((line) => line.includes('"shutting down"'))).toBe(true)
   })
 
+  test('SIGTERM exits within 10 s even when Redis has gone away', async () => {
+    const port = 17390 + Math.floor(Math.random() * 500)
+    const redis = Bun.spawn(['redis-server', '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdout: 'ignore' })
+    try {
+      await Bun.sleep(300)
+      const tiketi = await startTiketi(['--modules=auth,events'], { REDIS_URL: `redis://127.0.0.1:${port}` })
+      redis.kill()
+      await redis.exited
+      await Bun.sleep(200)
+      const started = performance.now()
+      expect(await tiketi.stop('SIGTERM')).toBe(0)
+      expect(performance.now() - started).toBeLessThan(10_000)
+    } finally {
+      redis.kill()
+    }
+  }, 30_000)
+
   test('an unknown module stops start-up with one line listing the valid ones', async () => {
     const run = await runTiketi(['--modules=auth,tickets'])
     expect(run.code).toBe(2)
