@@ -41,6 +41,7 @@ describe('configuration', () => {
     [{ ADMIN_EMAIL: 'a@b.co', ADMIN_PASSWORD: 'short' }, /^ADMIN_PASSWORD must be at least/],
     [{ REDIS_PREFIX: 'a:b' }, /^REDIS_PREFIX may contain only/],
     [{ MAX_BODY_BYTES: '1.5' }, /^MAX_BODY_BYTES must be an integer/],
+    [{ SIGNING_KEY_ACTIVATION_SECONDS: '30' }, /^SIGNING_KEY_ACTIVATION_SECONDS must be greater than JWKS_REFETCH_COOLDOWN_SECONDS/],
   ]
   for (const [env, message] of malformed)
     test(`${Object.keys(env).join('+')}=${Object.values(env).join('+')} is refused with one line naming it`, () => {

@@ -24,6 +24,10 @@ export interface Config {
   maxBodyBytes: number
   accessTokenTtlSeconds: number
   refreshTokenTtlSeconds: number
+  /** A rotated-in signing key signs only this long after it is published (must exceed the 30 s JWKS refetch cooldown). */
+  signingKeyActivationSeconds: number
+  /** A verifier that meets an unknown key id fetches the JWKS again at most this often. */
+  jwksRefetchCooldownSeconds: number
   admin?: { email: string; password: string }
   outboxPollMs: number
   /** Relayed outbox rows and inbox records are deleted after this many days. */
@@ -83,6 +87,12 @@ export function loadConfig(env: Env = process.env, argv: string[] = process.argv
   const redisPrefix = env.REDIS_PREFIX || 'tiketi'
   if (!/^[a-z0-9-]+$/i.test(redisPrefix)) throw new ConfigError('REDIS_PREFIX may contain only letters, digits and "-"')
 
+  const signingKeyActivationSeconds = readInt(env, 'SIGNING_KEY_ACTIVATION_SECONDS', 60, 1, 86_400)
+  const jwksRefetchCooldownSeconds = readInt(env, 'JWKS_REFETCH_COOLDOWN_SECONDS', 30, 0, 3_600)
+  // Otherwise a verifier that fetched the keys just before a rotation would refuse the new key's tokens.
+  if (signingKeyActivationSeconds <= jwksRefetchCooldownSeconds)
+    throw new ConfigError('SIGNING_KEY_ACTIVATION_SECONDS must be greater than JWKS_REFETCH_COOLDOWN_SECONDS')
+
   let admin: Config['admin']
   if (env.ADMIN_EMAIL || env.ADMIN_PASSWORD) {
     if (!env.ADMIN_EMAIL || !env.ADMIN_PASSWORD)
@@ -104,6 +114,8 @@ export function loadConfig(env: Env = process.env, argv: string[] = process.argv
     trustProxy: readEnum(env, 'TRUST_PROXY', 'false', ['true', 'false']) === 'true',
     maxBodyBytes: readInt(env, 'MAX_BODY_BYTES', 4 * 1024 * 1024, 1024, 64 * 1024 * 1024),
     accessTokenTtlSeconds: readInt(env, 'ACCESS_TOKEN_TTL_SECONDS', 900, 10, 86_400),
+    signingKeyActivationSeconds,
+    jwksRefetchCooldownSeconds,
     refreshTokenTtlSeconds: readInt(env, 'REFRESH_TOKEN_TTL_SECONDS', 30 * 86_400, 60, 365 * 86_400),
     admin,
     outboxPollMs: readInt(env, 'OUTBOX_POLL_MS', 500, 10, 60_000),

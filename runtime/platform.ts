@@ -88,6 +88,7 @@ export async function createPlatform(
   const verify = createTokenVerifier({
     jwks: () => (authClient ??= (instances.auth?.client as AuthClient | undefined) ?? authHttpClient(config.authUrl)).jwks(),
     redis: redis.keys,
+    refetchCooldownMs: config.jwksRefetchCooldownSeconds * 1000,
   })
   const guard = authGuard(verify)
 

@@ -3,8 +3,9 @@ import type { AuthGuard } from '../../runtime/kernel/auth-guard'
 import { clientAddress } from '../../runtime/kernel/client-address'
 import { Credentials, JWKS_PATH, LogoutRequest, PublicUser, RefreshRequest, TokenPair } from './contract'
 import type { Accounts } from './services/accounts'
+import type { SigningKeys } from './services/signing-keys'
 
-export function authHttp(deps: { accounts: Accounts; guard: AuthGuard; jwks: () => Promise<unknown>; trustProxy: boolean }) {
+export function authHttp(deps: { accounts: Accounts; keys: SigningKeys; guard: AuthGuard; trustProxy: boolean }) {
   const { accounts } = deps
   return new Elysia({ name: 'auth-http', prefix: '/auth', detail: { tags: ['auth'] } })
     .use(deps.guard)
@@ -49,6 +50,10 @@ export function authHttp(deps: { accounts: Accounts; guard: AuthGuard; jwks: () 
     })
     .get(JWKS_PATH.slice('/auth'.length), async ({ set }) => {
       set.headers['cache-control'] = 'public, max-age=300'
-      return deps.jwks()
+      return deps.keys.publicKeySet()
     }, { detail: { summary: 'Public keys that verify access tokens' } })
+    .post('/keys/rotate', () => deps.keys.rotate(), {
+      auth: 'admin',
+      detail: { summary: 'Publish a new signing key now; it signs after the activation delay (admin)' },
+    })
 }

@@ -14,7 +14,7 @@ import { conflict, isUniqueViolation, notFound, unauthorized } from '../../../ru
 import type { authContract } from '../contract'
 import type { AuthDb } from '../db'
 import { hashToken, newRefreshToken, normaliseEmail } from '../domain/credentials'
-import type { ActiveKey } from './signing-keys'
+import type { SigningKeys } from './signing-keys'
 import type { LoginThrottle } from './login-throttle'
 
 interface UserRow {
@@ -36,7 +36,7 @@ export interface AccountsDeps {
   outbox: Outbox<typeof authContract>
   /** Relay the outbox now that a transaction that wrote to it committed. */
   published: () => void
-  key: ActiveKey
+  keys: SigningKeys
   throttle: LoginThrottle
   redis: Redis
   accessTokenTtlSeconds: number
@@ -44,12 +44,13 @@ export interface AccountsDeps {
 }
 
 export function createAccounts(deps: AccountsDeps) {
-  const { db, outbox, key, throttle } = deps
+  const { db, outbox, keys, throttle } = deps
   // Unknown emails still pay for one hash check, so response time does not reveal which emails exist.
   const decoyHash = Bun.password.hash('decoy-password-for-timing')
 
   async function issueTokens(user: UserRow, familyId: string = randomUUID(), tx: Pick<AuthDb, 'refreshToken'> = db) {
     const now = Math.floor(Date.now() / 1000)
+    const key = await keys.current()
     const accessToken = await new SignJWT({ role: user.role })
       .setProtectedHeader({ alg: ACCESS_TOKEN_ALGORITHM, kid: key.kid, typ: 'JWT' })
       .setSubject(user.id)

@@ -8,36 +8,92 @@ export interface ActiveKey {
   privateKey: CryptoKey
 }
 
-/**
- * Loads the newest active signing key, creating one on first start. Every auth instance signs with the same
- * key (an advisory lock keeps two instances starting together from creating two).
- */
-export async function loadSigningKey(db: AuthDb): Promise<ActiveKey> {
-  const row = await db.$transaction(async (tx) => {
-    await tx.$executeRawUnsafe(`SELECT pg_advisory_xact_lock(hashtext('auth.signing-key'))`)
-    const existing = await tx.signingKey.findFirst({ where: { retiredAt: null }, orderBy: { createdAt: 'desc' } })
-    if (existing) return existing
-    const { publicKey, privateKey } = await generateKeyPair(ACCESS_TOKEN_ALGORITHM, { extractable: true })
-    const kid = randomBytes(12).toString('base64url')
-    return tx.signingKey.create({
-      data: {
-        kid,
-        algorithm: ACCESS_TOKEN_ALGORITHM,
-        publicJwk: { ...(await exportJWK(publicKey)), kid, alg: ACCESS_TOKEN_ALGORITHM, use: 'sig' },
-        privateJwk: { ...(await exportJWK(privateKey)) },
-      },
-    })
+type Tx = Parameters<Parameters<AuthDb['$transaction']>[0]>[0]
+
+/** How long an instance trusts its idea of the current key before asking the database again. */
+const RELOAD_MS = 10_000
+/** Retired keys stay in the JWKS this long: longer than any access token lives. */
+const RETIRED_KEYS_PUBLISHED_MS = 86_400_000
+
+async function insertKey(tx: Tx, notBefore: Date) {
+  const { publicKey, privateKey } = await generateKeyPair(ACCESS_TOKEN_ALGORITHM, { extractable: true })
+  const kid = randomBytes(12).toString('base64url')
+  return tx.signingKey.create({
+    data: {
+      kid,
+      algorithm: ACCESS_TOKEN_ALGORITHM,
+      publicJwk: { ...(await exportJWK(publicKey)), kid, alg: ACCESS_TOKEN_ALGORITHM, use: 'sig' },
+      privateJwk: { ...(await exportJWK(privateKey)) },
+      notBefore,
+    },
   })
-  const privateKey = (await importJWK(row.privateJwk as JWK, ACCESS_TOKEN_ALGORITHM)) as CryptoKey
-  return { kid: row.kid, privateKey }
 }
 
-/** Public keys that may still have valid tokens: active ones, and those retired within the last day. */
-export async function publicKeySet(db: AuthDb): Promise<JSONWebKeySet> {
-  const since = new Date(Date.now() - 86_400_000)
-  const rows = await db.signingKey.findMany({
-    where: { OR: [{ retiredAt: null }, { retiredAt: { gt: since } }] },
-    orderBy: { createdAt: 'desc' },
-  })
-  return { keys: rows.map((row) => row.publicJwk as JWK) }
+// One writer of keys at a time across auth instances.
+const lockKeys = (tx: Tx) => tx.$executeRawUnsafe(`SELECT pg_advisory_xact_lock(hashtext('auth.signing-key'))`)
+
+/**
+ * The keys that sign access tokens. Every auth instance signs with the same current key. Rotation publishes
+ * the next key at once and starts signing with it only after `activationDelayMs`, which the configuration
+ * keeps above the verifiers' JWKS refetch cooldown: a verifier that meets the new key id may refetch by then.
+ */
+export function createSigningKeys(db: AuthDb, options: { activationDelayMs: number }) {
+  let cached: { key: ActiveKey; validUntil: number } | undefined
+
+  async function load(): Promise<{ key: ActiveKey; validUntil: number }> {
+    const now = new Date()
+    const [row, next] = await Promise.all([
+      db.signingKey.findFirst({
+        where: { notBefore: { lte: now }, OR: [{ retiredAt: null }, { retiredAt: { gt: now } }] },
+        orderBy: { notBefore: 'desc' },
+      }),
+      db.signingKey.findFirst({ where: { notBefore: { gt: now } }, orderBy: { notBefore: 'asc' } }),
+    ])
+    if (!row) throw new Error('no signing key is active')
+    const key = { kid: row.kid, privateKey: (await importJWK(row.privateJwk as JWK, ACCESS_TOKEN_ALGORITHM)) as CryptoKey }
+    // Reload at the next activation at the latest, so this instance switches keys on time.
+    return { key, validUntil: Math.min(now.getTime() + RELOAD_MS, next?.notBefore.getTime() ?? Infinity) }
+  }
+
+  return {
+    /** Creates the first key when there is none (first start). */
+    async ensureOne(): Promise<void> {
+      await db.$transaction(async (tx) => {
+        await lockKeys(tx)
+        if ((await tx.signingKey.count()) === 0) await insertKey(tx, new Date())
+      })
+    },
+
+    async current(): Promise<ActiveKey> {
+      if (!cached || Date.now() >= cached.validUntil) cached = await load()
+      return cached.key
+    },
+
+    /** Publishes a new key now, signs with it after the activation delay, and retires the others then. */
+    async rotate(): Promise<{ kid: string; activatesAt: string }> {
+      const activatesAt = new Date(Date.now() + options.activationDelayMs)
+      const created = await db.$transaction(async (tx) => {
+        await lockKeys(tx)
+        await tx.signingKey.updateMany({
+          where: { OR: [{ retiredAt: null }, { retiredAt: { gt: activatesAt } }] },
+          data: { retiredAt: activatesAt },
+        })
+        return insertKey(tx, activatesAt)
+      })
+      cached = undefined
+      return { kid: created.kid, activatesAt: activatesAt.toISOString() }
+    },
+
+    /** Public keys that may verify a live token: current, upcoming, and retired within the last day. */
+    async publicKeySet(): Promise<JSONWebKeySet> {
+      const since = new Date(Date.now() - RETIRED_KEYS_PUBLISHED_MS)
+      const rows = await db.signingKey.findMany({
+        where: { OR: [{ retiredAt: null }, { retiredAt: { gt: since } }] },
+        orderBy: { notBefore: 'desc' },
+      })
+      return { keys: rows.map((row) => row.publicJwk as JWK) }
+    },
+  }
 }
+
+export type SigningKeys = ReturnType<typeof createSigningKeys>
