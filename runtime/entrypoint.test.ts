@@ -1,4 +1,6 @@
 import { describe, expect, test } from 'bun:test'
+import { readdir } from 'node:fs/promises'
+import { join } from 'node:path'
 import { Client } from 'pg'
 import { runTiketi, startTiketi } from './testing/processes'
 
@@ -112,8 +114,9 @@ describe('entrypoint', () => {
     await raced.connect()
     try {
       for (const schema of ['auth', 'events']) {
-        const applied = await raced.query(`SELECT migration_name FROM "${schema}"."_prisma_migrations"`)
-        expect(applied.rows).toHaveLength(1)
+        const applied = await raced.query(`SELECT migration_name FROM "${schema}"."_prisma_migrations" ORDER BY migration_name`)
+        const folders = (await readdir(join(import.meta.dir, '..', 'prisma', schema, 'migrations'))).sort()
+        expect(applied.rows.map((row) => row.migration_name)).toEqual(folders)
       }
     } finally {
       await raced.end()
