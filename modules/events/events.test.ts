@@ -217,6 +217,24 @@ describe('validation, one rule at a time', () => {
     expect(response.body.error.code).toBe('INVALID_RANGE')
   })
 
+  test('every route with an id refuses a malformed one with 400', async () => {
+    const routes: Array<[string, string, unknown]> = [
+      ['GET', '/api/events/x', undefined],
+      ['GET', '/api/events/x/seat-map', undefined],
+      ['PUT', '/api/events/x', { title: 'x' }],
+      ['DELETE', '/api/events/x', undefined],
+      ['POST', '/api/events/x/publish', undefined],
+      ['POST', '/api/events/x/unpublish', undefined],
+      ['GET', '/api/news/x', undefined],
+      ['PUT', '/api/news/x', { title: 'x' }],
+      ['DELETE', '/api/news/x', undefined],
+    ]
+    for (const [method, path, body] of routes) {
+      const response = await platform.request(method, path, { token: admin, body })
+      expect(`${method} ${path} ${response.status} ${response.body?.error?.code}`).toBe(`${method} ${path} 400 VALIDATION_FAILED`)
+    }
+  })
+
   test('a malformed id → 400, an unknown one → 404', async () => {
     expect((await platform.request('GET', '/api/events/42')).status).toBe(400)
     expect((await platform.request('GET', `/api/events/${crypto.randomUUID()}`)).status).toBe(404)
