@@ -7,3 +7,5 @@ export function createEventsDb(url: string) {
 }
 
 export type EventsDb = ReturnType<typeof createEventsDb>
+/** The client handed to an interactive transaction's callback. */
+export type EventsTx = Parameters<Parameters<EventsDb['$transaction']>[0]>[0]

@@ -3,7 +3,7 @@ import type { Static } from 'elysia'
 import type { Outbox, SqlClient } from '../../../runtime/kernel/bus'
 import { badRequest, conflict, HttpError, notFound } from '../../../runtime/kernel/errors'
 import type { CreateEventInput, EventListQuery, eventsContract, UpdateEventInput } from '../contract'
-import type { EventsDb } from '../db'
+import type { EventsDb, EventsTx as Tx } from '../db'
 import { canTransition, checkSchedule, scheduledStatus, type EventStatus, type Schedule } from '../domain/lifecycle'
 import { expandSeatMap, SeatMapError, type Seat } from '../domain/seat-map'
 import type { Lifecycle } from './lifecycle'
@@ -12,7 +12,6 @@ import { detailView, seatView, snapshotOf, summaryView, type EventRow, type Sect
 type CreateInput = Static<typeof CreateEventInput>
 type UpdateInput = Static<typeof UpdateEventInput>
 type ListQuery = Static<typeof EventListQuery>
-type Tx = Parameters<Parameters<EventsDb['$transaction']>[0]>[0]
 
 const DEFAULT_PER_USER_LIMIT = 4
 /** Statuses a buyer's list shows when it asks for none: what can still be bought or looked forward to. */

@@ -2,7 +2,7 @@ import type { Queue } from 'bullmq'
 import type { Outbox } from '../../../runtime/kernel/bus'
 import { describeError, type Logger } from '../../../runtime/kernel/log'
 import type { eventsContract } from '../contract'
-import type { EventsDb } from '../db'
+import type { EventsDb, EventsTx as Tx } from '../db'
 import { canTransition, scheduledStatus, upcomingInstants, type EventStatus, type Schedule } from '../domain/lifecycle'
 
 export const LIFECYCLE_QUEUE = 'events-lifecycle'
@@ -14,7 +14,6 @@ export interface LifecycleJob {
   dueAt: number
 }
 
-type Tx = Parameters<Parameters<EventsDb['$transaction']>[0]>[0]
 
 /**
  * Sale openings and closings are delayed BullMQ jobs, one per (event, target status), so exactly one instance

@@ -2,34 +2,10 @@ import type { EventPayload } from '../../../runtime/kernel/contract'
 import type { eventsContract } from '../contract'
 import type { EventStatus } from '../domain/lifecycle'
 import type { Seat } from '../domain/seat-map'
+import type { Event, TicketType } from '../generated/prisma/client'
 
-/** An event row as the services read it (Prisma's Event with its ticket types). */
-export interface EventRow {
-  id: string
-  title: string
-  description: string
-  venue: string
-  address: string
-  artist: string
-  posterUrl: string | null
-  eventDate: Date
-  saleStart: Date
-  saleEnd: Date
-  status: string
-  statusChangedAt: Date
-  queueRequired: boolean
-  admissionRatePerMinute: number | null
-  perUserLimit: number
-  priceTiers: unknown
-  sections: unknown
-  seatCount: number
-  minPrice: number | null
-  maxPrice: number | null
-  version: number
-  createdAt: Date
-  updatedAt: Date
-  ticketTypes: Array<{ id: string; name: string; price: number; quantity: number; sortOrder: number }>
-}
+/** An event row as the services read it: Prisma's Event with its ticket types. */
+export type EventRow = Event & { ticketTypes: TicketType[] }
 
 const priceRange = (event: EventRow) =>
   event.minPrice === null || event.maxPrice === null ? null : { min: event.minPrice, max: event.maxPrice, currency: 'KRW' }
