@@ -169,9 +169,10 @@ describe('concurrent admin writes', () => {
 
 describe('validation, one rule at a time', () => {
   const inMs = (ms: number) => new Date(Date.now() + ms).toISOString()
+  const sameInstant = inMs(4e8)
   const rules: Array<[string, Record<string, unknown>, string]> = [
     ['sale start after sale end', { saleStart: inMs(5e8), saleEnd: inMs(4e8) }, 'SALE_WINDOW_INVALID'],
-    ['sale start equal to sale end', { saleStart: inMs(4e8), saleEnd: inMs(4e8) }, 'SALE_WINDOW_INVALID'],
+    ['sale start equal to sale end', { saleStart: sameInstant, saleEnd: sameInstant }, 'SALE_WINDOW_INVALID'],
     ['sale end after the event', { saleEnd: inMs(9e8), eventDate: inMs(8e8) }, 'SALE_ENDS_AFTER_EVENT'],
     ['event in the past', { saleStart: inMs(-3e8), saleEnd: inMs(-2e8), eventDate: inMs(-1e8) }, 'EVENT_IN_PAST'],
     ['negative price', { ticketTypes: [{ name: 'A', price: -1, quantity: 1 }] }, 'VALIDATION_FAILED'],
