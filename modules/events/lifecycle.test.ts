@@ -53,8 +53,8 @@ describe('sale lifecycle driven by delayed jobs', () => {
   })
 
   test('changing the dates re-plans the transitions', async () => {
-    const event = await publishedEvent(first, admin, { saleStart: inMs(1_000), saleEnd: inMs(60_000), eventDate: inMs(120_000) })
-    const newStart = Date.now() + 2_500
+    const event = await publishedEvent(first, admin, { saleStart: inMs(1_200), saleEnd: inMs(60_000), eventDate: inMs(120_000) })
+    const newStart = Date.now() + 3_000
     const moved = await first.request('PUT', `/api/events/${event.id}`, { token: admin, body: { saleStart: new Date(newStart).toISOString() } })
     expect(moved.status).toBe(200)
     await Bun.sleep(1_800)
