@@ -10,7 +10,7 @@ beforeAll(async () => {
   rotating = await startTestPlatform(['auth'], {
     ADMIN_EMAIL: ADMIN.email,
     ADMIN_PASSWORD: ADMIN.password,
-    SIGNING_KEY_ACTIVATION_SECONDS: '1',
+    SIGNING_KEY_ACTIVATION_SECONDS: '2',
     JWKS_REFETCH_COOLDOWN_SECONDS: '0',
   })
 })
