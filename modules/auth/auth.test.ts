@@ -1,95 +1,12 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { SignJWT } from 'jose'
 import { randomUUID } from 'node:crypto'
-import { startTestPlatform, uniqueEmail, type TestPlatform } from '../../runtime/testing/platform'
+import { MODES, startDeployment, type Deployment } from '../../runtime/testing/deployment'
+import { startTestPlatform, uniqueEmail } from '../../runtime/testing/platform'
 import { createAuthDb } from './db'
 import { createSigningKeys } from './services/signing-keys'
 
 const ADMIN = { email: 'admin@tiketi.test', password: 'admin-password-123' }
-let platform: TestPlatform
-
-beforeAll(async () => {
-  platform = await startTestPlatform(['auth'], { ADMIN_EMAIL: ADMIN.email, ADMIN_PASSWORD: ADMIN.password })
-})
-afterAll(() => platform.stop())
-
-async function signUp(password = 'correct horse battery') {
-  const email = uniqueEmail()
-  expect((await platform.request('POST', '/api/auth/register', { body: { email, password } })).status).toBe(201)
-  const login = await platform.request('POST', '/api/auth/login', { body: { email, password } })
-  expect(login.status).toBe(200)
-  return { email, password, ...login.body } as { email: string; password: string; accessToken: string; refreshToken: string; user: { id: string } }
-}
-
-describe('auth flow', () => {
-  test('register → login → me → refresh → logout', async () => {
-    const email = uniqueEmail()
-    const registered = await platform.request('POST', '/api/auth/register', { body: { email: `  ${email.toUpperCase()} `.trim(), password: 'pa55word-long' } })
-    expect(registered.status).toBe(201)
-    expect(registered.body.user).toMatchObject({ email, role: 'user' })
-    expect(registered.body.user.passwordHash).toBeUndefined()
-
-    const login = await platform.request('POST', '/api/auth/login', { body: { email: email.toUpperCase(), password: 'pa55word-long' } })
-    expect(login.status).toBe(200)
-    expect(login.body).toMatchObject({ tokenType: 'Bearer', expiresIn: 900, user: { email } })
-
-    const me = await platform.request('GET', '/api/auth/me', { token: login.body.accessToken })
-    expect(me.status).toBe(200)
-    expect(me.body).toEqual(registered.body.user)
-
-    const refreshed = await platform.request('POST', '/api/auth/refresh-token', { body: { refreshToken: login.body.refreshToken } })
-    expect(refreshed.status).toBe(200)
-    expect(refreshed.body.refreshToken).not.toBe(login.body.refreshToken)
-    expect((await platform.request('GET', '/api/auth/me', { token: refreshed.body.accessToken })).status).toBe(200)
-
-    const logout = await platform.request('POST', '/api/auth/logout', { token: refreshed.body.accessToken, body: { refreshToken: refreshed.body.refreshToken } })
-    expect(logout.status).toBe(204)
-    // The access token's jti is revoked, and so is the sign-in's refresh token.
-    const after = await platform.request('GET', '/api/auth/me', { token: refreshed.body.accessToken })
-    expect(after.status).toBe(401)
-    expect(after.body.error.code).toBe('UNAUTHORIZED')
-    expect((await platform.request('POST', '/api/auth/refresh-token', { body: { refreshToken: refreshed.body.refreshToken } })).status).toBe(401)
-  })
-
-  test('a duplicate email is a 409, whatever its case', async () => {
-    const email = uniqueEmail()
-    await platform.request('POST', '/api/auth/register', { body: { email, password: 'password-one' } })
-    const again = await platform.request('POST', '/api/auth/register', { body: { email: email.toUpperCase(), password: 'password-two' } })
-    expect(again.status).toBe(409)
-    expect(again.body.error.code).toBe('EMAIL_TAKEN')
-  })
-
-  test('200 concurrent registrations of one email create exactly one account', async () => {
-    const email = uniqueEmail('race')
-    const results = await Promise.all(
-      Array.from({ length: 200 }, () => platform.request('POST', '/api/auth/register', { body: { email, password: 'race-password' } })),
-    )
-    const statuses = results.map((result) => result.status)
-    expect(statuses.filter((status) => status === 201)).toHaveLength(1)
-    expect(statuses.filter((status) => status === 409)).toHaveLength(199)
-  })
-
-  test('wrong password and unknown email are the same 401', async () => {
-    const user = await signUp()
-    const wrong = await platform.request('POST', '/api/auth/login', { body: { email: user.email, password: 'not-the-password' } })
-    const unknown = await platform.request('POST', '/api/auth/login', { body: { email: uniqueEmail(), password: 'not-the-password' } })
-    expect(wrong.status).toBe(401)
-    expect(unknown.status).toBe(401)
-    expect(wrong.body).toEqual(unknown.body)
-  })
-
-  test('repeated failed logins for one email are throttled with Retry-After', async () => {
-    const user = await signUp()
-    for (let i = 0; i < 5; i++)
-      expect((await platform.request('POST', '/api/auth/login', { body: { email: user.email, password: 'wrong-password' } })).status).toBe(401)
-    const blocked = await platform.request('POST', '/api/auth/login', { body: { email: user.email, password: user.password } })
-    expect(blocked.status).toBe(429)
-    expect(blocked.body.error.code).toBe('TOO_MANY_ATTEMPTS')
-    const retryAfter = Number(blocked.headers.get('retry-after'))
-    expect(retryAfter).toBeGreaterThan(0)
-    expect(retryAfter).toBeLessThanOrEqual(900)
-  })
-})
 
 describe('throttling by client address', () => {
   test('behind a trusted proxy, 50 failures from one address block it, and only it', async () => {
@@ -113,153 +30,243 @@ describe('throttling by client address', () => {
   })
 })
 
-describe('access tokens', () => {
-  test('a tampered token is refused', async () => {
-    const user = await signUp()
-    const [header, payload, signature] = user.accessToken.split('.')
-    const claims = JSON.parse(Buffer.from(payload!, 'base64url').toString())
-    const forged = Buffer.from(JSON.stringify({ ...claims, role: 'admin' })).toString('base64url')
-    for (const token of [`${header}.${forged}.${signature}`, `${header}.${payload}.${signature!.slice(0, -4)}AAAA`, 'not-a-jwt']) {
-      const response = await platform.request('GET', '/api/auth/me', { token })
-      expect(response.status).toBe(401)
-      expect(response.body.error.code).toBe('UNAUTHORIZED')
+// The same suite against both ways TIKETI runs: in one process, and as its own process over HTTP.
+for (const mode of MODES)
+  describe(`auth API (${mode})`, () => {
+    let platform: Deployment
+
+    beforeAll(async () => {
+      platform = await startDeployment(mode, ['auth'], { ADMIN_EMAIL: ADMIN.email, ADMIN_PASSWORD: ADMIN.password })
+    }, 60_000)
+    afterAll(() => platform.stop())
+
+    async function signUp(password = 'correct horse battery') {
+      const email = uniqueEmail()
+      expect((await platform.request('POST', '/api/auth/register', { body: { email, password } })).status).toBe(201)
+      const login = await platform.request('POST', '/api/auth/login', { body: { email, password } })
+      expect(login.status).toBe(200)
+      return { email, password, ...login.body } as { email: string; password: string; accessToken: string; refreshToken: string; user: { id: string } }
     }
-  })
 
-  test('an expired token, and one signed by a stranger key, are refused', async () => {
-    const user = await signUp()
-    const db = createAuthDb(process.env.DATABASE_URL!)
-    const key = await createSigningKeys(db, { activationDelayMs: 0 }).current()
-    await db.$disconnect()
-    const now = Math.floor(Date.now() / 1000)
-    const sign = (exp: number, kid = key.kid) =>
-      new SignJWT({ role: 'user' })
-        .setProtectedHeader({ alg: 'ES256', kid })
-        .setSubject(user.user.id)
-        .setJti(randomUUID())
-        .setIssuer('tiketi')
-        .setAudience('tiketi')
-        .setIssuedAt(now - 100)
-        .setExpirationTime(exp)
-        .sign(key.privateKey)
-    expect((await platform.request('GET', '/api/auth/me', { token: await sign(now + 60) })).status).toBe(200)
-    expect((await platform.request('GET', '/api/auth/me', { token: await sign(now - 10) })).status).toBe(401)
-    expect((await platform.request('GET', '/api/auth/me', { token: await sign(now + 60, 'unknown-kid') })).status).toBe(401)
-  })
+    describe('auth flow', () => {
+      test('register → login → me → refresh → logout', async () => {
+        const email = uniqueEmail()
+        const registered = await platform.request('POST', '/api/auth/register', { body: { email: `  ${email.toUpperCase()} `.trim(), password: 'pa55word-long' } })
+        expect(registered.status).toBe(201)
+        expect(registered.body.user).toMatchObject({ email, role: 'user' })
+        expect(registered.body.user.passwordHash).toBeUndefined()
 
-  test('no or malformed Authorization header is a 401', async () => {
-    expect((await platform.request('GET', '/api/auth/me')).status).toBe(401)
-    expect((await platform.request('GET', '/api/auth/me', { headers: { authorization: 'Basic abc' } })).status).toBe(401)
-  })
+        const login = await platform.request('POST', '/api/auth/login', { body: { email: email.toUpperCase(), password: 'pa55word-long' } })
+        expect(login.status).toBe(200)
+        expect(login.body).toMatchObject({ tokenType: 'Bearer', expiresIn: 900, user: { email } })
 
-  test('an admin-only route refuses a user (403) and serves the bootstrapped admin', async () => {
-    const user = await signUp()
-    const refused = await platform.request('GET', '/api/auth/users', { token: user.accessToken })
-    expect(refused.status).toBe(403)
-    expect(refused.body.error.code).toBe('FORBIDDEN')
-    const admin = await platform.request('POST', '/api/auth/login', { body: ADMIN })
-    expect(admin.status).toBe(200)
-    expect(admin.body.user.role).toBe('admin')
-    const listed = await platform.request('GET', '/api/auth/users?limit=5', { token: admin.body.accessToken })
-    expect(listed.status).toBe(200)
-    expect(listed.body.items.length).toBeGreaterThan(0)
-    expect(listed.body.items.length).toBeLessThanOrEqual(5)
-  })
+        const me = await platform.request('GET', '/api/auth/me', { token: login.body.accessToken })
+        expect(me.status).toBe(200)
+        expect(me.body).toEqual(registered.body.user)
 
-  test('JWKS publishes the public key only', async () => {
-    const jwks = await platform.request('GET', '/api/auth/.well-known/jwks.json')
-    expect(jwks.status).toBe(200)
-    expect(jwks.body.keys.length).toBeGreaterThan(0)
-    for (const key of jwks.body.keys) {
-      expect(key).toMatchObject({ kty: 'EC', crv: 'P-256', alg: 'ES256', use: 'sig' })
-      expect(key.d).toBeUndefined()
-    }
-  })
-})
+        const refreshed = await platform.request('POST', '/api/auth/refresh-token', { body: { refreshToken: login.body.refreshToken } })
+        expect(refreshed.status).toBe(200)
+        expect(refreshed.body.refreshToken).not.toBe(login.body.refreshToken)
+        expect((await platform.request('GET', '/api/auth/me', { token: refreshed.body.accessToken })).status).toBe(200)
 
-describe('refresh token rotation', () => {
-  test('reusing a rotated refresh token revokes its whole family', async () => {
-    const user = await signUp()
-    const first = await platform.request('POST', '/api/auth/refresh-token', { body: { refreshToken: user.refreshToken } })
-    expect(first.status).toBe(200)
-    const reuse = await platform.request('POST', '/api/auth/refresh-token', { body: { refreshToken: user.refreshToken } })
-    expect(reuse.status).toBe(401)
-    // The legitimate successor is now revoked too.
-    const successor = await platform.request('POST', '/api/auth/refresh-token', { body: { refreshToken: first.body.refreshToken } })
-    expect(successor.status).toBe(401)
-  })
+        const logout = await platform.request('POST', '/api/auth/logout', { token: refreshed.body.accessToken, body: { refreshToken: refreshed.body.refreshToken } })
+        expect(logout.status).toBe(204)
+        // The access token's jti is revoked, and so is the sign-in's refresh token.
+        const after = await platform.request('GET', '/api/auth/me', { token: refreshed.body.accessToken })
+        expect(after.status).toBe(401)
+        expect(after.body.error.code).toBe('UNAUTHORIZED')
+        expect((await platform.request('POST', '/api/auth/refresh-token', { body: { refreshToken: refreshed.body.refreshToken } })).status).toBe(401)
+      })
 
-  test('of 200 concurrent rotations of one token, exactly one succeeds', async () => {
-    const user = await signUp()
-    const results = await Promise.all(
-      Array.from({ length: 200 }, () => platform.request('POST', '/api/auth/refresh-token', { body: { refreshToken: user.refreshToken } })),
-    )
-    const ok = results.filter((result) => result.status === 200)
-    expect(ok).toHaveLength(1)
-    expect(results.filter((result) => result.status === 401)).toHaveLength(199)
-  })
+      test('a duplicate email is a 409, whatever its case', async () => {
+        const email = uniqueEmail()
+        await platform.request('POST', '/api/auth/register', { body: { email, password: 'password-one' } })
+        const again = await platform.request('POST', '/api/auth/register', { body: { email: email.toUpperCase(), password: 'password-two' } })
+        expect(again.status).toBe(409)
+        expect(again.body.error.code).toBe('EMAIL_TAKEN')
+      })
 
-  test('an unknown refresh token is a 401', async () => {
-    const response = await platform.request('POST', '/api/auth/refresh-token', { body: { refreshToken: `${randomUUID()}.nope` } })
-    expect(response.status).toBe(401)
-  })
+      test('200 concurrent registrations of one email create exactly one account', async () => {
+        const email = uniqueEmail('race')
+        const results = await Promise.all(
+          Array.from({ length: 200 }, () => platform.request('POST', '/api/auth/register', { body: { email, password: 'race-password' } })),
+        )
+        const statuses = results.map((result) => result.status)
+        expect(statuses.filter((status) => status === 201)).toHaveLength(1)
+        expect(statuses.filter((status) => status === 409)).toHaveLength(199)
+      })
 
-  test('logging out one sign-in leaves another working', async () => {
-    const user = await signUp()
-    const second = await platform.request('POST', '/api/auth/login', { body: { email: user.email, password: user.password } })
-    await platform.request('POST', '/api/auth/logout', { token: user.accessToken, body: { refreshToken: user.refreshToken } })
-    expect((await platform.request('GET', '/api/auth/me', { token: second.body.accessToken })).status).toBe(200)
-    expect((await platform.request('POST', '/api/auth/refresh-token', { body: { refreshToken: second.body.refreshToken } })).status).toBe(200)
-  })
-})
+      test('wrong password and unknown email are the same 401', async () => {
+        const user = await signUp()
+        const wrong = await platform.request('POST', '/api/auth/login', { body: { email: user.email, password: 'not-the-password' } })
+        const unknown = await platform.request('POST', '/api/auth/login', { body: { email: uniqueEmail(), password: 'not-the-password' } })
+        expect(wrong.status).toBe(401)
+        expect(unknown.status).toBe(401)
+        expect(wrong.body).toEqual(unknown.body)
+      })
 
-describe('bad input on every auth route', () => {
-  const cases: Array<[string, string, unknown]> = [
-    ['POST', '/api/auth/register', {}],
-    ['POST', '/api/auth/register', { email: 'not-an-email', password: 'long-enough' }],
-    ['POST', '/api/auth/register', { email: 'a@b.co', password: 'short' }],
-    ['POST', '/api/auth/register', { email: 'a@b.co', password: 'x'.repeat(129) }],
-    ['POST', '/api/auth/register', { email: 'a@b.co', password: 'long-enough', role: 'admin' }],
-    ['POST', '/api/auth/register', { email: 42, password: 'long-enough' }],
-    ['POST', '/api/auth/login', { email: 'a@b.co' }],
-    ['POST', '/api/auth/login', []],
-    ['POST', '/api/auth/refresh-token', {}],
-    ['POST', '/api/auth/refresh-token', { refreshToken: '' }],
-    ['POST', '/api/auth/refresh-token', { refreshToken: 'x'.repeat(201) }],
-  ]
-  for (const [method, path, body] of cases)
-    test(`${method} ${path} ${JSON.stringify(body).slice(0, 40)} → 400`, async () => {
-      const response = await platform.request(method, path, { body })
-      expect(response.status).toBe(400)
-      expect(response.body.error.code).toBe('VALIDATION_FAILED')
-      expect(typeof response.body.error.message).toBe('string')
+      test('repeated failed logins for one email are throttled with Retry-After', async () => {
+        const user = await signUp()
+        for (let i = 0; i < 5; i++)
+          expect((await platform.request('POST', '/api/auth/login', { body: { email: user.email, password: 'wrong-password' } })).status).toBe(401)
+        const blocked = await platform.request('POST', '/api/auth/login', { body: { email: user.email, password: user.password } })
+        expect(blocked.status).toBe(429)
+        expect(blocked.body.error.code).toBe('TOO_MANY_ATTEMPTS')
+        const retryAfter = Number(blocked.headers.get('retry-after'))
+        expect(retryAfter).toBeGreaterThan(0)
+        expect(retryAfter).toBeLessThanOrEqual(900)
+      })
     })
 
-  for (const path of ['/api/auth/register', '/api/auth/login', '/api/auth/refresh-token'])
-    test(`${path} with malformed JSON → 400`, async () => {
-      const response = await platform.request('POST', path, { body: '{"email": ' })
-      expect(response.status).toBe(400)
-      expect(response.body.error.code).toBe('MALFORMED_BODY')
+
+    describe('access tokens', () => {
+      test('a tampered token is refused', async () => {
+        const user = await signUp()
+        const [header, payload, signature] = user.accessToken.split('.')
+        const claims = JSON.parse(Buffer.from(payload!, 'base64url').toString())
+        const forged = Buffer.from(JSON.stringify({ ...claims, role: 'admin' })).toString('base64url')
+        for (const token of [`${header}.${forged}.${signature}`, `${header}.${payload}.${signature!.slice(0, -4)}AAAA`, 'not-a-jwt']) {
+          const response = await platform.request('GET', '/api/auth/me', { token })
+          expect(response.status).toBe(401)
+          expect(response.body.error.code).toBe('UNAUTHORIZED')
+        }
+      })
+
+      test('an expired token, and one signed by a stranger key, are refused', async () => {
+        const user = await signUp()
+        const db = createAuthDb(process.env.DATABASE_URL!)
+        const key = await createSigningKeys(db, { activationDelayMs: 0 }).current()
+        await db.$disconnect()
+        const now = Math.floor(Date.now() / 1000)
+        const sign = (exp: number, kid = key.kid) =>
+          new SignJWT({ role: 'user' })
+            .setProtectedHeader({ alg: 'ES256', kid })
+            .setSubject(user.user.id)
+            .setJti(randomUUID())
+            .setIssuer('tiketi')
+            .setAudience('tiketi')
+            .setIssuedAt(now - 100)
+            .setExpirationTime(exp)
+            .sign(key.privateKey)
+        expect((await platform.request('GET', '/api/auth/me', { token: await sign(now + 60) })).status).toBe(200)
+        expect((await platform.request('GET', '/api/auth/me', { token: await sign(now - 10) })).status).toBe(401)
+        expect((await platform.request('GET', '/api/auth/me', { token: await sign(now + 60, 'unknown-kid') })).status).toBe(401)
+      })
+
+      test('no or malformed Authorization header is a 401', async () => {
+        expect((await platform.request('GET', '/api/auth/me')).status).toBe(401)
+        expect((await platform.request('GET', '/api/auth/me', { headers: { authorization: 'Basic abc' } })).status).toBe(401)
+      })
+
+      test('an admin-only route refuses a user (403) and serves the bootstrapped admin', async () => {
+        const user = await signUp()
+        const refused = await platform.request('GET', '/api/auth/users', { token: user.accessToken })
+        expect(refused.status).toBe(403)
+        expect(refused.body.error.code).toBe('FORBIDDEN')
+        const admin = await platform.request('POST', '/api/auth/login', { body: ADMIN })
+        expect(admin.status).toBe(200)
+        expect(admin.body.user.role).toBe('admin')
+        const listed = await platform.request('GET', '/api/auth/users?limit=5', { token: admin.body.accessToken })
+        expect(listed.status).toBe(200)
+        expect(listed.body.items.length).toBeGreaterThan(0)
+        expect(listed.body.items.length).toBeLessThanOrEqual(5)
+      })
+
+      test('JWKS publishes the public key only', async () => {
+        const jwks = await platform.request('GET', '/api/auth/.well-known/jwks.json')
+        expect(jwks.status).toBe(200)
+        expect(jwks.body.keys.length).toBeGreaterThan(0)
+        for (const key of jwks.body.keys) {
+          expect(key).toMatchObject({ kty: 'EC', crv: 'P-256', alg: 'ES256', use: 'sig' })
+          expect(key.d).toBeUndefined()
+        }
+      })
     })
 
-  test('logout with an unknown field → 400, without a token → 401', async () => {
-    const user = await signUp()
-    const unknownField = await platform.request('POST', '/api/auth/logout', { token: user.accessToken, body: { everything: true } })
-    expect(unknownField.status).toBe(400)
-    expect((await platform.request('POST', '/api/auth/logout', { body: {} })).status).toBe(401)
-  })
+    describe('refresh token rotation', () => {
+      test('reusing a rotated refresh token revokes its whole family', async () => {
+        const user = await signUp()
+        const first = await platform.request('POST', '/api/auth/refresh-token', { body: { refreshToken: user.refreshToken } })
+        expect(first.status).toBe(200)
+        const reuse = await platform.request('POST', '/api/auth/refresh-token', { body: { refreshToken: user.refreshToken } })
+        expect(reuse.status).toBe(401)
+        // The legitimate successor is now revoked too.
+        const successor = await platform.request('POST', '/api/auth/refresh-token', { body: { refreshToken: first.body.refreshToken } })
+        expect(successor.status).toBe(401)
+      })
 
-  test('users listing with out-of-range paging → 400', async () => {
-    const admin = await platform.request('POST', '/api/auth/login', { body: ADMIN })
-    for (const query of ['limit=0', 'limit=101', 'page=0', 'page=abc', 'sort=email'])
-      expect((await platform.request('GET', `/api/auth/users?${query}`, { token: admin.body.accessToken })).status).toBe(400)
-  })
+      test('of 200 concurrent rotations of one token, exactly one succeeds', async () => {
+        const user = await signUp()
+        const results = await Promise.all(
+          Array.from({ length: 200 }, () => platform.request('POST', '/api/auth/refresh-token', { body: { refreshToken: user.refreshToken } })),
+        )
+        const ok = results.filter((result) => result.status === 200)
+        expect(ok).toHaveLength(1)
+        expect(results.filter((result) => result.status === 401)).toHaveLength(199)
+      })
 
-  test('wrong method on a known path and unknown paths → 404 in the error shape', async () => {
-    for (const [method, path] of [['GET', '/api/auth/register'], ['DELETE', '/api/auth/me'], ['GET', '/api/auth/nope']] as const) {
-      const response = await platform.request(method, path)
-      expect(response.status).toBe(404)
-      expect(response.body.error.code).toBe('ROUTE_NOT_FOUND')
-    }
+      test('an unknown refresh token is a 401', async () => {
+        const response = await platform.request('POST', '/api/auth/refresh-token', { body: { refreshToken: `${randomUUID()}.nope` } })
+        expect(response.status).toBe(401)
+      })
+
+      test('logging out one sign-in leaves another working', async () => {
+        const user = await signUp()
+        const second = await platform.request('POST', '/api/auth/login', { body: { email: user.email, password: user.password } })
+        await platform.request('POST', '/api/auth/logout', { token: user.accessToken, body: { refreshToken: user.refreshToken } })
+        expect((await platform.request('GET', '/api/auth/me', { token: second.body.accessToken })).status).toBe(200)
+        expect((await platform.request('POST', '/api/auth/refresh-token', { body: { refreshToken: second.body.refreshToken } })).status).toBe(200)
+      })
+    })
+
+    describe('bad input on every auth route', () => {
+      const cases: Array<[string, string, unknown]> = [
+        ['POST', '/api/auth/register', {}],
+        ['POST', '/api/auth/register', { email: 'not-an-email', password: 'long-enough' }],
+        ['POST', '/api/auth/register', { email: 'a@b.co', password: 'short' }],
+        ['POST', '/api/auth/register', { email: 'a@b.co', password: 'x'.repeat(129) }],
+        ['POST', '/api/auth/register', { email: 'a@b.co', password: 'long-enough', role: 'admin' }],
+        ['POST', '/api/auth/register', { email: 42, password: 'long-enough' }],
+        ['POST', '/api/auth/login', { email: 'a@b.co' }],
+        ['POST', '/api/auth/login', []],
+        ['POST', '/api/auth/refresh-token', {}],
+        ['POST', '/api/auth/refresh-token', { refreshToken: '' }],
+        ['POST', '/api/auth/refresh-token', { refreshToken: 'x'.repeat(201) }],
+      ]
+      for (const [method, path, body] of cases)
+        test(`${method} ${path} ${JSON.stringify(body).slice(0, 40)} → 400`, async () => {
+          const response = await platform.request(method, path, { body })
+          expect(response.status).toBe(400)
+          expect(response.body.error.code).toBe('VALIDATION_FAILED')
+          expect(typeof response.body.error.message).toBe('string')
+        })
+
+      for (const path of ['/api/auth/register', '/api/auth/login', '/api/auth/refresh-token'])
+        test(`${path} with malformed JSON → 400`, async () => {
+          const response = await platform.request('POST', path, { body: '{"email": ' })
+          expect(response.status).toBe(400)
+          expect(response.body.error.code).toBe('MALFORMED_BODY')
+        })
+
+      test('logout with an unknown field → 400, without a token → 401', async () => {
+        const user = await signUp()
+        const unknownField = await platform.request('POST', '/api/auth/logout', { token: user.accessToken, body: { everything: true } })
+        expect(unknownField.status).toBe(400)
+        expect((await platform.request('POST', '/api/auth/logout', { body: {} })).status).toBe(401)
+      })
+
+      test('users listing with out-of-range paging → 400', async () => {
+        const admin = await platform.request('POST', '/api/auth/login', { body: ADMIN })
+        for (const query of ['limit=0', 'limit=101', 'page=0', 'page=abc', 'sort=email'])
+          expect((await platform.request('GET', `/api/auth/users?${query}`, { token: admin.body.accessToken })).status).toBe(400)
+      })
+
+      test('wrong method on a known path and unknown paths → 404 in the error shape', async () => {
+        for (const [method, path] of [['GET', '/api/auth/register'], ['DELETE', '/api/auth/me'], ['GET', '/api/auth/nope']] as const) {
+          const response = await platform.request(method, path)
+          expect(response.status).toBe(404)
+          expect(response.body.error.code).toBe('ROUTE_NOT_FOUND')
+        }
+      })
+    })
   })
-})

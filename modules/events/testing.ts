@@ -1,5 +1,5 @@
 import { expect } from 'bun:test'
-import type { TestPlatform } from '../../runtime/testing/platform'
+import type { ApiTarget } from '../../runtime/testing/platform'
 
 export const ADMIN = { email: 'admin@tiketi.test', password: 'admin-password-123' }
 export const ADMIN_ENV = { ADMIN_EMAIL: ADMIN.email, ADMIN_PASSWORD: ADMIN.password }
@@ -32,19 +32,19 @@ export function eventInput(overrides: Record<string, unknown> = {}) {
   }
 }
 
-export async function adminToken(platform: TestPlatform): Promise<string> {
+export async function adminToken(platform: ApiTarget): Promise<string> {
   const login = await platform.request('POST', '/api/auth/login', { body: ADMIN })
   expect(login.status).toBe(200)
   return login.body.accessToken
 }
 
-export async function createEvent(platform: TestPlatform, token: string, overrides: Record<string, unknown> = {}) {
+export async function createEvent(platform: ApiTarget, token: string, overrides: Record<string, unknown> = {}) {
   const created = await platform.request('POST', '/api/events', { token, body: eventInput(overrides) })
   expect(created.status).toBe(201)
   return created.body as { id: string; status: string; version: number }
 }
 
-export async function publishedEvent(platform: TestPlatform, token: string, overrides: Record<string, unknown> = {}) {
+export async function publishedEvent(platform: ApiTarget, token: string, overrides: Record<string, unknown> = {}) {
   const event = await createEvent(platform, token, overrides)
   const published = await platform.request('POST', `/api/events/${event.id}/publish`, { token })
   expect(published.status).toBe(200)

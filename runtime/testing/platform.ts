@@ -2,15 +2,45 @@ import { loadConfig } from '../config'
 import { createPlatform, type Platform } from '../platform'
 import { REGISTRY, type ModuleRegistry } from '../modules'
 
-export interface TestPlatform extends Platform {
-  /** Sends a request through the whole app (hooks, error mapping) without opening a socket. */
-  request(method: string, path: string, options?: { body?: unknown; token?: string; headers?: Record<string, string> }): Promise<TestResponse>
+export interface RequestOptions {
+  body?: unknown
+  token?: string
+  headers?: Record<string, string>
 }
 
 export interface TestResponse {
   status: number
   headers: Headers
+  /** Parsed JSON, the text when it is not JSON, undefined when empty. */
   body: any
+}
+
+/** Anything tests can send API requests to: one platform in this process, or a deployment of processes. */
+export interface ApiTarget {
+  request(method: string, path: string, options?: RequestOptions): Promise<TestResponse>
+}
+
+export interface TestPlatform extends Platform, ApiTarget {}
+
+/** A JSON request with an optional bearer token. */
+export function buildRequest(base: string, method: string, path: string, options: RequestOptions = {}): Request {
+  const headers: Record<string, string> = { ...options.headers }
+  if (options.token) headers.authorization = `Bearer ${options.token}`
+  let body: string | undefined
+  if (options.body !== undefined) {
+    headers['content-type'] ??= 'application/json'
+    body = typeof options.body === 'string' ? options.body : JSON.stringify(options.body)
+  }
+  return new Request(`${base}${path}`, { method, headers, body })
+}
+
+export async function readResponse(response: Response): Promise<TestResponse> {
+  const text = await response.text()
+  let body: unknown = text
+  try {
+    body = text ? JSON.parse(text) : undefined
+  } catch {}
+  return { status: response.status, headers: response.headers, body }
 }
 
 /** A platform running the given modules against the test database and Redis (see preload.ts). */
@@ -23,22 +53,8 @@ export async function startTestPlatform(
   const platform = await createPlatform(config, undefined, registry)
   await platform.start()
   return Object.assign(platform, {
-    async request(method: string, path: string, options: { body?: unknown; token?: string; headers?: Record<string, string> } = {}) {
-      const headers: Record<string, string> = { ...options.headers }
-      if (options.token) headers.authorization = `Bearer ${options.token}`
-      let body: string | undefined
-      if (options.body !== undefined) {
-        headers['content-type'] ??= 'application/json'
-        body = typeof options.body === 'string' ? options.body : JSON.stringify(options.body)
-      }
-      const response = await platform.app.handle(new Request(`http://localhost${path}`, { method, headers, body }))
-      const text = await response.text()
-      let parsed: unknown = text
-      try {
-        parsed = text ? JSON.parse(text) : undefined
-      } catch {}
-      return { status: response.status, headers: response.headers, body: parsed }
-    },
+    request: (method: string, path: string, options: RequestOptions = {}) =>
+      platform.app.handle(buildRequest('http://localhost', method, path, options)).then(readResponse),
   })
 }
 
