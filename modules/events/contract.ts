@@ -115,7 +115,7 @@ const eventFields = {
 }
 
 export const CreateEventInput = t.Object(eventFields, closed)
-export const UpdateEventInput = t.Partial(t.Object(eventFields, closed), closed)
+export const UpdateEventInput = t.Partial(t.Object(eventFields, closed), { ...closed, minProperties: 1 })
 
 export const EventListQuery = t.Object(
   {
@@ -134,6 +134,7 @@ export const NewsInput = t.Object(
   { title: t.String({ minLength: 1, maxLength: 200 }), body: t.String({ minLength: 1, maxLength: 20_000 }), pinned: t.Optional(t.Boolean()) },
   closed,
 )
+export const NewsUpdate = t.Partial(NewsInput, { ...closed, minProperties: 1 })
 export const PageQuery = t.Object(
   { page: t.Optional(t.Integer({ minimum: 1, maximum: 10_000 })), limit: t.Optional(t.Integer({ minimum: 1, maximum: 100 })) },
   closed,

@@ -204,6 +204,15 @@ for (const mode of MODES)
           expect(response.body.error.code).toBe(code)
         })
 
+      test('an update that names nothing to change → 400', async () => {
+        const event = await createEvent(platform, admin)
+        const response = await platform.request('PUT', `/api/events/${event.id}`, { token: admin, body: {} })
+        expect(response.status).toBe(400)
+        expect(response.body.error.code).toBe('VALIDATION_FAILED')
+        const notice = await platform.request('POST', '/api/news', { token: admin, body: { title: 't', body: 'b' } })
+        expect((await platform.request('PUT', `/api/news/${notice.body.id}`, { token: admin, body: {} })).status).toBe(400)
+      })
+
       test('an update is checked against the merged schedule', async () => {
         const event = await createEvent(platform, admin)
         const response = await platform.request('PUT', `/api/events/${event.id}`, { token: admin, body: { saleEnd: inMs(20 * 86_400_000) } })

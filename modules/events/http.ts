@@ -1,8 +1,8 @@
-import { Elysia, t } from 'elysia'
+import { Elysia } from 'elysia'
 import type { AuthGuard } from '../../runtime/kernel/auth-guard'
 import { cachedJsonResponse, type ResponseCache } from '../../runtime/kernel/cache'
 import { notFound } from '../../runtime/kernel/errors'
-import { CreateEventInput, EventListQuery, IdParams, NewsInput, PageQuery, UpdateEventInput } from './contract'
+import { CreateEventInput, EventListQuery, IdParams, NewsInput, NewsUpdate, PageQuery, UpdateEventInput } from './contract'
 import type { Catalog } from './services/catalog'
 import type { News } from './services/news'
 
@@ -106,7 +106,7 @@ export function eventsHttp(deps: { catalog: Catalog; news: News; cache: Response
         await newsCache.invalidate('news')
         return updated
       },
-      { auth: 'admin', params: IdParams, body: t.Partial(NewsInput), detail: { summary: 'Edit a notice (admin)', tags: ['news'] } },
+      { auth: 'admin', params: IdParams, body: NewsUpdate, detail: { summary: 'Edit a notice (admin)', tags: ['news'] } },
     )
     .delete(
       '/news/:id',
