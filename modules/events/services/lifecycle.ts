@@ -68,7 +68,10 @@ export function createLifecycle(deps: {
       })
     },
 
-    /** Applies the status the clock gives the event at `dueAt` (or now, if later). Returns the new status, if any. */
+    /**
+     * Applies the status the clock gives the event at `dueAt` (or now, if later), recorded as changed at that
+     * instant: a job the queue runs a hair early still opens the sale at the announced time, never before it.
+     */
     async advance(eventId: string, dueAt: number): Promise<EventStatus | undefined> {
       const at = new Date(Math.max(now().getTime(), dueAt))
       const changed = await db.$transaction(async (tx) => {
@@ -82,7 +85,7 @@ export function createLifecycle(deps: {
         if (target === row.status || !canTransition(row.status, target)) return undefined
         const event = await tx.event.update({
           where: { id: eventId },
-          data: { status: target, statusChangedAt: now(), version: { increment: 1 } },
+          data: { status: target, statusChangedAt: at, version: { increment: 1 } },
         })
         await outbox.publish(tx, 'event.status-changed.v1', {
           eventId,
