@@ -68,11 +68,11 @@ export function createLifecycle(deps: {
       })
     },
 
-    /**
-     * Applies the status the clock gives the event at `dueAt` (or now, if later), recorded as changed at that
-     * instant: a job the queue runs a hair early still opens the sale at the announced time, never before it.
-     */
+    /** Applies the status the clock gives the event at `dueAt` (or now, if later). Returns the new status, if any. */
     async advance(eventId: string, dueAt: number): Promise<EventStatus | undefined> {
+      // A job the queue runs a hair early waits for its instant: a sale never opens before the announced time.
+      const early = dueAt - now().getTime()
+      if (early > 0) await Bun.sleep(Math.min(early, 5_000))
       const at = new Date(Math.max(now().getTime(), dueAt))
       const changed = await db.$transaction(async (tx) => {
         const rows = await tx.$queryRawUnsafe<Array<{ status: EventStatus; sale_start: Date; sale_end: Date; event_date: Date }>>(
