@@ -11,6 +11,7 @@ export interface SqlClient {
   $queryRawUnsafe<T = unknown>(query: string, ...values: unknown[]): PromiseLike<T>
 }
 export interface Database extends SqlClient {
+  // `any`: each module's generated Prisma client passes its own transaction type here.
   $transaction<R>(fn: (tx: any) => Promise<R>, options?: { timeout?: number; maxWait?: number }): Promise<R>
 }
 
@@ -188,26 +189,34 @@ export class OutboxRelay {
   }
 }
 
-export interface HandlerContext {
+export interface HandlerContext<Tx = SqlClient> {
   /** The module's transaction: the effect and the inbox record commit together. */
-  tx: any
+  tx: Tx
   event: EventEnvelope
 }
 
 export interface Subscription {
   event: string
-  handle(payload: unknown, context: HandlerContext): Promise<void>
+  handle(payload: unknown, context: HandlerContext<any>): Promise<void>
 }
 
-/** Typed subscription to an event declared in the publisher's contract. */
-export function subscribe<C extends ModuleContract, N extends EventName<C>>(
-  publisher: C,
-  event: N,
-  handle: (payload: EventPayload<C, N>, context: HandlerContext) => Promise<void>,
-): Subscription {
-  if (!(event in publisher.publishes)) throw new Error(`${publisher.module} does not publish ${event}`)
-  return { event, handle: handle as Subscription['handle'] }
+/**
+ * Typed subscriptions for a module whose transactions are `Tx` (its Prisma transaction client):
+ * `const on = subscriber<MyTx>()`, then `on(eventsContract, 'event.published.v1', async (payload, { tx }) => …)`.
+ */
+export function subscriber<Tx>() {
+  return <C extends ModuleContract, N extends EventName<C>>(
+    publisher: C,
+    event: N,
+    handle: (payload: EventPayload<C, N>, context: HandlerContext<Tx>) => Promise<void>,
+  ): Subscription => {
+    if (!(event in publisher.publishes)) throw new Error(`${publisher.module} does not publish ${event}`)
+    return { event, handle: handle as Subscription['handle'] }
+  }
 }
+
+/** Subscriptions whose handlers need only raw SQL in the transaction. */
+export const subscribe = subscriber<SqlClient>()
 
 /**
  * Consumes a module's inbox queue. Each event is applied at most once per module: its id goes into the module's

@@ -1,5 +1,5 @@
 import { Elysia, t } from 'elysia'
-import { subscribe } from '../kernel/bus'
+import { subscribe, type HandlerContext } from '../kernel/bus'
 import { defineContract } from '../kernel/contract'
 import { defineModule } from '../kernel/module'
 import { REGISTRY, type ModuleRegistry } from '../modules'
@@ -28,7 +28,7 @@ export const probeModule = defineModule({
     )
     await db.$executeRawUnsafe(`CREATE TABLE IF NOT EXISTS probe.received (event_id UUID NOT NULL, event_name TEXT NOT NULL,
       subject TEXT NOT NULL, received_at TIMESTAMPTZ NOT NULL DEFAULT now())`)
-    const record = (subject: (payload: any) => string) => async (payload: unknown, { tx, event }: { tx: any; event: { id: string; name: string } }) => {
+    const record = (subject: (payload: any) => string) => async (payload: unknown, { tx, event }: HandlerContext) => {
       await tx.$executeRawUnsafe('INSERT INTO probe.received (event_id, event_name, subject) VALUES ($1::uuid, $2, $3)', event.id, event.name, subject(payload))
     }
     return {
