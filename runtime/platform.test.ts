@@ -33,6 +33,7 @@ describe('operations endpoints', () => {
     expect(text).toMatch(/tiketi_http_requests_total\{method="POST",route="\/api\/auth\/register",status="201"\} [1-9]/)
     expect(text).toContain('tiketi_http_request_duration_seconds_bucket')
     expect(text).toMatch(/tiketi_outbox_backlog\{module="auth"\} 0/)
+    expect(text).toMatch(/tiketi_db_queries_total\{module="auth"\} [1-9]/)
   })
 
   test('/docs serves OpenAPI generated from the route schemas', async () => {

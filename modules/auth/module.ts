@@ -10,7 +10,7 @@ import { createSigningKeys } from './services/signing-keys'
 export const authModule = defineModule({
   contract: authContract,
   async create(ctx) {
-    const db = createAuthDb(ctx.databaseUrl)
+    const db = createAuthDb(ctx.databaseUrl, () => ctx.metrics.dbQueries.inc({ module: 'auth' }))
     const keys = createSigningKeys(db, { activationDelayMs: ctx.config.signingKeyActivationSeconds * 1000 })
     await keys.ensureOne()
     const accounts = createAccounts({

@@ -13,7 +13,7 @@ import { createNews } from './services/news'
 export const eventsModule = defineModule({
   contract: eventsContract,
   create(ctx) {
-    const db = createEventsDb(ctx.databaseUrl)
+    const db = createEventsDb(ctx.databaseUrl, () => ctx.metrics.dbQueries.inc({ module: 'events' }))
     const outbox = new Outbox(eventsContract, ctx.catalog)
     const cache = createResponseCache({ redis: ctx.redis, name: 'events', ttlSeconds: 60, lookups: ctx.metrics.cacheLookups })
     const newsCache = createResponseCache({ redis: ctx.redis, name: 'news', ttlSeconds: 60, lookups: ctx.metrics.cacheLookups })

@@ -8,6 +8,8 @@ export interface Metrics {
   outboxBacklog: Gauge<'module'>
   /** Read-through cache lookups: hit, load (reached the database), shared (joined a load in this process), waited (another process loaded). */
   cacheLookups: Counter<'cache' | 'result'>
+  /** SQL statements each module's Prisma client sent (business queries, relay polls, transactions). */
+  dbQueries: Counter<'module'>
   /** Runs before each scrape, to refresh gauges that are read from Redis or PostgreSQL. */
   onScrape(collect: () => Promise<void>): void
   /** Prometheus text exposition, after refreshing the scrape-time gauges. */
@@ -50,9 +52,16 @@ export function createMetrics(): Metrics {
     labelNames: ['cache', 'result'] as const,
     registers: [registry],
   })
+  const dbQueries = new Counter({
+    name: 'tiketi_db_queries_total',
+    help: 'SQL statements sent by each module',
+    labelNames: ['module'] as const,
+    registers: [registry],
+  })
   return {
     registry,
     cacheLookups,
+    dbQueries,
     httpRequests,
     httpDuration,
     queueDepth,
