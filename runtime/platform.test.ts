@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import Redis from 'ioredis'
+import { t } from 'elysia'
 import { loadConfig } from './config'
 import { createLogger } from './kernel/log'
 import { createPlatform } from './platform'
@@ -105,6 +106,18 @@ describe('errors and logs', () => {
     expect(log).not.toContain(password)
     expect(log).not.toMatch(/\n\s+at /) // no stack traces
     for (const line of lines) expect(() => JSON.parse(line)).not.toThrow()
+  })
+})
+
+describe('response schemas', () => {
+  test('a handler whose answer breaks its own response schema is a 500, not the client’s 400', async () => {
+    const config = loadConfig(process.env, ['--modules=auth'])
+    const own = await createPlatform(config, createLogger('silent'))
+    own.app.get('/broken', () => ({ wrong: true }) as unknown as { right: string }, { response: { 200: t.Object({ right: t.String() }) } })
+    const response = await own.app.handle(new Request('http://localhost/broken'))
+    expect(response.status).toBe(500)
+    expect(await response.json()).toEqual({ error: { code: 'INTERNAL', message: 'internal error' } })
+    await own.stop()
   })
 })
 

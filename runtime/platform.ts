@@ -30,6 +30,8 @@ function withTimeout<T>(promise: PromiseLike<T>, ms: number, what: string): Prom
 /** Maps any thrown error to a status and the public error body; only unexpected errors are 500. */
 function toErrorResponse(code: string | number, error: unknown): { status: number; body: ReturnType<typeof errorBody>; headers?: Record<string, string> } {
   if (error instanceof HttpError) return { status: error.status, body: errorBody(error.code, error.message), headers: error.headers }
+  // A response that does not match its own schema is our bug, not the client's.
+  if (error instanceof ValidationError && error.type === 'response') return { status: 500, body: errorBody('INTERNAL', 'internal error') }
   if (error instanceof ValidationError) {
     const detail = error.valueError
     const where = detail?.path ? `${error.type} ${detail.path}` : error.type

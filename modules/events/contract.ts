@@ -1,9 +1,7 @@
-import { t } from 'elysia'
+import { t, type TSchema } from 'elysia'
 import { defineContract } from '../../runtime/kernel/contract'
 
-const Status = t.Union(
-  ['draft', 'upcoming', 'on_sale', 'sold_out', 'closed', 'ended', 'cancelled'].map((status) => t.Literal(status)),
-)
+const Status = t.UnionEnum(['draft', 'upcoming', 'on_sale', 'sold_out', 'closed', 'ended', 'cancelled'])
 
 /** Everything another context needs to sell an event: the full sellable inventory and the rules of the sale. */
 const EventSnapshot = t.Object({
@@ -119,11 +117,11 @@ export const UpdateEventInput = t.Partial(t.Object(eventFields, closed), { ...cl
 
 export const EventListQuery = t.Object(
   {
-    status: t.Optional(t.Union(['upcoming', 'on_sale', 'sold_out', 'closed', 'ended', 'cancelled'].map((status) => t.Literal(status)))),
+    status: t.Optional(t.UnionEnum(['upcoming', 'on_sale', 'sold_out', 'closed', 'ended', 'cancelled'])),
     q: t.Optional(t.String({ minLength: 1, maxLength: 100 })),
     from: t.Optional(t.String({ format: 'date-time' })),
     to: t.Optional(t.String({ format: 'date-time' })),
-    sort: t.Optional(t.Union(['date', '-date', 'title', '-title', 'saleStart', '-saleStart', 'created', '-created'].map((sort) => t.Literal(sort)))),
+    sort: t.Optional(t.UnionEnum(['date', '-date', 'title', '-title', 'saleStart', '-saleStart', 'created', '-created'])),
     page: t.Optional(t.Integer({ minimum: 1, maximum: 10_000 })),
     limit: t.Optional(t.Integer({ minimum: 1, maximum: 100 })),
   },
@@ -140,3 +138,55 @@ export const PageQuery = t.Object(
   closed,
 )
 export const IdParams = t.Object({ id: t.String({ format: 'uuid' }) })
+
+// Response models (documented in OpenAPI; cached reads are served as stored bytes, the others are checked).
+const Instant = t.String({ format: 'date-time' })
+export const EventSummary = t.Object({
+  id: t.String({ format: 'uuid' }),
+  title: t.String(),
+  artist: t.String(),
+  venue: t.String(),
+  posterUrl: t.Union([t.String(), t.Null()]),
+  eventDate: Instant,
+  saleStart: Instant,
+  saleEnd: Instant,
+  status: Status,
+  priceRange: t.Union([t.Object({ min: t.Integer(), max: t.Integer(), currency: t.Literal('KRW') }), t.Null()]),
+})
+export const EventDetail = t.Composite([
+  EventSummary,
+  t.Object({
+    description: t.String(),
+    address: t.String(),
+    statusChangedAt: Instant,
+    queue: t.Object({ required: t.Boolean(), admissionRatePerMinute: t.Union([t.Integer(), t.Null()]) }),
+    perUserLimit: t.Integer(),
+    seatCount: t.Integer(),
+    priceTiers: t.Array(t.Object({ name: t.String(), price: t.Integer() })),
+    sections: t.Array(t.Object({ name: t.String(), seatCount: t.Integer(), blockedCount: t.Integer(), minPrice: t.Integer(), maxPrice: t.Integer() })),
+    ticketTypes: t.Array(t.Object({ id: t.String(), name: t.String(), price: t.Integer(), quantity: t.Integer() })),
+    version: t.Integer(),
+    updatedAt: Instant,
+  }),
+])
+const pageOf = <T extends TSchema>(item: T) => t.Object({ items: t.Array(item), page: t.Integer(), limit: t.Integer(), total: t.Integer() })
+export const EventPage = pageOf(EventSummary)
+export const DraftPage = pageOf(EventDetail)
+export const SeatMapView = t.Object({
+  eventId: t.String({ format: 'uuid' }),
+  seatCount: t.Integer(),
+  seats: t.Array(
+    t.Object({
+      id: t.String(),
+      label: t.String(),
+      section: t.String(),
+      row: t.String(),
+      number: t.Integer(),
+      priceTier: t.String(),
+      price: t.Integer(),
+      blocked: t.Boolean(),
+    }),
+  ),
+})
+export const NewsView = t.Object({ id: t.String(), title: t.String(), body: t.String(), pinned: t.Boolean(), createdAt: Instant, updatedAt: Instant })
+export const NewsPage = pageOf(NewsView)

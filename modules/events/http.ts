@@ -1,8 +1,22 @@
-import { Elysia } from 'elysia'
+import { Elysia, t } from 'elysia'
 import type { AuthGuard } from '../../runtime/kernel/auth-guard'
 import { cachedJsonResponse, type ResponseCache } from '../../runtime/kernel/cache'
 import { notFound } from '../../runtime/kernel/errors'
-import { CreateEventInput, EventListQuery, IdParams, NewsInput, NewsUpdate, PageQuery, UpdateEventInput } from './contract'
+import {
+  CreateEventInput,
+  DraftPage,
+  EventDetail,
+  EventListQuery,
+  EventPage,
+  IdParams,
+  NewsInput,
+  NewsPage,
+  NewsUpdate,
+  NewsView,
+  PageQuery,
+  SeatMapView,
+  UpdateEventInput,
+} from './contract'
 import type { Catalog } from './services/catalog'
 import type { News } from './services/news'
 
@@ -26,6 +40,7 @@ export function eventsHttp(deps: { catalog: Catalog; news: News; cache: Response
       },
       {
         query: EventListQuery,
+        response: { 200: EventPage },
         detail: {
           summary: 'Browse events (status, text, date range, sort, page)',
           description: 'Without `status`: upcoming, on_sale, sold_out and closed events. `q` matches title, artist and venue. Default sort: `date`.',
@@ -35,16 +50,18 @@ export function eventsHttp(deps: { catalog: Catalog; news: News; cache: Response
     .get('/events/drafts', ({ query }) => catalog.drafts(query.page ?? 1, query.limit ?? 20), {
       auth: 'admin',
       query: PageQuery,
+      response: { 200: DraftPage },
       detail: { summary: 'Drafts, newest first (admin)' },
     })
     .get('/events/:id', async ({ params, headers, set }) => serve(await cache.get(`event:${params.id}`, 'detail', () => catalog.detail(params.id)), headers, set, 'event'), {
       params: IdParams,
+      response: { 200: EventDetail },
       detail: { summary: 'Event detail with ticket types, price range, seat count and sale status' },
     })
     .get(
       '/events/:id/seat-map',
       async ({ params, headers, set }) => serve(await cache.get(`event:${params.id}`, 'seat-map', () => catalog.seatMap(params.id)), headers, set, 'event'),
-      { params: IdParams, detail: { summary: 'Every seat of the event: id, label, section, price, blocked' } },
+      { params: IdParams, response: { 200: SeatMapView }, detail: { summary: 'Every seat of the event: id, label, section, price, blocked' } },
     )
     .post(
       '/events',
@@ -52,41 +69,49 @@ export function eventsHttp(deps: { catalog: Catalog; news: News; cache: Response
         set.status = 201
         return catalog.create(body)
       },
-      { auth: 'admin', body: CreateEventInput, detail: { summary: 'Create a draft event (admin)' } },
+      { auth: 'admin', body: CreateEventInput, response: { 201: EventDetail }, detail: { summary: 'Create a draft event (admin)' } },
     )
     .put('/events/:id', ({ params, body }) => catalog.update(params.id, body), {
       auth: 'admin',
       params: IdParams,
       body: UpdateEventInput,
+      response: { 200: EventDetail },
       detail: { summary: 'Change an event (admin); a published one announces event.updated.v1' },
     })
     .delete(
       '/events/:id',
-      async ({ params, set }) => {
+      async ({ params, status }) => {
         const result = await catalog.remove(params.id)
-        if ('deleted' in result) set.status = 204
-        else return result
+        return 'deleted' in result ? status(204, undefined) : result
       },
-      { auth: 'admin', params: IdParams, detail: { summary: 'Delete a draft, or cancel a published event (admin)' } },
+      {
+        auth: 'admin',
+        params: IdParams,
+        response: { 200: EventDetail, 204: t.Undefined() },
+        detail: { summary: 'Delete a draft (204), or cancel a published event (200) (admin)' },
+      },
     )
     .post('/events/:id/publish', ({ params }) => catalog.publish(params.id), {
       auth: 'admin',
       params: IdParams,
+      response: { 200: EventDetail },
       detail: { summary: 'Publish a draft: it follows its sale schedule from now on (admin)' },
     })
     .post('/events/:id/unpublish', ({ params }) => catalog.unpublish(params.id), {
       auth: 'admin',
       params: IdParams,
+      response: { 200: EventDetail },
       detail: { summary: 'Back to draft, before the sale starts (admin)' },
     })
     .get(
       '/news',
       async ({ query, headers, set }) =>
         serve(await newsCache.get('news', `list:${query.page ?? 1}:${query.limit ?? 20}`, () => news.list(query.page ?? 1, query.limit ?? 20)), headers, set, 'news'),
-      { query: PageQuery, detail: { summary: 'Notices, pinned first', tags: ['news'] } },
+      { query: PageQuery, response: { 200: NewsPage }, detail: { summary: 'Notices, pinned first', tags: ['news'] } },
     )
     .get('/news/:id', async ({ params, headers, set }) => serve(await newsCache.get('news', `item:${params.id}`, () => news.detail(params.id)), headers, set, 'news'), {
       params: IdParams,
+      response: { 200: NewsView },
       detail: { summary: 'One notice', tags: ['news'] },
     })
     .post(
@@ -97,7 +122,7 @@ export function eventsHttp(deps: { catalog: Catalog; news: News; cache: Response
         set.status = 201
         return created
       },
-      { auth: 'admin', body: NewsInput, detail: { summary: 'Post a notice (admin)', tags: ['news'] } },
+      { auth: 'admin', body: NewsInput, response: { 201: NewsView }, detail: { summary: 'Post a notice (admin)', tags: ['news'] } },
     )
     .put(
       '/news/:id',
@@ -106,7 +131,7 @@ export function eventsHttp(deps: { catalog: Catalog; news: News; cache: Response
         await newsCache.invalidate('news')
         return updated
       },
-      { auth: 'admin', params: IdParams, body: NewsUpdate, detail: { summary: 'Edit a notice (admin)', tags: ['news'] } },
+      { auth: 'admin', params: IdParams, body: NewsUpdate, response: { 200: NewsView }, detail: { summary: 'Edit a notice (admin)', tags: ['news'] } },
     )
     .delete(
       '/news/:id',

@@ -102,3 +102,15 @@ describe('large seat maps', () => {
     expect(map.body.seats.find((seat: { label: string }) => seat.label === 'UPPER-200-200')).toMatchObject({ section: 'UPPER', row: '200', number: 200, price: 154_000 })
   }, 60_000)
 })
+
+describe('API documentation', () => {
+  test('OpenAPI documents the events routes with their request and response schemas', async () => {
+    const docs = (await first.request('GET', '/docs/json')).body
+    const detail = docs.paths['/api/events/{id}'].get
+    expect(detail.responses['200'].content['application/json'].schema.properties.seatCount).toBeDefined()
+    const create = docs.paths['/api/events'].post
+    expect(create.security).toEqual([{ bearer: [] }])
+    expect(create.requestBody.content['application/json'].schema.required).toContain('saleStart')
+    expect(docs.paths['/api/events'].get.parameters.map((parameter: { name: string }) => parameter.name)).toContain('q')
+  })
+})

@@ -8,7 +8,7 @@ import type { Event, TicketType } from '../generated/prisma/client'
 export type EventRow = Event & { ticketTypes: TicketType[] }
 
 const priceRange = (event: EventRow) =>
-  event.minPrice === null || event.maxPrice === null ? null : { min: event.minPrice, max: event.maxPrice, currency: 'KRW' }
+  event.minPrice === null || event.maxPrice === null ? null : { min: event.minPrice, max: event.maxPrice, currency: 'KRW' as const }
 
 /** What a buyer sees in a list. */
 export function summaryView(event: EventRow) {
