@@ -81,4 +81,3 @@ export function snapshotOf(event: EventRow, seats: Seat[]): EventSnapshot {
   }
 }
 
-export type DetailView = ReturnType<typeof detailView>
