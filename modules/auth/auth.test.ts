@@ -30,6 +30,27 @@ describe('throttling by client address', () => {
   })
 })
 
+describe('administrator bootstrap', () => {
+  test('ADMIN_EMAIL of an existing user promotes it and leaves its password alone', async () => {
+    const first = await startTestPlatform(['auth'])
+    const email = uniqueEmail('promote')
+    try {
+      expect((await first.request('POST', '/api/auth/register', { body: { email, password: 'original-password' } })).status).toBe(201)
+    } finally {
+      await first.stop()
+    }
+    const promoted = await startTestPlatform(['auth'], { ADMIN_EMAIL: email, ADMIN_PASSWORD: 'configured-password-123' })
+    try {
+      expect((await promoted.request('POST', '/api/auth/login', { body: { email, password: 'configured-password-123' } })).status).toBe(401)
+      const login = await promoted.request('POST', '/api/auth/login', { body: { email, password: 'original-password' } })
+      expect(login.body.user.role).toBe('admin')
+      expect((await promoted.request('GET', '/api/auth/users?limit=1', { token: login.body.accessToken })).status).toBe(200)
+    } finally {
+      await promoted.stop()
+    }
+  })
+})
+
 // The same suite against both ways TIKETI runs: in one process, and as its own process over HTTP.
 for (const mode of MODES)
   describe(`auth API (${mode})`, () => {
