@@ -99,6 +99,18 @@ for (const mode of MODES)
         expect((await platform.request('POST', '/api/auth/refresh-token', { body: { refreshToken: refreshed.body.refreshToken } })).status).toBe(401)
       })
 
+      test('passwords are stored only as Argon2id hashes (m = 19 MiB, t = 2)', async () => {
+        const user = await signUp('stored-password-check')
+        const db = createAuthDb(process.env.DATABASE_URL!)
+        try {
+          const row = await db.user.findUniqueOrThrow({ where: { id: user.user.id } })
+          expect(row.passwordHash.startsWith('$argon2id$v=19$m=19456,t=2,p=1$')).toBe(true)
+          expect(row.passwordHash).not.toContain('stored-password-check')
+        } finally {
+          await db.$disconnect()
+        }
+      })
+
       test('a duplicate email is a 409, whatever its case', async () => {
         const email = uniqueEmail()
         await platform.request('POST', '/api/auth/register', { body: { email, password: 'password-one' } })
