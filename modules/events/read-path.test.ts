@@ -100,6 +100,12 @@ describe('large seat maps', () => {
       'FLOOR-1-2',
     ])
     expect(map.body.seats.find((seat: { label: string }) => seat.label === 'UPPER-200-200')).toMatchObject({ section: 'UPPER', row: '200', number: 200, price: 154_000 })
+    // In layout order: sections as submitted, rows 1, 2, … 10 (not "10" before "2"), seats along the row.
+    const labels = map.body.seats.map((seat: { label: string }) => seat.label)
+    expect(labels.slice(0, 2)).toEqual(['FLOOR-1-1', 'FLOOR-1-2'])
+    expect(labels[200]).toBe('FLOOR-2-1')
+    expect(labels[10_000]).toBe('UPPER-1-1')
+    expect(labels.at(-1)).toBe('UPPER-200-200')
   }, 60_000)
 })
 

@@ -76,10 +76,10 @@ async function insertSeats(tx: SqlClient, eventId: string, seats: Seat[]) {
   for (let start = 0; start < seats.length; start += SEAT_INSERT_BATCH) {
     const batch = seats.slice(start, start + SEAT_INSERT_BATCH)
     await tx.$executeRawUnsafe(
-      `INSERT INTO events.seats (id, event_id, label, section, "row", number, price_tier, price, blocked)
-       SELECT s.id, $1::uuid, s.label, s.section, s.row, s.number, s.price_tier, s.price, s.blocked
+      `INSERT INTO events.seats (id, event_id, label, section, "row", number, price_tier, price, blocked, ordinal)
+       SELECT s.id, $1::uuid, s.label, s.section, s.row, s.number, s.price_tier, s.price, s.blocked, $10::int + s.position - 1
        FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::int[], $7::text[], $8::int[], $9::bool[])
-         AS s(id, label, section, row, number, price_tier, price, blocked)`,
+         WITH ORDINALITY AS s(id, label, section, row, number, price_tier, price, blocked, position)`,
       eventId,
       batch.map((seat) => seat.id),
       batch.map((seat) => seat.label),
@@ -89,6 +89,7 @@ async function insertSeats(tx: SqlClient, eventId: string, seats: Seat[]) {
       batch.map((seat) => seat.priceTier),
       batch.map((seat) => seat.price),
       batch.map((seat) => seat.blocked),
+      start,
     )
   }
 }
@@ -113,7 +114,7 @@ export function createCatalog(deps: {
   }
 
   const seatsOf = (tx: Tx | EventsDb, eventId: string) =>
-    tx.seat.findMany({ where: { eventId }, orderBy: [{ section: 'asc' }, { row: 'asc' }, { number: 'asc' }] })
+    tx.seat.findMany({ where: { eventId }, orderBy: { ordinal: 'asc' } })
 
   function requireValidSchedule(schedule: Schedule) {
     const problem = checkSchedule(schedule, now())
