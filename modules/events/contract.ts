@@ -3,32 +3,32 @@ import { defineContract } from '../../runtime/kernel/contract'
 
 const Status = t.UnionEnum(['draft', 'upcoming', 'on_sale', 'sold_out', 'closed', 'ended', 'cancelled'])
 
+const Instant = t.String({ format: 'date-time' })
+const SeatView = t.Object({
+  id: t.String(),
+  label: t.String(),
+  section: t.String(),
+  row: t.String(),
+  number: t.Integer(),
+  priceTier: t.String(),
+  price: t.Integer({ minimum: 0 }),
+  blocked: t.Boolean(),
+})
+const TicketTypeView = t.Object({ id: t.String(), name: t.String(), price: t.Integer({ minimum: 0 }), quantity: t.Integer({ minimum: 1 }) })
+
 /** Everything another context needs to sell an event: the full sellable inventory and the rules of the sale. */
 const EventSnapshot = t.Object({
   eventId: t.String({ format: 'uuid' }),
   version: t.Integer({ minimum: 1 }),
   title: t.String(),
   status: Status,
-  eventDate: t.String({ format: 'date-time' }),
-  saleStart: t.String({ format: 'date-time' }),
-  saleEnd: t.String({ format: 'date-time' }),
+  eventDate: Instant,
+  saleStart: Instant,
+  saleEnd: Instant,
   perUserLimit: t.Integer({ minimum: 1 }),
   queue: t.Object({ required: t.Boolean(), admissionRatePerMinute: t.Union([t.Integer({ minimum: 1 }), t.Null()]) }),
-  seats: t.Array(
-    t.Object({
-      id: t.String(),
-      label: t.String(),
-      section: t.String(),
-      row: t.String(),
-      number: t.Integer(),
-      priceTier: t.String(),
-      price: t.Integer({ minimum: 0 }),
-      blocked: t.Boolean(),
-    }),
-  ),
-  ticketTypes: t.Array(
-    t.Object({ id: t.String(), name: t.String(), price: t.Integer({ minimum: 0 }), quantity: t.Integer({ minimum: 1 }) }),
-  ),
+  seats: t.Array(SeatView),
+  ticketTypes: t.Array(TicketTypeView),
 })
 
 export const eventsContract = defineContract({
@@ -140,7 +140,6 @@ export const PageQuery = t.Object(
 export const IdParams = t.Object({ id: t.String({ format: 'uuid' }) })
 
 // Response models (documented in OpenAPI; cached reads are served as stored bytes, the others are checked).
-const Instant = t.String({ format: 'date-time' })
 export const EventSummary = t.Object({
   id: t.String({ format: 'uuid' }),
   title: t.String(),
@@ -164,7 +163,7 @@ export const EventDetail = t.Composite([
     seatCount: t.Integer(),
     priceTiers: t.Array(t.Object({ name: t.String(), price: t.Integer() })),
     sections: t.Array(t.Object({ name: t.String(), seatCount: t.Integer(), blockedCount: t.Integer(), minPrice: t.Integer(), maxPrice: t.Integer() })),
-    ticketTypes: t.Array(t.Object({ id: t.String(), name: t.String(), price: t.Integer(), quantity: t.Integer() })),
+    ticketTypes: t.Array(TicketTypeView),
     version: t.Integer(),
     updatedAt: Instant,
   }),
@@ -175,18 +174,7 @@ export const DraftPage = pageOf(EventDetail)
 export const SeatMapView = t.Object({
   eventId: t.String({ format: 'uuid' }),
   seatCount: t.Integer(),
-  seats: t.Array(
-    t.Object({
-      id: t.String(),
-      label: t.String(),
-      section: t.String(),
-      row: t.String(),
-      number: t.Integer(),
-      priceTier: t.String(),
-      price: t.Integer(),
-      blocked: t.Boolean(),
-    }),
-  ),
+  seats: t.Array(SeatView),
 })
 export const NewsView = t.Object({ id: t.String(), title: t.String(), body: t.String(), pinned: t.Boolean(), createdAt: Instant, updatedAt: Instant })
 export const NewsPage = pageOf(NewsView)
