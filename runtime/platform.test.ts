@@ -92,6 +92,8 @@ describe('errors and logs', () => {
         body: JSON.stringify({ email: uniqueEmail(), password }),
       }),
     )
+    const token = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJub2JvZHkifQ.bm90LWEtc2lnbmF0dXJl'
+    await crashing.app.handle(new Request('http://localhost/api/auth/me', { headers: { authorization: `Bearer ${token}` } }))
     const response = await crashing.app.handle(new Request('http://localhost/crash'))
     expect(response.status).toBe(500)
     const text = await response.text()
@@ -104,6 +106,8 @@ describe('errors and logs', () => {
       expect.objectContaining({ msg: 'request', requestId: 'login-attempt-1', route: '/api/auth/login', status: '401' }),
     )
     expect(log).not.toContain(password)
+    expect(log).not.toContain('s3cret')
+    expect(log).not.toContain(token)
     expect(log).not.toMatch(/\n\s+at /) // no stack traces
     for (const line of lines) expect(() => JSON.parse(line)).not.toThrow()
   })

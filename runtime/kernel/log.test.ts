@@ -12,6 +12,12 @@ describe('logs', () => {
     expect(JSON.stringify(described)).not.toContain('argon2id')
   })
 
+  test('URL passwords and JWTs are masked even inside an error message', () => {
+    const jwt = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ1MSJ9.c2lnbmF0dXJl'
+    const described = describeError(new Error(`connect to postgres://svc:s3cret@db:5432/x failed for token ${jwt}`))
+    expect(described.message).toBe('connect to postgres://svc:***@db:5432/x failed for token [jwt]')
+  })
+
   test('one JSON object per line, below the level nothing', () => {
     const lines: string[] = []
     const log = createLogger('info', { service: 'tiketi' }, (line) => lines.push(line)).child({ module: 'auth' })

@@ -9,12 +9,17 @@ export interface Logger {
   child(fields: Record<string, unknown>): Logger
 }
 
+/** Masks what must never reach a log even inside an error message: URL passwords and JWTs. */
+export function redact(text: string): string {
+  return text.replace(/(\w+:\/\/[^:@/\s]*:)[^@/\s]+@/g, '$1***@').replace(/eyJ[\w-]+\.[\w-]+\.[\w-]*/g, '[jwt]')
+}
+
 /**
  * Name, code and the first line of the message of an error, nothing more: stacks, and the later lines of
  * driver messages (Prisma prints the query's arguments there), may carry personal data or secrets.
  */
 export function describeError(error: unknown): { name: string; code?: string; message: string } {
-  const firstLine = (text: string) => (text.split('\n').find((line) => line.trim() !== '') ?? '').trim().slice(0, 300)
+  const firstLine = (text: string) => redact((text.split('\n').find((line) => line.trim() !== '') ?? '').trim().slice(0, 300))
   if (!(error instanceof Error)) return { name: 'NonError', message: firstLine(String(error)) }
   const code = (error as { code?: unknown }).code
   return { name: error.name, ...(typeof code === 'string' ? { code } : {}), message: firstLine(error.message) }
