@@ -143,7 +143,8 @@ export class OutboxRelay {
         rows.map((row) => row.id),
       )
       return rows.length
-    })
+      // Large snapshots (a 50,000-seat event is ~7 MB) to several queues can outlast Prisma's 5 s default.
+    }, { timeout: 30_000 })
   }
 
   async backlog(): Promise<number> {
