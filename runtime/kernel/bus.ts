@@ -143,8 +143,7 @@ export class OutboxRelay {
         rows.map((row) => row.id),
       )
       return rows.length
-      // Large snapshots (a 50,000-seat event is ~7 MB) to several queues can outlast Prisma's 5 s default.
-    }, { timeout: 30_000 })
+    }, { timeout: 30_000 }) // large snapshots (a 50,000-seat event is ~7 MB) can outlast Prisma's 5 s default
   }
 
   async backlog(): Promise<number> {
