@@ -27,7 +27,7 @@ export const eventsModule = defineModule({
         ctx.log.warn('cache invalidation failed', { eventIds, error: describeError(error) })
       }
     }
-    const lifecycle = createLifecycle({ db, queue: ctx.queues.get(LIFECYCLE_QUEUE), outbox, committed, log: ctx.log })
+    const lifecycle = createLifecycle({ db, queue: ctx.queues.get(LIFECYCLE_QUEUE), outbox, committed, redis: ctx.redis, log: ctx.log })
     const catalog = createCatalog({ db, outbox, committed, lifecycle })
     let worker: Worker<LifecycleJob> | undefined
 
@@ -41,7 +41,7 @@ export const eventsModule = defineModule({
           concurrency: 4,
         })
         worker.on('error', (error) => ctx.log.warn('lifecycle worker error', { error: describeError(error) }))
-        await lifecycle.reconcile(ctx.redis)
+        await lifecycle.reconcile()
       },
       async stop() {
         await worker?.close()

@@ -1,4 +1,5 @@
 import type { Queue } from 'bullmq'
+import type Redis from 'ioredis'
 import type { Outbox } from '../../../runtime/kernel/bus'
 import { describeError, type Logger } from '../../../runtime/kernel/log'
 import type { eventsContract } from '../contract'
@@ -25,6 +26,8 @@ export function createLifecycle(deps: {
   queue: Queue
   outbox: Outbox<typeof eventsContract>
   committed: (eventIds: string[]) => Promise<void>
+  /** Application keys (for the start-up reconcile turn). */
+  redis: Redis
   log: Logger
   now?: () => Date
 }) {
@@ -107,8 +110,8 @@ export function createLifecycle(deps: {
      * At start-up: catch up on transitions missed while nothing ran, and make sure future ones are planned.
      * One instance does it per minute: replicas starting together would only repeat the same work.
      */
-    async reconcile(redis: { set(...args: any[]): Promise<unknown> }) {
-      if (!(await redis.set('events:lifecycle:reconcile', '1', 'EX', 60, 'NX'))) return
+    async reconcile() {
+      if (!(await deps.redis.set('events:lifecycle:reconcile', '1', 'EX', 60, 'NX'))) return
       const live = await db.event.findMany({
         where: { status: { in: ['upcoming', 'on_sale', 'sold_out', 'closed'] } },
         select: { id: true, status: true, saleStart: true, saleEnd: true, eventDate: true },
