@@ -7,7 +7,7 @@ import { authGuard, createTokenVerifier } from './kernel/auth-guard'
 import { OutboxRelay, pruneDelivered, QueueRegistry, startInboxWorker } from './kernel/bus'
 import { buildCatalog } from './kernel/contract'
 import { ensureDatabase } from './kernel/db'
-import { errorBody, HttpError, isDatabaseBusy, isDependencyUnreachable } from './kernel/errors'
+import { errorBody, HttpError, isDatabaseBusy, isDependencyUnreachable, validationMessage } from './kernel/errors'
 import { createLogger, describeError, type Logger } from './kernel/log'
 import { createMetrics } from './kernel/metrics'
 import { migrateModule } from './kernel/migrate'
@@ -32,11 +32,7 @@ function toErrorResponse(code: string | number, error: unknown): { status: numbe
   if (error instanceof HttpError) return { status: error.status, body: errorBody(error.code, error.message), headers: error.headers }
   // A response that does not match its own schema is our bug, not the client's.
   if (error instanceof ValidationError && error.type === 'response') return { status: 500, body: errorBody('INTERNAL', 'internal error') }
-  if (error instanceof ValidationError) {
-    const detail = error.valueError
-    const where = detail?.path ? `${error.type} ${detail.path}` : error.type
-    return { status: 400, body: errorBody('VALIDATION_FAILED', `${where}: ${detail?.message ?? 'invalid value'}`) }
-  }
+  if (error instanceof ValidationError) return { status: 400, body: errorBody('VALIDATION_FAILED', validationMessage(error)) }
   if (isDatabaseBusy(error))
     return { status: 503, body: errorBody('BUSY', 'the service is busy; retry shortly'), headers: { 'retry-after': '1' } }
   if (isDependencyUnreachable(error))

@@ -1,7 +1,9 @@
 import { describe, expect, test } from 'bun:test'
 import Redis from 'ioredis'
+import { Elysia, t, ValidationError } from 'elysia'
 import { createAuthDb } from '../../modules/auth/db'
-import { isDatabaseBusy, isDependencyUnreachable, isUniqueViolation } from './errors'
+import { isDatabaseBusy, isDependencyUnreachable, isUniqueViolation, validationMessage } from './errors'
+import { Instant, Int, OneOf, QueryInt, Text } from './schema'
 
 // Real errors from real clients pointed at a port where nothing listens: the mapping to 503 must recognise them.
 const caught = async (work: () => Promise<unknown>) => work().then(() => undefined, (error: unknown) => error)
@@ -34,5 +36,87 @@ describe('dependency errors', () => {
     expect(isUniqueViolation(error)).toBe(true)
     expect(isDependencyUnreachable(error)).toBe(false)
     expect(isDatabaseBusy(error)).toBe(false)
+  })
+})
+
+describe('validation messages name the field and the rule', () => {
+  const closed = { additionalProperties: false } as const
+  const Body = t.Object(
+    {
+      title: Text({ maxLength: 200 }),
+      eventDate: Instant(),
+      perUserLimit: t.Optional(Int({ minimum: 1, maximum: 100 })),
+      posterUrl: t.Optional(t.Union([t.String({ format: 'uri', maxLength: 2048 }), t.Null()])),
+      sections: t.Optional(t.Array(t.Object({ name: t.String({ minLength: 1, maxLength: 20, pattern: '^[^\\s-]+$' }), seats: t.Integer({ minimum: 1 }) }, closed), { maxItems: 2 })),
+      kind: t.Optional(t.Union([t.Literal('a'), t.Literal('b')])),
+      pinned: t.Optional(t.Boolean()),
+    },
+    closed,
+  )
+  const app = new Elysia({ normalize: false })
+    .onError(({ error, set }) => {
+      set.status = 400
+      return error instanceof ValidationError ? validationMessage(error) : String(error)
+    })
+    .get('/', () => 'ok', {
+      query: t.Object({ status: t.Optional(OneOf(['upcoming', 'on_sale'])), page: t.Optional(QueryInt({ minimum: 1, maximum: 10_000 })), from: t.Optional(Instant()) }, closed),
+    })
+    .get('/items/:id', () => 'ok', { params: t.Object({ id: t.String({ format: 'uuid' }) }) })
+    .post('/', () => 'ok', { body: Body })
+    .put('/', () => 'ok', { body: t.Partial(t.Object({ title: Text({ maxLength: 200 }), body: Text({ maxLength: 20, multiline: true }) }, closed), { ...closed, minProperties: 1 }) })
+
+  const message = async (method: string, path: string, body?: unknown) => {
+    const init: RequestInit = body === undefined ? { method } : { method, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }
+    const response = await app.handle(new Request(`http://localhost${path}`, init))
+    expect(response.status).toBe(400)
+    return response.text()
+  }
+  const valid = { title: 'Concert', eventDate: '2030-05-04T19:00:00+09:00' }
+
+  test('enum: the allowed values', async () => {
+    expect(await message('GET', '/?status=soon')).toBe('query.status: must be one of upcoming, on_sale')
+    expect(await message('POST', '/', { ...valid, kind: 'c' })).toBe('body.kind: must be one of a, b')
+  })
+
+  test('integer: the bounds, in a query and in a body', async () => {
+    expect(await message('GET', '/?page=0')).toBe('query.page: must be an integer from 1 to 10000')
+    expect(await message('GET', '/?page=x')).toBe('query.page: must be an integer from 1 to 10000')
+    expect(await message('POST', '/', { ...valid, perUserLimit: 1.5 })).toBe('body.perUserLimit: must be an integer from 1 to 100')
+    expect(await message('POST', '/', { ...valid, sections: [{ name: 'A', seats: 0 }] })).toBe('body.sections[0].seats: must be an integer of at least 1')
+  })
+
+  test('length: the limits, for kernel text and plain strings', async () => {
+    expect(await message('POST', '/', { ...valid, title: 'x'.repeat(201) })).toBe('body.title: must be 1–200 characters long')
+    expect(await message('POST', '/', { ...valid, title: '' })).toBe('body.title: must be 1–200 characters long')
+    expect(await message('POST', '/', { ...valid, title: '   ' })).toBe('body.title: must contain a non-blank character')
+    expect(await message('POST', '/', { ...valid, title: 'a\u0000b' })).toBe('body.title: must not contain control characters or line breaks')
+    expect(await message('POST', '/', { ...valid, sections: [{ name: 'x'.repeat(21), seats: 1 }] })).toBe('body.sections[0].name: must be a string of 1–20 characters matching ^[^\\s-]+$')
+    expect(await message('POST', '/', { ...valid, sections: [1, 2, 3] })).toBe('body.sections: must be a list of at most 2 items')
+  })
+
+  test('formats: date-time, uuid, and a union with null', async () => {
+    expect(await message('GET', '/?from=2030-05-04T10:00:00')).toBe('query.from: must be an RFC 3339 date-time with Z or an offset, e.g. 2030-05-04T19:30:00+09:00')
+    expect(await message('POST', '/', { ...valid, eventDate: '2030-02-30T10:00:00Z' })).toBe(
+      'body.eventDate: must be an RFC 3339 date-time with Z or an offset, e.g. 2030-05-04T19:30:00+09:00; 2030-02-30 is not a calendar date',
+    )
+    expect(await message('GET', '/items/nope')).toBe('params.id: must be a UUID')
+    expect(await message('POST', '/', { ...valid, posterUrl: 5 })).toBe('body.posterUrl: must be a URL of at most 2048 characters or null')
+    expect(await message('POST', '/', { ...valid, pinned: 'yes' })).toBe('body.pinned: must be true or false')
+  })
+
+  test('unknown fields and parameters: which are known', async () => {
+    expect(await message('POST', '/', { ...valid, extra: 1 })).toBe('body.extra: is not a known field (known: title, eventDate, perUserLimit, posterUrl, sections, kind, pinned)')
+    expect(await message('GET', '/?sort=date')).toBe('query.sort: is not a known query parameter (known: status, page, from)')
+  })
+
+  test('an empty update: which fields it may name', async () => {
+    expect(await message('PUT', '/', {})).toBe('body: must contain at least 1 of the fields title, body')
+  })
+
+  test('a missing field or body: that it is required, and its rule', async () => {
+    expect(await message('POST', '/', { eventDate: valid.eventDate })).toBe('body.title: is required and must be a string of 1–200 characters')
+    expect(await message('POST', '/', { title: 'x' })).toBe('body.eventDate: is required and must be an RFC 3339 date-time with Z or an offset, e.g. 2030-05-04T19:30:00+09:00')
+    expect(await message('POST', '/')).toBe('body: a JSON object is required')
+    expect(await message('POST', '/', [1])).toBe('body: must be a JSON object')
   })
 })
