@@ -1,6 +1,6 @@
 import { Elysia, t } from 'elysia'
 import type { AuthGuard } from '../../runtime/kernel/auth-guard'
-import { cachedJsonResponse, type ResponseCache } from '../../runtime/kernel/cache'
+import { cachedJsonResponse, keyPart, type CacheKey, type ResponseCache } from '../../runtime/kernel/cache'
 import { notFound } from '../../runtime/kernel/errors'
 import {
   CreateEventInput,
@@ -20,6 +20,11 @@ import {
 import type { Catalog } from './services/catalog'
 import type { News } from './services/news'
 
+/** Cache scopes: a write invalidates the scopes its reads were cached under (see module.ts for events). */
+export const LIST: CacheKey = ['list']
+export const NEWS: CacheKey = ['news']
+export const eventScope = (id: string): CacheKey => ['event', keyPart.uuid(id)]
+
 /** Serves a cached read, or 404 when the loader found nothing. */
 function serve(cached: Awaited<ReturnType<ResponseCache['get']>>, headers: Record<string, string | undefined>, set: { status?: number | string }, what: string) {
   const response = cachedJsonResponse(cached, headers['if-none-match'])
@@ -35,8 +40,19 @@ export function eventsHttp(deps: { catalog: Catalog; news: News; cache: Response
     .get(
       '/events',
       async ({ query, headers, set }) => {
-        const key = JSON.stringify([query.status, query.q, query.from, query.to, query.sort, query.page ?? 1, query.limit ?? 20])
-        return serve(await cache.get('list', key, () => catalog.list(query)), headers, set, 'events')
+        const { status, q, from, to } = query
+        // The filter's own values, one spelling each: `from=…T09:00:00+09:00` and `…T00:00:00.000Z` are one query.
+        const key: CacheKey = [
+          'list',
+          status === undefined ? null : keyPart.exact(status),
+          q === undefined ? null : keyPart.exact(q),
+          from === undefined ? null : keyPart.instant(from),
+          to === undefined ? null : keyPart.instant(to),
+          keyPart.exact(query.sort ?? 'date'),
+          query.page ?? 1,
+          query.limit ?? 20,
+        ]
+        return serve(await cache.get(LIST, key, () => catalog.list(query)), headers, set, 'events')
       },
       {
         query: EventListQuery,
@@ -53,14 +69,20 @@ export function eventsHttp(deps: { catalog: Catalog; news: News; cache: Response
       response: { 200: DraftPage },
       detail: { summary: 'Drafts, newest first (admin)' },
     })
-    .get('/events/:id', async ({ params, headers, set }) => serve(await cache.get(`event:${params.id}`, 'detail', () => catalog.detail(params.id)), headers, set, 'event'), {
+    .get('/events/:id', async ({ params, headers, set }) => {
+      const id = keyPart.uuid(params.id)
+      return serve(await cache.get(eventScope(id), ['detail'], () => catalog.detail(id)), headers, set, 'event')
+    }, {
       params: IdParams,
       response: { 200: EventDetail },
       detail: { summary: 'Event detail with ticket types, price range, seat count and sale status' },
     })
     .get(
       '/events/:id/seat-map',
-      async ({ params, headers, set }) => serve(await cache.get(`event:${params.id}`, 'seat-map', () => catalog.seatMap(params.id)), headers, set, 'event'),
+      async ({ params, headers, set }) => {
+        const id = keyPart.uuid(params.id)
+        return serve(await cache.get(eventScope(id), ['seat-map'], () => catalog.seatMap(id)), headers, set, 'event')
+      },
       { params: IdParams, response: { 200: SeatMapView }, detail: { summary: 'Every seat of the event: id, label, section, price, blocked' } },
     )
     .post(
@@ -105,11 +127,16 @@ export function eventsHttp(deps: { catalog: Catalog; news: News; cache: Response
     })
     .get(
       '/news',
-      async ({ query, headers, set }) =>
-        serve(await newsCache.get('news', `list:${query.page ?? 1}:${query.limit ?? 20}`, () => news.list(query.page ?? 1, query.limit ?? 20)), headers, set, 'news'),
+      async ({ query, headers, set }) => {
+        const [page, limit] = [query.page ?? 1, query.limit ?? 20]
+        return serve(await newsCache.get(NEWS, ['list', page, limit], () => news.list(page, limit)), headers, set, 'news')
+      },
       { query: PageQuery, response: { 200: NewsPage }, detail: { summary: 'Notices, pinned first', tags: ['news'] } },
     )
-    .get('/news/:id', async ({ params, headers, set }) => serve(await newsCache.get('news', `item:${params.id}`, () => news.detail(params.id)), headers, set, 'news'), {
+    .get('/news/:id', async ({ params, headers, set }) => {
+      const id = keyPart.uuid(params.id)
+      return serve(await newsCache.get(NEWS, ['item', id], () => news.detail(id)), headers, set, 'news')
+    }, {
       params: IdParams,
       response: { 200: NewsView },
       detail: { summary: 'One notice', tags: ['news'] },
@@ -118,7 +145,7 @@ export function eventsHttp(deps: { catalog: Catalog; news: News; cache: Response
       '/news',
       async ({ body, set }) => {
         const created = await news.create(body)
-        await newsCache.invalidate('news')
+        await newsCache.invalidate(NEWS)
         set.status = 201
         return created
       },
@@ -128,7 +155,7 @@ export function eventsHttp(deps: { catalog: Catalog; news: News; cache: Response
       '/news/:id',
       async ({ params, body }) => {
         const updated = await news.update(params.id, body)
-        await newsCache.invalidate('news')
+        await newsCache.invalidate(NEWS)
         return updated
       },
       { auth: 'admin', params: IdParams, body: NewsUpdate, response: { 200: NewsView }, detail: { summary: 'Edit a notice (admin)', tags: ['news'] } },
@@ -137,7 +164,7 @@ export function eventsHttp(deps: { catalog: Catalog; news: News; cache: Response
       '/news/:id',
       async ({ params, set }) => {
         await news.remove(params.id)
-        await newsCache.invalidate('news')
+        await newsCache.invalidate(NEWS)
         set.status = 204
       },
       { auth: 'admin', params: IdParams, detail: { summary: 'Delete a notice (admin)', tags: ['news'] } },

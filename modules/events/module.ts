@@ -5,7 +5,7 @@ import { describeError } from '../../runtime/kernel/log'
 import { defineModule } from '../../runtime/kernel/module'
 import { eventsContract } from './contract'
 import { createEventsDb } from './db'
-import { eventsHttp } from './http'
+import { eventScope, eventsHttp, LIST } from './http'
 import { createCatalog } from './services/catalog'
 import { createLifecycle, LIFECYCLE_QUEUE, type LifecycleJob } from './services/lifecycle'
 import { createNews } from './services/news'
@@ -15,13 +15,13 @@ export const eventsModule = defineModule({
   create(ctx) {
     const db = createEventsDb(ctx.databaseUrl, () => ctx.metrics.dbQueries.inc({ module: 'events' }))
     const outbox = new Outbox(eventsContract, ctx.catalog)
-    const cache = createResponseCache({ redis: ctx.redis, name: 'events', ttlSeconds: 60, lookups: ctx.metrics.cacheLookups })
-    const newsCache = createResponseCache({ redis: ctx.redis, name: 'news', ttlSeconds: 60, lookups: ctx.metrics.cacheLookups })
+    const cache = createResponseCache({ redis: ctx.redis, name: 'events', ttlSeconds: 60, log: ctx.log, lookups: ctx.metrics.cacheLookups })
+    const newsCache = createResponseCache({ redis: ctx.redis, name: 'news', ttlSeconds: 60, log: ctx.log, lookups: ctx.metrics.cacheLookups })
 
     const committed = async (eventIds: string[]) => {
       ctx.wakeRelay()
       try {
-        await cache.invalidate('list', ...eventIds.map((id) => `event:${id}`))
+        await cache.invalidate(LIST, ...eventIds.map(eventScope))
       } catch (error) {
         // The write is committed; cached reads expire within the cache TTL.
         ctx.log.warn('cache invalidation failed', { eventIds, error: describeError(error) })

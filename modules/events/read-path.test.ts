@@ -1,17 +1,35 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { startTestPlatform, type TestPlatform } from '../../runtime/testing/platform'
+import Redis from 'ioredis'
+import { eventually, startTestPlatform, type TestPlatform } from '../../runtime/testing/platform'
+import type { EventsDb } from './db'
 import { ADMIN_ENV, adminToken, publishedEvent } from './testing'
 
 let first: TestPlatform
 let second: TestPlatform
 let admin: string
+let redis: Redis
 
 beforeAll(async () => {
   first = await startTestPlatform(['auth', 'events'], ADMIN_ENV)
   second = await startTestPlatform(['events'], { AUTH_URL: 'http://127.0.0.1:1' })
   admin = await adminToken(first)
+  redis = new Redis(process.env.REDIS_URL!, { keyPrefix: `${first.config.redisPrefix}:` })
 })
-afterAll(() => Promise.all([first.stop(), second.stop()]))
+afterAll(() => Promise.all([first.stop(), second.stop(), redis.quit()]))
+
+const dbOf = (platform: TestPlatform) => platform.instances.events!.db as EventsDb
+
+/** How many keys match `pattern` (after the platform's prefix). */
+async function countKeys(pattern: string): Promise<number> {
+  let found = 0
+  let cursor = '0'
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${first.config.redisPrefix}:${pattern}`, 'COUNT', 1000)
+    cursor = next
+    found += keys.length
+  } while (cursor !== '0')
+  return found
+}
 
 /** Cache lookups of one platform by result (load = went to the database). */
 async function lookups(platform: TestPlatform): Promise<Record<string, number>> {
@@ -66,6 +84,104 @@ describe('single flight on cold keys', () => {
     const responses = await Promise.all(Array.from({ length: 2_000 }, () => first.request('GET', `/api/events?q=${tag}`)))
     expect(responses.every((response) => response.body.total === 1)).toBe(true)
     expect(((await lookups(first)).load ?? 0) - before).toBe(1)
+  })
+})
+
+describe('cache keys are canonical and bounded', () => {
+  test('two spellings of one id share one cache entry, so cancelling the event reaches both', async () => {
+    const event = await publishedEvent(first, admin)
+    const loads = async () => (await lookups(first)).load ?? 0
+    const before = await loads()
+    for (const spelling of [event.id, event.id.toUpperCase(), event.id, event.id.toUpperCase()]) {
+      const read = await first.request('GET', `/api/events/${spelling}`)
+      expect(read.body).toMatchObject({ id: event.id, status: 'upcoming' })
+    }
+    expect((await first.request('GET', `/api/events/${event.id.toUpperCase()}/seat-map`)).body.eventId).toBe(event.id)
+    expect((await first.request('GET', `/api/events/${event.id}/seat-map`)).body.eventId).toBe(event.id)
+    expect((await loads()) - before).toBe(2) // detail once, seat map once
+    expect((await first.request('DELETE', `/api/events/${event.id}`, { token: admin })).body.status).toBe('cancelled')
+    for (const platform of [first, second])
+      expect((await platform.request('GET', `/api/events/${event.id.toUpperCase()}`)).body.status).toBe('cancelled')
+  })
+
+  test('spellings of one date-time are one list query', async () => {
+    const tag = crypto.randomUUID().slice(0, 8)
+    const before = (await lookups(first)).load ?? 0
+    for (const from of ['2031-01-01T00:00:00Z', '2031-01-01T00:00:00.000Z', '2031-01-01T09:00:00%2B09:00', '2030-12-31T19:00:00-05:00'])
+      expect((await first.request('GET', `/api/events?q=${tag}&from=${from}`)).status).toBe(200)
+    expect(((await lookups(first)).load ?? 0) - before).toBe(1)
+  })
+
+  test('2,000 distinct date-times in list queries are all answered, without 2,000 Redis entries', async () => {
+    const tag = crypto.randomUUID().slice(0, 8)
+    await publishedEvent(first, admin, { title: `Flood ${tag}` })
+    const listKeys = () => countKeys('cache:events:val:\\["list"\\]:*') // [ and ] escaped: SCAN patterns are globs
+    const before = await listKeys()
+    const start = Date.UTC(2020, 0, 1)
+    const responses = await Promise.all(
+      Array.from({ length: 2_000 }, (_, i) => first.request('GET', `/api/events?q=${tag}&from=${new Date(start + i + 1).toISOString()}`)),
+    )
+    expect(responses.every((response) => response.status === 200 && response.body.total === 1)).toBe(true)
+    const added = (await listKeys()) - before
+    expect(added).toBeGreaterThan(0)
+    expect(added).toBeLessThanOrEqual(1_000)
+  })
+})
+
+describe('a write is visible to the next read', () => {
+  test('across instances: a seat map replaced on one while the other still loads the old one', async () => {
+    const bigMap = {
+      priceTiers: [{ name: 'R', price: 154_000 }],
+      sections: [{ name: 'UPPER', rows: 150, seatsPerRow: 200, priceTier: 'R' }],
+    }
+    const event = await publishedEvent(first, admin, { seatMap: bigMap, ticketTypes: [] })
+    for (const seats of [1, 2, 3]) {
+      const map = `/api/events/${event.id}/seat-map`
+      const slow = second.request('GET', map) // loads 30,000 seats
+      await Bun.sleep(50)
+      const replaced = await first.request('PUT', `/api/events/${event.id}`, {
+        token: admin,
+        body: { seatMap: { priceTiers: [{ name: 'GA', price: 50_000 }], sections: [{ name: 'C', rows: 1, seatsPerRow: seats, priceTier: 'GA' }] } },
+      })
+      expect(replaced.status).toBe(200)
+      const next = await second.request('GET', map) // arrives after the write was acknowledged
+      expect(next.body.seats).toHaveLength(seats)
+      await slow
+      // Back to the big map for the next round (its own write, also visible at once).
+      expect((await first.request('PUT', `/api/events/${event.id}`, { token: admin, body: { seatMap: bigMap } })).status).toBe(200)
+      expect((await second.request('GET', map)).body.seats).toHaveLength(30_000)
+    }
+  }, 60_000)
+
+  test('a status change made by the clock is visible at once to readers who had it cached', async () => {
+    const saleStart = Date.now() + 1_500
+    const event = await publishedEvent(first, admin, {
+      saleStart: new Date(saleStart).toISOString(),
+      saleEnd: new Date(saleStart + 60_000).toISOString(),
+      eventDate: new Date(saleStart + 120_000).toISOString(),
+    })
+    for (const platform of [first, second]) expect((await platform.request('GET', `/api/events/${event.id}`)).body.status).toBe('upcoming')
+    await eventually(async () => (await dbOf(first).event.findUniqueOrThrow({ where: { id: event.id } })).status === 'on_sale', 5_000, 'on_sale')
+    for (const platform of [first, second]) expect((await platform.request('GET', `/api/events/${event.id}`)).body.status).toBe('on_sale')
+  })
+})
+
+describe('news', () => {
+  test('a notice posted while Redis refuses the cache invalidation is still acknowledged once (no 5xx to retry)', async () => {
+    const title = `Notice ${crypto.randomUUID().slice(0, 8)}`
+    // Redis answers the invalidation with an error: the news generation key holds a value of the wrong type.
+    const generationKey = 'cache:news:gen:["news"]'
+    await redis.del(generationKey)
+    await redis.hset(generationKey, 'x', '1')
+    try {
+      const posted = await first.request('POST', '/api/news', { token: admin, body: { title, body: 'Doors open at 18:00.' } })
+      expect(posted.status).toBe(201)
+      const edited = await first.request('PUT', `/api/news/${posted.body.id}`, { token: admin, body: { pinned: true } })
+      expect(edited.status).toBe(200)
+    } finally {
+      await redis.del(generationKey)
+    }
+    expect(await dbOf(first).news.count({ where: { title } })).toBe(1)
   })
 })
 

@@ -1,59 +1,262 @@
 import { afterAll, describe, expect, test } from 'bun:test'
 import Redis from 'ioredis'
-import { cachedJsonResponse, createResponseCache, etagOf, matchesEtag } from './cache'
+import { Counter, Registry } from 'prom-client'
+import { cachedJsonResponse, createResponseCache, etagOf, keyPart, matchesEtag, type CacheKey } from './cache'
+import { createLogger } from './log'
 
-const redis = new Redis(process.env.REDIS_URL!, { keyPrefix: `tiketi-test-cache-${crypto.randomUUID().slice(0, 8)}:` })
-afterAll(() => redis.quit())
-const newCache = () => createResponseCache({ redis, name: `c${crypto.randomUUID().slice(0, 8)}`, ttlSeconds: 60 })
+const keyPrefix = `tiketi-test-cache-${crypto.randomUUID().slice(0, 8)}:`
+const redis = new Redis(process.env.REDIS_URL!, { keyPrefix })
+// A second connection stands for a second process.
+const otherProcess = new Redis(process.env.REDIS_URL!, { keyPrefix })
+afterAll(() => Promise.all([redis.quit(), otherProcess.quit()]))
+
+const log = createLogger('silent')
+const uniqueName = () => `c${crypto.randomUUID().slice(0, 8)}`
+const newCache = (options: Partial<Parameters<typeof createResponseCache>[0]> = {}) =>
+  createResponseCache({ redis, name: uniqueName(), ttlSeconds: 60, log, ...options })
+const bodyOf = (cached: { body: string } | undefined) => JSON.parse(cached!.body)
+
+/** A lookups counter of its own, read back as `{ hit: n, load: n, … }`. */
+function lookupCounter() {
+  const counter = new Counter({ name: 'lookups', help: 'test', labelNames: ['cache', 'result'] as const, registers: [new Registry()] })
+  const read = async () => Object.fromEntries((await counter.get()).values.map((value) => [value.labels.result, value.value])) as Record<string, number>
+  return { counter, read }
+}
+
+/** Value keys this cache holds in Redis. */
+async function valueKeys(name: string): Promise<number> {
+  let found = 0
+  let cursor = '0'
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${keyPrefix}cache:${name}:val:*`, 'COUNT', 1000)
+    cursor = next
+    found += keys.filter((key) => !key.endsWith(':lock')).length
+  } while (cursor !== '0')
+  return found
+}
 
 describe('response cache', () => {
   test('reads through once, then serves from Redis until invalidated', async () => {
     const cache = newCache()
     let loads = 0
     const load = async () => ({ n: ++loads })
-    expect(JSON.parse((await cache.get('event:1', 'detail', load))!.body)).toEqual({ n: 1 })
-    expect(JSON.parse((await cache.get('event:1', 'detail', load))!.body)).toEqual({ n: 1 })
-    await cache.invalidate('event:1')
-    expect(JSON.parse((await cache.get('event:1', 'detail', load))!.body)).toEqual({ n: 2 })
+    const scope: CacheKey = ['event', 1]
+    expect(bodyOf(await cache.get(scope, ['detail'], load))).toEqual({ n: 1 })
+    expect(bodyOf(await cache.get(scope, ['detail'], load))).toEqual({ n: 1 })
+    await cache.invalidate(scope)
+    expect(bodyOf(await cache.get(scope, ['detail'], load))).toEqual({ n: 2 })
+    expect(bodyOf(await cache.get(scope, ['detail'], load))).toEqual({ n: 2 })
     expect(loads).toBe(2)
+    // Other scopes keep their values.
+    expect(bodyOf(await cache.get(['event', 2], ['detail'], load))).toEqual({ n: 3 })
+    await cache.invalidate(scope)
+    expect(bodyOf(await cache.get(['event', 2], ['detail'], load))).toEqual({ n: 3 })
   })
 
   test('a load that began before a write cannot leave stale data behind', async () => {
     const cache = newCache()
     let release!: () => void
-    const slowStale = cache.get('event:2', 'detail', () => new Promise((resolve) => (release = () => resolve({ title: 'old' }))))
+    const scope: CacheKey = ['event', 2]
+    const slowStale = cache.get(scope, ['detail'], () => new Promise((resolve) => (release = () => resolve({ title: 'old' }))))
     await Bun.sleep(20)
-    await cache.invalidate('event:2') // the write commits while the old read is still loading
+    await cache.invalidate(scope) // the write commits while the old read is still loading
     release()
-    expect(JSON.parse((await slowStale)!.body).title).toBe('old')
-    const fresh = await cache.get('event:2', 'detail', async () => ({ title: 'new' }))
-    expect(JSON.parse(fresh!.body).title).toBe('new')
+    expect(bodyOf(await slowStale).title).toBe('old')
+    expect(bodyOf(await cache.get(scope, ['detail'], async () => ({ title: 'new' }))).title).toBe('new')
   })
 
-  test('a missing value is remembered briefly as missing', async () => {
+  test('a read that arrives after a write, while an older load of its key still runs, gets the new value', async () => {
     const cache = newCache()
+    let database = 'old'
+    let release!: () => void
+    const scope: CacheKey = ['event', 3]
+    const slowStale = cache.get(scope, ['detail'], () => {
+      const seen = database
+      return new Promise((resolve) => (release = () => resolve(seen)))
+    })
+    await Bun.sleep(20)
+    database = 'new'
+    await cache.invalidate(scope)
+    const next = cache.get(scope, ['detail'], async () => database)
+    release()
+    expect(bodyOf(await slowStale)).toBe('old')
+    expect(bodyOf(await next)).toBe('new')
+  })
+
+  test('a missing value is remembered briefly as missing, then loaded again', async () => {
+    const cache = newCache({ notFoundTtlSeconds: 1 })
     let loads = 0
     const load = async () => {
       loads++
       return undefined
     }
-    expect(await cache.get('event:3', 'detail', load)).toBeUndefined()
-    expect(await cache.get('event:3', 'detail', load)).toBeUndefined()
+    expect(await cache.get(['event', 4], ['detail'], load)).toBeUndefined()
+    expect(await cache.get(['event', 4], ['detail'], load)).toBeUndefined()
     expect(loads).toBe(1)
+    await Bun.sleep(1_100)
+    expect(await cache.get(['event', 4], ['detail'], load)).toBeUndefined()
+    expect(loads).toBe(2)
+  })
+
+  test('values expire after the TTL', async () => {
+    const cache = newCache({ ttlSeconds: 1 })
+    let loads = 0
+    const load = async () => ++loads
+    expect(bodyOf(await cache.get(['event', 5], ['detail'], load))).toBe(1)
+    expect(bodyOf(await cache.get(['event', 5], ['detail'], load))).toBe(1)
+    await Bun.sleep(1_100)
+    expect(bodyOf(await cache.get(['event', 5], ['detail'], load))).toBe(2)
   })
 
   test('two caches (two processes) loading one cold key: one loads, the other waits for it', async () => {
-    const name = `shared${crypto.randomUUID().slice(0, 8)}`
-    const [a, b] = [createResponseCache({ redis, name, ttlSeconds: 60 }), createResponseCache({ redis, name, ttlSeconds: 60 })]
+    const name = uniqueName()
+    const [a, b] = [createResponseCache({ redis, name, ttlSeconds: 60, log }), createResponseCache({ redis: otherProcess, name, ttlSeconds: 60, log })]
     let loads = 0
     const load = async () => {
       loads++
       await Bun.sleep(50)
       return { ok: true }
     }
-    const results = await Promise.all([...Array.from({ length: 100 }, () => a.get('s', 'k', load)), ...Array.from({ length: 100 }, () => b.get('s', 'k', load))])
+    const results = await Promise.all([
+      ...Array.from({ length: 100 }, () => a.get(['s'], ['k'], load)),
+      ...Array.from({ length: 100 }, () => b.get(['s'], ['k'], load)),
+    ])
     expect(results.every((result) => result?.body === '{"ok":true}')).toBe(true)
     expect(loads).toBe(1)
+  })
+
+  test('concurrent reads of one key in a process share lookups: 1,000 reads, one load, a couple of Redis lookups', async () => {
+    const { counter, read } = lookupCounter()
+    const cache = newCache({ lookups: counter })
+    let loads = 0
+    const load = async () => {
+      loads++
+      await Bun.sleep(30)
+      return { ok: true }
+    }
+    const cold = await Promise.all(Array.from({ length: 1_000 }, () => cache.get(['s'], ['k'], load)))
+    expect(cold.every((result) => result?.body === '{"ok":true}')).toBe(true)
+    expect(loads).toBe(1)
+    // One load, then one lookup for all who arrived during it; everyone else shared.
+    expect(await read()).toEqual({ load: 1, hit: 1, shared: 998 })
+    const warm = await Promise.all(Array.from({ length: 1_000 }, () => cache.get(['s'], ['k'], load)))
+    expect(warm.every((result) => result?.body === '{"ok":true}')).toBe(true)
+    const counts = await read()
+    expect(counts.hit).toBe(3)
+    expect(counts.shared).toBe(998 + 998)
+  })
+
+  test('a lock whose load failed is released at once: the other process loads without waiting for it to expire', async () => {
+    const name = uniqueName()
+    const a = createResponseCache({ redis, name, ttlSeconds: 60, log, lockMs: 5_000 })
+    const b = createResponseCache({ redis: otherProcess, name, ttlSeconds: 60, log, lockMs: 5_000 })
+    await expect(a.get(['s'], ['k'], () => Promise.reject(new Error('database down')))).rejects.toThrow('database down')
+    const started = Date.now()
+    expect(bodyOf(await b.get(['s'], ['k'], async () => 'loaded'))).toBe('loaded')
+    expect(Date.now() - started).toBeLessThan(1_000)
+  })
+})
+
+describe('a write is visible to the next read, across processes', () => {
+  test('raced 300 times: a write acknowledged on one process, then a read on another during a slow load there', async () => {
+    const name = uniqueName()
+    const a = createResponseCache({ redis, name, ttlSeconds: 60, log })
+    const b = createResponseCache({ redis: otherProcess, name, ttlSeconds: 60, log })
+    const stale: number[] = []
+    await Promise.all(
+      Array.from({ length: 300 }, async (_, i) => {
+        const scope: CacheKey = ['event', i]
+        let database = 'old'
+        const load = async () => {
+          const seen = database
+          await Bun.sleep(5 + Math.random() * 20) // a big seat map
+          return seen
+        }
+        // A read on process a starts loading the old value (on a cold key, or after an earlier write).
+        if (i % 2 === 0) await a.get(scope, ['map'], load).then(() => b.invalidate(scope))
+        const slow = a.get(scope, ['map'], load)
+        await Bun.sleep(Math.random() * 8)
+        database = 'new'
+        await b.invalidate(scope) // acknowledged by process b
+        const [onA, onB] = await Promise.all([a.get(scope, ['map'], load), b.get(scope, ['map'], load)])
+        if (bodyOf(onA) !== 'new' || bodyOf(onB) !== 'new') stale.push(i)
+        await slow
+      }),
+    )
+    expect(stale).toEqual([])
+  })
+
+  test('a reader waiting for another process to load under an old generation reads again after a write', async () => {
+    const name = uniqueName()
+    const a = createResponseCache({ redis, name, ttlSeconds: 60, log })
+    const b = createResponseCache({ redis: otherProcess, name, ttlSeconds: 60, log })
+    let database = 'old'
+    let release!: () => void
+    const slow = a.get(['e'], ['map'], () => {
+      const seen = database
+      return new Promise((resolve) => (release = () => resolve(seen)))
+    })
+    await Bun.sleep(20)
+    const waitingOnB = b.get(['e'], ['map'], async () => database) // waits for a's lock
+    await Bun.sleep(20)
+    database = 'new'
+    await a.invalidate(['e'])
+    const afterWrite = b.get(['e'], ['map'], async () => database)
+    release()
+    await Promise.all([slow, waitingOnB])
+    expect(bodyOf(await afterWrite)).toBe('new')
+  })
+})
+
+describe('cache keys', () => {
+  test('spellings of one id or one instant are one key: one load, and one invalidation reaches them all', async () => {
+    const cache = newCache()
+    let loads = 0
+    const load = async () => ++loads
+    const id = crypto.randomUUID()
+    for (const spelling of [id, id.toUpperCase(), `urn:uuid:${id}`, `URN:UUID:${id.toUpperCase()}`])
+      expect(bodyOf(await cache.get(['event', keyPart.uuid(spelling)], ['detail'], load))).toBe(1)
+    for (const spelling of ['2030-01-01T00:00:00Z', '2030-01-01T00:00:00.000Z', '2030-01-01T09:00:00+09:00', '2029-12-31T19:00:00-05:00'])
+      expect(bodyOf(await cache.get(['list'], ['from', keyPart.instant(spelling)], load))).toBe(2)
+    await cache.invalidate(['event', keyPart.uuid(id)])
+    expect(bodyOf(await cache.get(['event', keyPart.uuid(id.toUpperCase())], ['detail'], load))).toBe(3)
+    expect(() => keyPart.uuid('not-an-id')).toThrow(TypeError)
+    expect(() => keyPart.instant('yesterday')).toThrow(TypeError)
+  })
+
+  test('2,000 distinct keys in one scope: all served, at most maxKeysPerScope stored', async () => {
+    const { counter, read } = lookupCounter()
+    const cacheName = uniqueName()
+    const bounded = createResponseCache({ redis, name: cacheName, ttlSeconds: 60, log, maxKeysPerScope: 100, lookups: counter })
+    const instant = (ms: number) => new Date(Date.UTC(2030, 0, 1) + ms).toISOString()
+    const results = await Promise.all(Array.from({ length: 2_000 }, (_, i) => bounded.get(['list'], ['from', keyPart.instant(instant(i + 1))], async () => i)))
+    expect(results.map(bodyOf)).toEqual(Array.from({ length: 2_000 }, (_, i) => i))
+    expect(await valueKeys(cacheName)).toBe(100)
+    expect(await read()).toEqual({ load: 100, load_not_stored: 1_900 })
+    // The values that were stored are served from Redis; a write starts a new allowance.
+    expect(bodyOf(await bounded.get(['list'], ['from', keyPart.instant(instant(1))], async () => -1))).toBeGreaterThanOrEqual(0)
+    await bounded.invalidate(['list'])
+    expect(bodyOf(await bounded.get(['list'], ['from', keyPart.instant(instant(1))], async () => -1))).toBe(-1)
+    expect((await read()).load).toBe(101)
+  })
+})
+
+describe('invalidation when Redis refuses', () => {
+  test('never throws (the write has committed): it logs, and the stale values expire within the TTL', async () => {
+    const lines: string[] = []
+    const recording = createLogger('warn', {}, (line) => lines.push(line))
+    // Redis answering with an error: the generation key holds a value of the wrong type.
+    const name = uniqueName()
+    const cache = createResponseCache({ redis, name, ttlSeconds: 60, log: recording })
+    await redis.hset(`cache:${name}:gen:["news"]`, 'x', '1')
+    await cache.invalidate(['news'])
+    // Redis out of reach.
+    const unreachable = new Redis('redis://127.0.0.1:1', { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 1 })
+    await createResponseCache({ redis: unreachable, name, ttlSeconds: 60, log: recording }).invalidate(['news'])
+    unreachable.disconnect()
+    expect(lines).toHaveLength(2)
+    for (const line of lines)
+      expect(JSON.parse(line)).toMatchObject({ level: 'warn', cache: name, scopes: ['["news"]'], staleForAtMostSeconds: 60, error: { message: expect.any(String) } })
   })
 })
 

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
-import type Redis from 'ioredis'
+import type RedisClient from 'ioredis'
 import type { Counter } from 'prom-client'
+import { describeError, type Logger } from './log'
 
 /** A serialised JSON response and its strong ETag, as stored in Redis. */
 export interface CachedResponse {
@@ -15,6 +16,55 @@ const READ_SCRIPT = `
 local generation = redis.call('GET', KEYS[1]) or '0'
 return { generation, redis.call('GET', ARGV[1] .. generation) }`
 
+// Stores a value unless this scope generation already holds `cap` values stored in the current window.
+const STORE_SCRIPT = `
+local stored = redis.call('INCR', KEYS[2])
+if stored == 1 then redis.call('EXPIRE', KEYS[2], ARGV[2]) end
+if stored > tonumber(ARGV[3]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return 1`
+
+type Redis = RedisClient & {
+  tiketiCacheRead(generationKey: string, valuePrefix: string): Promise<[string, string | null]>
+  tiketiCacheStore(valueKey: string, countKey: string, raw: string, ttlSeconds: number, cap: number): Promise<number>
+}
+
+declare const canonical: unique symbol
+/** A string in the one spelling that stands for its value; made by `keyPart`, never taken raw from a request. */
+export type CanonicalPart = string & { readonly [canonical]: true }
+/** One part of a cache scope or key. Numbers and booleans have one spelling already; strings go through `keyPart`. */
+export type KeyPart = CanonicalPart | number | boolean | null | undefined
+/** A constant name (`'event'`, `'list'`), then the parts that tell one value from another. */
+export type CacheKey = readonly [name: string, ...parts: KeyPart[]]
+
+const UUID = /^(?:urn:uuid:)?([0-9a-f]{8}-(?:[0-9a-f]{4}-){3}[0-9a-f]{12})$/i
+
+/**
+ * The only way a string enters a cache key. Two spellings of one value must be one key: otherwise every spelling is
+ * a fresh database load and a new Redis entry, and an invalidation of the canonical key misses the others (a
+ * cancelled event served as upcoming from `/events/<ID IN UPPER CASE>`).
+ */
+export const keyPart = {
+  /** A UUID in lower case, without `urn:uuid:` (PostgreSQL reads every such spelling as one id). Use it for the load too. */
+  uuid(value: string): CanonicalPart {
+    const match = UUID.exec(value)
+    if (!match) throw new TypeError('cache key: not a UUID (validate ids before they reach the cache)')
+    return match[1]!.toLowerCase() as CanonicalPart
+  },
+  /** An instant, as its ISO form in UTC: every offset, precision and spelling of one instant is one key. */
+  instant(value: string | Date): CanonicalPart {
+    const date = new Date(value)
+    if (Number.isNaN(date.getTime())) throw new TypeError('cache key: not a date-time (validate dates before they reach the cache)')
+    return date.toISOString() as CanonicalPart
+  },
+  /** A string the loader uses exactly as given (an enum value, free text): different strings are different keys. */
+  exact(value: string): CanonicalPart {
+    return value as CanonicalPart
+  },
+}
+
+const encodeKey = (parts: CacheKey) => JSON.stringify(parts)
+
 export const etagOf = (body: string) => `"${createHash('sha1').update(body).digest('base64url')}"`
 
 /** True when an If-None-Match header names this ETag (weak or strong, in a list, or `*`). */
@@ -26,30 +76,56 @@ export function matchesEtag(ifNoneMatch: string | null | undefined, etag: string
   })
 }
 
+type Lookup = Promise<CachedResponse | undefined>
+/** The lookup of one key running in this process, and the one queued behind it for the reads that came later. */
+interface Flight {
+  running: Lookup
+  next?: { promise: Lookup; start: () => void }
+}
+
 /**
  * Read-through cache of JSON responses in Redis, with invalidation by scope and single-flight loading.
  *
  * Invalidation bumps a per-scope generation that is part of every value key, so a reader that loaded from the
- * database before a write committed stores its result under a generation nobody reads again. Single flight:
- * concurrent reads of a key in one process share one lookup; across processes a short Redis lock lets one
+ * database before a write committed stores its result under a generation nobody reads again.
+ *
+ * A write is visible to the next read, in every process: a read is only ever answered by a lookup that read the
+ * generation after the read arrived. So a read never joins a lookup already under way (it may have read the
+ * generation before a write that another process has since acknowledged); it waits for the next lookup of that
+ * key, which starts when the running one ends and is shared by every read that arrived meanwhile. A burst on one
+ * key still costs one lookup at a time per process. Across processes a short Redis lock (per generation) lets one
  * load a missing value while the others wait for its result (and load themselves only if it does not come).
+ *
+ * What an anonymous caller can make the cache hold is bounded: at most `maxKeysPerScope` values are stored per
+ * scope generation and TTL window; past that, reads load without storing (a flood of distinct list queries costs
+ * database loads, as it would without a cache, but not Redis memory). Keys are canonical (`keyPart`), so spellings
+ * of one value do not count as distinct.
  */
 export function createResponseCache(options: {
-  redis: Redis
+  redis: RedisClient
   name: string
   ttlSeconds: number
+  /** Warnings: a failed invalidation is logged, never thrown (the write it follows has committed). */
+  log: Logger
   notFoundTtlSeconds?: number
+  maxKeysPerScope?: number
   lockMs?: number
   lookups?: Counter<'cache' | 'result'>
 }) {
-  const { redis, name, ttlSeconds } = options
+  const { name, ttlSeconds, log } = options
   const lockMs = options.lockMs ?? 3_000
+  const maxKeys = options.maxKeysPerScope ?? 1_000
+  const redis = options.redis as Redis
+  // EVALSHA with the script's digest, falling back to EVAL once per connection.
+  redis.defineCommand('tiketiCacheRead', { numberOfKeys: 1, lua: READ_SCRIPT })
+  redis.defineCommand('tiketiCacheStore', { numberOfKeys: 2, lua: STORE_SCRIPT })
   const keyPrefix = String(redis.options.keyPrefix ?? '')
-  const inflight = new Map<string, { scope: string; promise: Promise<CachedResponse | undefined> }>()
-  const count = (result: 'hit' | 'load' | 'shared' | 'waited') => options.lookups?.inc({ cache: name, result })
+  const flights = new Map<string, Flight>()
+  const count = (result: 'hit' | 'load' | 'load_not_stored' | 'shared' | 'waited') => options.lookups?.inc({ cache: name, result })
 
   const generationKey = (scope: string) => `cache:${name}:gen:${scope}`
   const valueKey = (scope: string, key: string) => `cache:${name}:val:${scope}:${key}:`
+  const countKey = (scope: string, generation: string) => `cache:${name}:count:${scope}:${generation}`
   // Stored as `<etag>\n<body>`, so a hit costs no hashing.
   const encode = (body: string) => `${etagOf(body)}\n${body}`
   const decode = (raw: string): CachedResponse | undefined => {
@@ -58,7 +134,17 @@ export function createResponseCache(options: {
     return { etag: raw.slice(0, newline), body: raw.slice(newline + 1) }
   }
 
-  async function loadAndStore(fullKey: string, load: () => Promise<unknown | undefined>): Promise<CachedResponse | undefined> {
+  /** False when the scope generation holds its share of values already. */
+  async function store(scope: string, generation: string, fullKey: string, raw: string): Promise<boolean> {
+    if (raw === NOT_FOUND) {
+      // Short-lived and tiny: bounded by the request rate, not worth counting against the cap.
+      await redis.set(fullKey, raw, 'EX', options.notFoundTtlSeconds ?? 2)
+      return true
+    }
+    return (await redis.tiketiCacheStore(fullKey, countKey(scope, generation), raw, ttlSeconds, maxKeys)) === 1
+  }
+
+  async function loadAndStore(scope: string, generation: string, fullKey: string, load: () => Promise<unknown | undefined>): Lookup {
     const lock = `${fullKey}:lock`
     const owner = await redis.set(lock, '1', 'PX', lockMs, 'NX')
     if (!owner) {
@@ -72,57 +158,76 @@ export function createResponseCache(options: {
         }
       }
     }
-    count('load')
     try {
       const value = await load()
       const raw = value === undefined ? NOT_FOUND : encode(JSON.stringify(value))
-      await redis.set(fullKey, raw, 'EX', value === undefined ? (options.notFoundTtlSeconds ?? 2) : ttlSeconds)
+      count((await store(scope, generation, fullKey, raw)) ? 'load' : 'load_not_stored')
       return decode(raw)
     } finally {
       if (owner) await redis.del(lock)
     }
   }
 
-  async function lookup(scope: string, key: string, load: () => Promise<unknown | undefined>): Promise<CachedResponse | undefined> {
-    const [generation, raw] = (await redis.eval(READ_SCRIPT, 1, generationKey(scope), keyPrefix + valueKey(scope, key))) as [
-      string,
-      string | null,
-    ]
+  async function lookup(scope: string, key: string, load: () => Promise<unknown | undefined>): Lookup {
+    const [generation, raw] = await redis.tiketiCacheRead(generationKey(scope), keyPrefix + valueKey(scope, key))
     if (raw !== null) {
       count('hit')
       return decode(raw)
     }
-    return loadAndStore(valueKey(scope, key) + generation, load)
+    return loadAndStore(scope, generation, valueKey(scope, key) + generation, load)
+  }
+
+  function start(id: string, scope: string, key: string, load: () => Promise<unknown | undefined>): Lookup {
+    const flight: Flight = { running: lookup(scope, key, load) }
+    flights.set(id, flight)
+    const done = () => {
+      if (flight.next) flight.next.start() // replaces this flight in the map
+      else flights.delete(id)
+    }
+    flight.running.then(done, done)
+    return flight.running
   }
 
   return {
     /**
-     * Concurrent reads of one key in this process share one lookup (one Redis round trip, or one load on a
-     * miss): a refresh storm on one event costs Redis one read per round trip, not one per request.
+     * The cached response for `key` in `scope`, loading it on a miss (`undefined` from the loader: not found, and
+     * remembered briefly). Concurrent reads of one key in this process share lookups: a refresh storm on one
+     * event costs Redis one lookup at a time, not one per request.
      */
-    get(scope: string, key: string, load: () => Promise<unknown | undefined>): Promise<CachedResponse | undefined> {
+    get(scopeParts: CacheKey, keyParts: CacheKey, load: () => Promise<unknown | undefined>): Lookup {
+      const scope = encodeKey(scopeParts)
+      const key = encodeKey(keyParts)
       const id = `${scope}\u0000${key}`
-      const pending = inflight.get(id)
-      if (pending) {
+      const flight = flights.get(id)
+      if (!flight) return start(id, scope, key, load)
+      if (flight.next) {
         count('shared')
-        return pending.promise
+        return flight.next.promise
       }
-      const entry = { scope, promise: lookup(scope, key, load) }
-      inflight.set(id, entry)
-      const forget = () => {
-        if (inflight.get(id) === entry) inflight.delete(id)
-      }
-      entry.promise.then(forget, forget)
-      return entry.promise
+      // The first read queued behind the running lookup starts the next one; later ones share it.
+      const next = Promise.withResolvers<CachedResponse | undefined>()
+      flight.next = { promise: next.promise, start: () => start(id, scope, key, load).then(next.resolve, next.reject) }
+      return next.promise
     },
 
-    /** Makes every value cached under these scopes unreachable. Call after the write has committed. */
-    async invalidate(...scopes: string[]): Promise<void> {
-      // Reads that start after this write must not join a lookup that began before it.
-      for (const [id, entry] of inflight) if (scopes.includes(entry.scope)) inflight.delete(id)
+    /**
+     * Makes every value cached under these scopes unreachable. Call after the write has committed; it never throws:
+     * when Redis refuses, the failure is logged and the stale values expire within `ttlSeconds` (answering an error
+     * for a committed write would only make the client retry it).
+     */
+    async invalidate(...scopes: CacheKey[]): Promise<void> {
       const pipeline = redis.pipeline()
-      for (const scope of scopes) pipeline.incr(generationKey(scope)).expire(generationKey(scope), 7 * 86_400)
-      await pipeline.exec()
+      for (const scope of scopes.map(encodeKey)) pipeline.incr(generationKey(scope)).expire(generationKey(scope), 7 * 86_400)
+      try {
+        for (const [error] of (await pipeline.exec()) ?? []) if (error) throw error
+      } catch (error) {
+        log.warn('cache invalidation failed: cached reads may be stale until they expire', {
+          cache: name,
+          scopes: scopes.map(encodeKey),
+          staleForAtMostSeconds: ttlSeconds,
+          error: describeError(error),
+        })
+      }
     },
   }
 }
