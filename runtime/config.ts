@@ -8,6 +8,10 @@ export type Environment = 'development' | 'test' | 'production'
 export interface Config {
   env: Environment
   port: number
+  /** Address the HTTP server listens on (HOST; 0.0.0.0: every interface). */
+  host: string
+  /** Share the port with other processes (SO_REUSEPORT); otherwise a port in use stops start-up. */
+  reusePort: boolean
   modules: string[]
   databaseUrl: string
   /** Connection URL per module; each defaults to DATABASE_URL (set <MODULE>_DATABASE_URL to use a per-module role). */
@@ -21,6 +25,7 @@ export interface Config {
   autoMigrate: boolean
   /** Take the client address from X-Forwarded-For (behind the gateway or a load balancer). */
   trustProxy: boolean
+  /** Largest request body a route accepts unless it declares its own `bodyLimit`. */
   maxBodyBytes: number
   accessTokenTtlSeconds: number
   refreshTokenTtlSeconds: number
@@ -65,6 +70,12 @@ function readEnum<T extends string>(env: Env, name: string, fallback: T, allowed
   return raw as T
 }
 
+function readHost(env: Env): string {
+  const raw = env.HOST || '0.0.0.0'
+  if (/\s/.test(raw)) throw new ConfigError(`HOST must be an address or host name (got "${raw}")`)
+  return raw
+}
+
 /** `--modules=a,b` beats TIKETI_MODULES; `all` (the default) selects every module. */
 export function parseModules(argv: string[], env: Env, known: readonly string[] = MODULE_NAMES): string[] {
   const flag = argv.find((arg) => arg.startsWith('--modules='))?.slice('--modules='.length)
@@ -104,6 +115,8 @@ export function loadConfig(env: Env = process.env, argv: string[] = process.argv
   return {
     env: runtimeEnv,
     port,
+    host: readHost(env),
+    reusePort: readEnum(env, 'REUSE_PORT', 'false', ['true', 'false']) === 'true',
     modules: parseModules(argv, env, known),
     databaseUrl,
     moduleDatabaseUrls,
@@ -112,7 +125,7 @@ export function loadConfig(env: Env = process.env, argv: string[] = process.argv
     authUrl: readUrl(env, 'AUTH_URL', `http://127.0.0.1:${port}`, ['http:', 'https:']),
     autoMigrate: readEnum(env, 'AUTO_MIGRATE', runtimeEnv === 'production' ? 'false' : 'true', ['true', 'false']) === 'true',
     trustProxy: readEnum(env, 'TRUST_PROXY', 'false', ['true', 'false']) === 'true',
-    maxBodyBytes: readInt(env, 'MAX_BODY_BYTES', 4 * 1024 * 1024, 1024, 64 * 1024 * 1024),
+    maxBodyBytes: readInt(env, 'MAX_BODY_BYTES', 64 * 1024, 1024, 64 * 1024 * 1024),
     accessTokenTtlSeconds: readInt(env, 'ACCESS_TOKEN_TTL_SECONDS', 900, 10, 86_400),
     signingKeyActivationSeconds,
     jwksRefetchCooldownSeconds,

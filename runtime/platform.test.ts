@@ -2,9 +2,11 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import Redis from 'ioredis'
 import { t } from 'elysia'
 import { loadConfig } from './config'
+import { bodyLimits, MAX_JSON_DEPTH } from './kernel/http-edge'
 import { createLogger } from './kernel/log'
 import { createPlatform } from './platform'
-import { eventually, startTestPlatform, uniqueEmail, type TestPlatform } from './testing/platform'
+import { eventually, readResponse, startTestPlatform, uniqueEmail, type TestPlatform } from './testing/platform'
+import { ADMIN_ENV, adminToken } from '../modules/events/testing'
 
 let platform: TestPlatform
 beforeAll(async () => {
@@ -63,6 +65,22 @@ describe('bad input at the edge', () => {
     const response = await platform.request('GET', '/api/does-not-exist')
     expect(response.status).toBe(404)
     expect(response.body).toEqual({ error: { code: 'ROUTE_NOT_FOUND', message: 'no such route' } })
+  })
+
+  test('/ready names failing checks without the driver’s error text, which goes to the log at warn', async () => {
+    const lines: string[] = []
+    const config = loadConfig({ ...process.env, REDIS_URL: 'redis://127.0.0.1:9/0' }, ['--modules=auth'])
+    const own = await createPlatform(config, createLogger('warn', {}, (line) => lines.push(line)))
+    try {
+      const response = await own.app.handle(new Request('http://localhost/ready'))
+      expect(response.status).toBe(503)
+      expect(await response.json()).toEqual({ status: 'unready', checks: { redis: 'failing', 'postgres:auth': 'ok' } })
+      const logged = lines.map((line) => JSON.parse(line)).find((entry) => entry.msg === 'readiness check failing')
+      expect(logged).toMatchObject({ level: 'warn', check: 'redis' })
+      expect(logged.error.message).toBeTruthy()
+    } finally {
+      await own.stop()
+    }
   })
 
   test('oversized body → 413 in the error shape', async () => {
@@ -179,5 +197,139 @@ describe('tokens when the auth module is out of reach', () => {
     } finally {
       await eventsOnly.stop()
     }
+  })
+})
+
+describe('the HTTP edge: bodies, methods and query parameters', () => {
+  let edge: TestPlatform
+  let admin: string
+  let user: string
+  const send = (method: string, path: string, body?: string | Uint8Array | ReadableStream, headers: Record<string, string> = {}) =>
+    edge.app.handle(new Request(`http://localhost${path}`, { method, body, headers })).then(readResponse)
+  const json = { 'content-type': 'application/json' }
+  const nested = (depth: number, inner = '1') => '['.repeat(depth) + inner + ']'.repeat(depth)
+
+  beforeAll(async () => {
+    edge = await startTestPlatform(['auth', 'events'], { ...ADMIN_ENV, MAX_BODY_BYTES: '2048' })
+    edge.app.use(bodyLimits).post('/edge-test/large', ({ body }) => ({ length: body.data.length }), {
+      bodyLimit: 100_000,
+      body: t.Object({ data: t.String() }),
+    })
+    edge.app.post('/edge-test/optional', ({ body }) => ({ given: body !== undefined }), { body: t.Optional(t.Object({ a: t.String() })) })
+    admin = await adminToken(edge)
+    const credentials = { email: uniqueEmail(), password: 'edge-test-password' }
+    await edge.request('POST', '/api/auth/register', { body: credentials })
+    user = (await edge.request('POST', '/api/auth/login', { body: credentials })).body.accessToken
+  })
+  afterAll(() => edge.stop())
+
+  test('JSON nested 20,000 deep is refused at once, and 5,000 deep inside a field is a 400, not a 500', async () => {
+    const started = performance.now()
+    const deep = await send('POST', '/edge-test/large', nested(20_000), json)
+    expect(performance.now() - started).toBeLessThan(200)
+    expect(deep.status).toBe(400)
+    expect(deep.body).toEqual({ error: { code: 'MALFORMED_BODY', message: `request body is not valid JSON: nested deeper than ${MAX_JSON_DEPTH} levels` } })
+    const inField = await send('POST', '/edge-test/large', `{"data":${nested(5_000)}}`, json)
+    expect(inField.status).toBe(400)
+    expect(inField.body.error.code).toBe('MALFORMED_BODY')
+  })
+
+  test('nesting is counted exactly, and brackets inside strings do not count', async () => {
+    const atLimit = await send('POST', '/edge-test/large', `{"data":${nested(MAX_JSON_DEPTH - 1)}}`, json)
+    expect(atLimit.body.error.code).toBe('VALIDATION_FAILED') // parsed, then validated
+    const overLimit = await send('POST', '/edge-test/large', `{"data":${nested(MAX_JSON_DEPTH)}}`, json)
+    expect(overLimit.body.error.code).toBe('MALFORMED_BODY')
+    const inString = await send('POST', '/edge-test/large', JSON.stringify({ data: `\\"${'[{'.repeat(100)}` }), json)
+    expect(inString.status).toBe(200)
+    expect(inString.body).toEqual({ length: 202 })
+  })
+
+  test('each route has its body limit: the default, or its own bodyLimit; counted also without Content-Length', async () => {
+    const body = JSON.stringify({ data: 'x'.repeat(5_000) })
+    const defaultRoute = await send('POST', '/api/auth/register', body, json)
+    expect(defaultRoute.status).toBe(413)
+    expect(defaultRoute.body).toEqual({ error: { code: 'PAYLOAD_TOO_LARGE', message: 'request body exceeds 2048 bytes' } })
+    expect((await send('POST', '/edge-test/large', body, json)).status).toBe(200)
+    const streamed = (size: number) =>
+      new ReadableStream({
+        start(controller) {
+          controller.enqueue(new TextEncoder().encode(`{"data":"${'x'.repeat(size)}"}`))
+          controller.close()
+        },
+      })
+    const tooLarge = await send('POST', '/edge-test/large', streamed(110_000), json)
+    expect(tooLarge.status).toBe(413)
+    expect(tooLarge.headers.get('connection')).toBe('close')
+    expect(tooLarge.body).toEqual({ error: { code: 'PAYLOAD_TOO_LARGE', message: 'request body exceeds 100000 bytes' } })
+    expect((await send('POST', '/edge-test/large', streamed(90_000), json)).status).toBe(200)
+  })
+
+  test('bodies are JSON: any case and parameters accepted; other or missing content types → 415', async () => {
+    const body = JSON.stringify({ data: 'abc' })
+    expect((await send('POST', '/edge-test/large', body, { 'content-type': 'APPLICATION/Json; charset=UTF-8' })).status).toBe(200)
+    for (const headers of [{ 'content-type': 'text/plain' }, {} as Record<string, string>, { 'content-type': 'application/x-www-form-urlencoded' }, { 'content-type': 'application/jsonp' }]) {
+      const response = await send('POST', '/edge-test/large', body, headers)
+      expect(response.status).toBe(415)
+      expect(response.body.error.code).toBe('UNSUPPORTED_MEDIA_TYPE')
+    }
+    const empty = await send('POST', '/edge-test/large', '', json)
+    expect(empty.status).toBe(400)
+    expect(empty.body.error.code).toBe('VALIDATION_FAILED')
+    const invalidUtf8 = await send('POST', '/edge-test/large', new Uint8Array([0x7b, 0x22, 0xff, 0x22, 0x7d]), json)
+    expect(invalidUtf8.body.error.code).toBe('MALFORMED_BODY')
+  })
+
+  test('a caller without the right token learns 401/403 before anything about the body', async () => {
+    const malformed = '{"refreshToken":"x",}'
+    expect((await send('POST', '/api/events', malformed, json)).status).toBe(401)
+    expect((await send('POST', '/api/events', '{}', { 'content-type': 'text/plain' })).status).toBe(401)
+    expect((await send('POST', '/api/events', malformed, { ...json, authorization: `Bearer ${user}` })).status).toBe(403)
+    expect((await send('POST', '/api/events', nested(100), { ...json, authorization: `Bearer ${user}` })).status).toBe(403)
+    const asAdmin = await send('POST', '/api/events', malformed, { ...json, authorization: `Bearer ${admin}` })
+    expect(asAdmin.status).toBe(400)
+    expect(asAdmin.body.error.code).toBe('MALFORMED_BODY')
+    expect((await send('POST', '/api/events', '{}', { 'content-type': 'text/plain', authorization: `Bearer ${admin}` })).status).toBe(415)
+  })
+
+  test('an optional body is optional when absent, not when malformed', async () => {
+    expect((await send('POST', '/edge-test/optional')).body).toEqual({ given: false })
+    expect((await send('POST', '/edge-test/optional', '', json)).body).toEqual({ given: false })
+    const malformed = await send('POST', '/edge-test/optional', '{"a":"x",}', json)
+    expect(malformed.status).toBe(400)
+    expect(malformed.body.error.code).toBe('MALFORMED_BODY')
+  })
+
+  test('a route without a body schema refuses a malformed body too', async () => {
+    const id = crypto.randomUUID()
+    const response = await send('POST', `/api/events/${id}/publish`, '{', { ...json, authorization: `Bearer ${admin}` })
+    expect(response.status).toBe(400)
+    expect(response.body.error.code).toBe('MALFORMED_BODY')
+  })
+
+  test('a repeated query parameter → 400 naming it, on every route', async () => {
+    for (const [path, token] of [
+      ['/api/events?status=on_sale&status=upcoming', undefined],
+      ['/api/auth/users?page=1&limit=5&page=2', admin],
+      ['/api/nowhere?x=1&x=1', undefined],
+    ] as const) {
+      const response = await edge.request('GET', path, { token })
+      expect(response.status).toBe(400)
+      expect(response.body.error).toEqual({ code: 'DUPLICATE_PARAMETER', message: expect.stringContaining(`"${path.includes('status') ? 'status' : path.includes('page') ? 'page' : 'x'}"`) })
+      expect(response.headers.get('x-request-id')).toBeTruthy()
+    }
+    expect((await edge.request('GET', '/api/events?status=on_sale&q=a')).status).toBe(200)
+  })
+
+  test('a known path with a method it does not serve → 405 with Allow; an unknown method → 501; unknown path → 404', async () => {
+    const id = crypto.randomUUID()
+    const patch = await edge.request('PATCH', `/api/events/${id}`, { token: admin, body: { title: 'x' } })
+    expect(patch.status).toBe(405)
+    expect(patch.headers.get('allow')).toBe('GET, HEAD, PUT, DELETE')
+    expect(patch.body.error).toEqual({ code: 'METHOD_NOT_ALLOWED', message: 'PATCH is not allowed here; allowed: GET, HEAD, PUT, DELETE' })
+    expect((await edge.request('DELETE', '/api/events')).headers.get('allow')).toBe('GET, HEAD, POST')
+    const propfind = await edge.request('PROPFIND', `/api/events/${id}`)
+    expect(propfind.status).toBe(501)
+    expect(propfind.body.error.code).toBe('METHOD_NOT_IMPLEMENTED')
+    expect((await edge.request('PATCH', '/api/nowhere')).status).toBe(404)
   })
 })

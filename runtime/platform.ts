@@ -8,6 +8,7 @@ import { OutboxRelay, pruneDelivered, QueueRegistry, startInboxWorker } from './
 import { buildCatalog } from './kernel/contract'
 import { ensureDatabase } from './kernel/db'
 import { errorBody, HttpError, isDatabaseBusy, isDependencyUnreachable, validationMessage } from './kernel/errors'
+import { httpEdge } from './kernel/http-edge'
 import { createLogger, describeError, type Logger } from './kernel/log'
 import { createMetrics } from './kernel/metrics'
 import { migrateModule } from './kernel/migrate'
@@ -25,6 +26,20 @@ function withTimeout<T>(promise: PromiseLike<T>, ms: number, what: string): Prom
       timer = setTimeout(() => reject(new Error(`${what} timed out`)), ms)
     }),
   ]).finally(() => clearTimeout(timer))
+}
+
+/** Raised when the HTTP server cannot listen; its message is the one line an operator needs. */
+export class ListenError extends Error {}
+
+function listen(app: Elysia<any, any, any, any, any, any, any>, config: Config) {
+  try {
+    // Elysia asks for SO_REUSEPORT by default, which lets a second process silently share (and split) a busy port.
+    app.listen({ port: config.port, hostname: config.host, reusePort: config.reusePort })
+  } catch (error) {
+    if ((error as { code?: string }).code === 'EADDRINUSE')
+      throw new ListenError(`port ${config.port} on ${config.host} is already in use (set REUSE_PORT=true to share it on purpose)`)
+    throw error
+  }
 }
 
 /** Maps any thrown error to a status and the public error body; only unexpected errors are 500. */
@@ -123,23 +138,22 @@ export async function createPlatform(
     if (http) api.use(http)
   }
 
+  const edge = httpEdge({ defaultBodyLimit: config.maxBodyBytes, routes: () => app.routes })
   const app = new Elysia({
     normalize: false,
-    serve: { maxRequestBodySize: config.maxBodyBytes, idleTimeout: 30 },
+    // Bun's own limit would answer 413 with an empty body; the edge enforces each route's limit in the envelope.
+    serve: { maxRequestBodySize: Number.MAX_SAFE_INTEGER, idleTimeout: 30 },
   })
     .onRequest(({ request, set }) => {
       started.set(request, performance.now())
       const incoming = request.headers.get('x-request-id')
       set.headers['x-request-id'] = incoming && REQUEST_ID.test(incoming) ? incoming : crypto.randomUUID()
-      const length = Number(request.headers.get('content-length') ?? 0)
-      if (length > config.maxBodyBytes) {
-        set.status = 413
-        return errorBody('PAYLOAD_TOO_LARGE', `request body exceeds ${config.maxBodyBytes} bytes`)
-      }
     })
+    .use(edge.plugin)
     .onError({ as: 'global' }, ({ code, error, set, request }) => {
-      const response = toErrorResponse(code, error)
-      if (response.status >= 500)
+      const response = toErrorResponse(code, edge.explain(code, error, request) ?? error)
+      // 501 (a method we do not know) is the client's doing, not a failure of ours.
+      if (response.status >= 500 && response.status !== 501)
         log[response.status === 503 ? 'warn' : 'error']('request failed', {
           requestId: set.headers['x-request-id'],
           method: request.method,
@@ -172,13 +186,15 @@ export async function createPlatform(
     )
     .get('/health', () => ({ status: 'ok', modules: selected }))
     .get('/ready', async ({ set }) => {
-      const checks: Record<string, 'ok' | string> = {}
+      // Anyone may ask: the answer says which check fails, the log says why.
+      const checks: Record<string, 'ok' | 'failing'> = {}
       const probe = async (name: string, check: () => PromiseLike<unknown>) => {
         try {
           await withTimeout(check(), 1_500, name)
           checks[name] = 'ok'
         } catch (error) {
-          checks[name] = describeError(error).message
+          checks[name] = 'failing'
+          log.warn('readiness check failing', { check: name, error: describeError(error) })
         }
       }
       await Promise.all([
@@ -233,7 +249,7 @@ export async function createPlatform(
       housekeepingTimer = setInterval(housekeeping, 3_600_000)
       housekeepingTimer.unref()
       if (options.listen) {
-        app.listen({ port: config.port, hostname: '0.0.0.0' })
+        listen(app, config)
         log.info('listening', { port: app.server?.port, modules: selected })
       }
     },

@@ -1,7 +1,7 @@
 import { ConfigError, loadConfig } from './config'
 import { createLogger, describeError } from './kernel/log'
 import type { ModuleRegistry } from './modules'
-import { createPlatform } from './platform'
+import { createPlatform, ListenError } from './platform'
 
 const SHUTDOWN_BUDGET_MS = 10_000
 
@@ -38,7 +38,8 @@ export async function serve(registry: ModuleRegistry): Promise<void> {
     process.once('SIGTERM', () => shutdown('SIGTERM'))
     process.once('SIGINT', () => shutdown('SIGINT'))
   } catch (error) {
-    log.error('start-up failed', { error: describeError(error) })
+    if (error instanceof ListenError) console.error(`tiketi: cannot listen: ${error.message}`)
+    else log.error('start-up failed', { error: describeError(error) })
     process.exit(1)
   }
 }
