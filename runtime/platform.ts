@@ -243,6 +243,8 @@ export async function createPlatform(
             connection: redis.workerOptions,
             prefix: config.redisPrefix,
             log,
+            retry: config.inboxRetry,
+            metrics,
           }),
         )
       }

@@ -4,6 +4,7 @@ import type Redis from 'ioredis'
 import { firstViolation, type EventCatalog, type EventEnvelope, type EventName, type EventPayload, type ModuleContract } from './contract'
 import { quoteIdent } from './db'
 import { describeError, type Logger } from './log'
+import type { Metrics } from './metrics'
 
 /** The part of a Prisma client (or transaction client) the kernel needs: raw SQL against the module's own schema. */
 export interface SqlClient {
@@ -16,6 +17,46 @@ export interface Database extends SqlClient {
 }
 
 export const inboxQueueName = (module: string) => `${module}-inbox`
+
+/** How long an inbox consumer waits between attempts: exponential from `baseMs`, capped at `maxMs`. */
+export interface RetryPolicy {
+  baseMs: number
+  maxMs: number
+}
+export const DEFAULT_INBOX_RETRY: RetryPolicy = { baseMs: 1_000, maxMs: 300_000 }
+
+/** Capped exponential backoff, jittered down by up to half so that a recovering dependency is not hit in waves. */
+export function inboxRetryDelay(attemptsMade: number, policy: RetryPolicy): number {
+  const capped = Math.min(policy.maxMs, policy.baseMs * 2 ** Math.min(attemptsMade - 1, 30))
+  return Math.round(capped * (0.5 + Math.random() * 0.5))
+}
+
+const INBOX_BACKOFF = 'inbox'
+/**
+ * Delivery is at-least-once: an inbox job retries until it is applied (or dead-lettered), never "fails for good"
+ * after a few attempts. The backoff strategy is the consuming worker's (see startInboxWorker).
+ */
+export const inboxJobOptions = (jobId: string) => ({
+  jobId,
+  attempts: Number.MAX_SAFE_INTEGER,
+  backoff: { type: INBOX_BACKOFF },
+  removeOnFail: false,
+})
+
+/**
+ * Events a module could not apply and will not retry by itself (a payload that breaks the publisher's schema, or a
+ * handler that declared the event unrecoverable). Kernel-owned: the migrator creates it in every module's schema.
+ */
+export const deadLettersTableSql = (module: string) => `CREATE TABLE IF NOT EXISTS ${quoteIdent(module)}.dead_letters (
+  event_id UUID PRIMARY KEY,
+  event_name TEXT NOT NULL,
+  publisher TEXT NOT NULL,
+  payload JSONB NOT NULL,
+  occurred_at TIMESTAMPTZ(3) NOT NULL,
+  error TEXT NOT NULL,
+  failed_at TIMESTAMPTZ(3) NOT NULL DEFAULT now(),
+  replays INTEGER NOT NULL DEFAULT 0,
+  replayed_at TIMESTAMPTZ(3))`
 
 /** BullMQ queues by name, shared by every relay in the process. */
 export class QueueRegistry {
@@ -83,6 +124,13 @@ export class Outbox<C extends ModuleContract> {
   }
 }
 
+interface PendingRow {
+  id: string
+  event_name: string
+  /** Stored (possibly compressed) size of the payload: known without reading it. */
+  bytes: number
+}
+
 interface OutboxRow {
   id: string
   event_name: string
@@ -90,16 +138,29 @@ interface OutboxRow {
   occurred_at: Date
 }
 
+export interface RelayOptions {
+  /** Rows looked at per batch. */
+  batchSize?: number
+  /** Payload bytes (as stored) read per batch; a single larger event is still relayed, alone. */
+  batchBytes?: number
+}
+
 /**
  * Moves committed outbox rows to one BullMQ job per subscriber queue (jobId = event id + subscriber), then marks
  * them sent, in the same transaction that locked them. A crash after the jobs were added and before the commit
  * re-sends them later; the jobId and the subscribers' inbox make that harmless.
+ *
+ * Memory is bounded by bytes, not rows: a batch reads payloads up to `batchBytes` (snapshots of big events are
+ * megabytes each), and an event nobody subscribes to is marked sent without its payload ever being read. An event
+ * this process does not know (written by a newer version during a rolling deploy) is left to a relay that does.
  */
 export class OutboxRelay {
   private running = false
   private loop?: Promise<void>
   private wakeUp?: () => void
   private readonly table: string
+  private readonly batchSize: number
+  private readonly batchBytes: number
 
   constructor(
     private readonly module: string,
@@ -108,19 +169,41 @@ export class OutboxRelay {
     private readonly queues: QueueRegistry,
     private readonly pollMs: number,
     private readonly log: Logger,
-    private readonly batchSize = 200,
+    options: RelayOptions = {},
   ) {
     this.table = `${quoteIdent(module)}.outbox`
+    this.batchSize = options.batchSize ?? 200
+    this.batchBytes = options.batchBytes ?? 8 * 1024 * 1024
   }
 
   /** Relays one batch; returns how many events it moved. */
   async relayOnce(): Promise<number> {
     return this.db.$transaction(async (tx: SqlClient) => {
-      const rows = await tx.$queryRawUnsafe<OutboxRow[]>(
-        `SELECT id::text, event_name, payload, occurred_at FROM ${this.table}
+      const pending = await tx.$queryRawUnsafe<PendingRow[]>(
+        `SELECT id::text, event_name, pg_column_size(payload)::int AS bytes FROM ${this.table}
          WHERE sent_at IS NULL ORDER BY seq LIMIT ${this.batchSize} FOR UPDATE SKIP LOCKED`,
       )
-      if (rows.length === 0) return 0
+      const batch: string[] = []
+      const toRead: string[] = []
+      let bytes = 0
+      for (const row of pending) {
+        const entry = this.catalog.get(row.event_name)
+        if (!entry) continue
+        if (entry.subscribers.length > 0) {
+          if (toRead.length > 0 && bytes + row.bytes > this.batchBytes) break
+          bytes += row.bytes
+          toRead.push(row.id)
+        }
+        batch.push(row.id)
+      }
+      if (batch.length === 0) return 0
+      const rows =
+        toRead.length === 0
+          ? []
+          : await tx.$queryRawUnsafe<OutboxRow[]>(
+              `SELECT id::text, event_name, payload, occurred_at FROM ${this.table} WHERE id = ANY($1::uuid[]) ORDER BY seq`,
+              toRead,
+            )
       const jobsByQueue = new Map<string, Parameters<Queue['addBulk']>[0]>()
       for (const row of rows) {
         const envelope: EventEnvelope = {
@@ -130,19 +213,16 @@ export class OutboxRelay {
           occurredAt: new Date(row.occurred_at).toISOString(),
           payload: row.payload,
         }
-        for (const subscriber of this.catalog.get(row.event_name)?.subscribers ?? []) {
+        for (const subscriber of this.catalog.get(row.event_name)!.subscribers) {
           const queue = inboxQueueName(subscriber)
           const jobs = jobsByQueue.get(queue) ?? []
-          jobs.push({ name: row.event_name, data: envelope, opts: { jobId: `${row.id}-${subscriber}` } })
+          jobs.push({ name: row.event_name, data: envelope, opts: inboxJobOptions(`${row.id}-${subscriber}`) })
           jobsByQueue.set(queue, jobs)
         }
       }
       for (const [queue, jobs] of jobsByQueue) await this.queues.get(queue).addBulk(jobs)
-      await tx.$executeRawUnsafe(
-        `UPDATE ${this.table} SET sent_at = now() WHERE id = ANY($1::uuid[])`,
-        rows.map((row) => row.id),
-      )
-      return rows.length
+      await tx.$executeRawUnsafe(`UPDATE ${this.table} SET sent_at = now() WHERE id = ANY($1::uuid[])`, batch)
+      return batch.length
     }, { timeout: 30_000 }) // large snapshots (a 50,000-seat event is 8.7 MB of JSON) can outlast Prisma's 5 s default
   }
 
@@ -169,7 +249,8 @@ export class OutboxRelay {
         } catch (error) {
           this.log.warn('outbox relay failed; will retry', { module: this.module, error: describeError(error) })
         }
-        if (moved === this.batchSize || !this.running) continue
+        // A batch may end at its byte budget with rows left: poll again at once until nothing moves.
+        if (moved > 0 || !this.running) continue
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, this.pollMs)
           this.wakeUp = () => {
@@ -221,6 +302,12 @@ export const subscribe = subscriber<SqlClient>()
 /**
  * Consumes a module's inbox queue. Each event is applied at most once per module: its id goes into the module's
  * `inbox` table in the same transaction as the handler's effect; a redelivered id is acknowledged and skipped.
+ *
+ * Delivery is at-least-once, for as long as it takes: a failing handler (database away, a bug being fixed) and an
+ * event this process does not know yet (its publisher was deployed first) are retried with capped backoff, never
+ * given up on. Only an event that can never succeed as it is goes to the module's `dead_letters`, to be replayed
+ * by an operator (`bun run dead-letters`): a payload that breaks the publisher's schema, or a handler that throws
+ * BullMQ's UnrecoverableError.
  */
 export function startInboxWorker(options: {
   module: string
@@ -231,19 +318,25 @@ export function startInboxWorker(options: {
   prefix: string
   log: Logger
   concurrency?: number
+  retry?: RetryPolicy
+  metrics?: Metrics
 }): Worker {
-  const { module, db, catalog, log } = options
+  const { module, db, catalog, log, metrics } = options
+  const retry = options.retry ?? DEFAULT_INBOX_RETRY
   const handlers = new Map(options.subscriptions.map((subscription) => [subscription.event, subscription]))
   const inbox = `${quoteIdent(module)}.inbox`
-  const worker = new Worker(
-    inboxQueueName(module),
-    async (job: Job<EventEnvelope>) => {
-      const envelope = job.data
-      const entry = catalog.get(job.name)
-      const handler = handlers.get(job.name)
-      if (!entry || !handler) throw new UnrecoverableError(`${module} has no handler for ${job.name}`)
-      const violation = firstViolation(entry.check, envelope.payload)
-      if (violation) throw new UnrecoverableError(`${job.name} payload is invalid: ${violation}`)
+  const deadLetter = async (envelope: EventEnvelope, reason: string) => {
+    await recordDeadLetter(db, module, envelope, reason)
+    log.error('event dead-lettered; replay it with `bun run dead-letters replay`', { module, event: envelope.name, eventId: envelope.id, reason })
+  }
+  const apply = async (job: Job<EventEnvelope>) => {
+    const envelope = job.data
+    const entry = catalog.get(job.name)
+    const handler = handlers.get(job.name)
+    if (!entry || !handler) throw new Error(`${module} has no handler for ${job.name} yet`)
+    const violation = firstViolation(entry.check, envelope.payload)
+    if (violation) return deadLetter(envelope, `payload is invalid: ${violation}`)
+    try {
       await db.$transaction(async (tx: SqlClient) => {
         const fresh = await tx.$executeRawUnsafe(
           `INSERT INTO ${inbox} (event_id, event_name) VALUES ($1::uuid, $2) ON CONFLICT DO NOTHING`,
@@ -253,19 +346,122 @@ export function startInboxWorker(options: {
         if (fresh === 0) return
         await handler.handle(envelope.payload, { tx, event: envelope })
       })
+    } catch (error) {
+      if (error instanceof UnrecoverableError) return deadLetter(envelope, error.message)
+      throw error
+    }
+  }
+  const worker = new Worker(
+    inboxQueueName(module),
+    async (job: Job<EventEnvelope>) => {
+      try {
+        await apply(job)
+      } catch (error) {
+        metrics?.inboxRetries.inc({ module, event: job.name })
+        throw error
+      }
     },
-    { connection: options.connection, prefix: options.prefix, concurrency: options.concurrency ?? 8 },
+    {
+      connection: options.connection,
+      prefix: options.prefix,
+      concurrency: options.concurrency ?? 8,
+      settings: { backoffStrategy: (attemptsMade) => inboxRetryDelay(attemptsMade, retry) },
+      // A job whose worker died mid-handling is handed out again, however often that happens.
+      maxStalledCount: Number.MAX_SAFE_INTEGER,
+    },
   )
   worker.on('failed', (job, error) =>
-    log.warn('event handling failed', { module, event: job?.name, eventId: job?.data?.id, error: describeError(error) }),
+    log.warn('event handling failed; will retry', {
+      module,
+      event: job?.name,
+      eventId: job?.data?.id,
+      attempts: job?.attemptsMade,
+      error: describeError(error),
+    }),
   )
   worker.on('error', (error) => log.warn('inbox worker error', { module, error: describeError(error) }))
+  metrics?.onScrape(async () => metrics.deadLetters.set({ module }, await countDeadLetters(db, module)))
   return worker
+}
+
+async function recordDeadLetter(db: SqlClient, module: string, envelope: EventEnvelope, reason: string): Promise<void> {
+  await db.$executeRawUnsafe(
+    `INSERT INTO ${quoteIdent(module)}.dead_letters (event_id, event_name, publisher, payload, occurred_at, error)
+     VALUES ($1::uuid, $2, $3, $4::jsonb, $5::timestamptz, $6)
+     ON CONFLICT (event_id) DO UPDATE SET error = EXCLUDED.error, failed_at = now(), replayed_at = NULL`,
+    envelope.id,
+    envelope.name,
+    envelope.publisher,
+    JSON.stringify(envelope.payload ?? null),
+    envelope.occurredAt,
+    reason,
+  )
+}
+
+/** Dead letters not replayed yet (the `tiketi_dead_letters` alert metric). */
+export async function countDeadLetters(db: SqlClient, module: string): Promise<number> {
+  const [row] = await db.$queryRawUnsafe<Array<{ n: bigint | number }>>(
+    `SELECT count(*) AS n FROM ${quoteIdent(module)}.dead_letters WHERE replayed_at IS NULL`,
+  )
+  return Number(row?.n ?? 0)
+}
+
+export interface DeadLetter {
+  eventId: string
+  eventName: string
+  publisher: string
+  occurredAt: Date
+  error: string
+  failedAt: Date
+  replays: number
+  replayedAt: Date | null
+}
+
+export async function listDeadLetters(db: SqlClient, module: string): Promise<DeadLetter[]> {
+  return db.$queryRawUnsafe<DeadLetter[]>(
+    `SELECT event_id::text AS "eventId", event_name AS "eventName", publisher, occurred_at AS "occurredAt", error,
+       failed_at AS "failedAt", replays, replayed_at AS "replayedAt"
+     FROM ${quoteIdent(module)}.dead_letters ORDER BY failed_at`,
+  )
+}
+
+/**
+ * Puts a module's dead letters (all that were not replayed yet, or the one named) back on its inbox queue and marks
+ * them replayed; returns their ids. Run it once the cause is fixed; one that fails again is dead-lettered again.
+ */
+export async function replayDeadLetters(db: SqlClient, module: string, queues: QueueRegistry, eventId?: string): Promise<string[]> {
+  const rows = await db.$queryRawUnsafe<Array<OutboxRow & { publisher: string; replays: number }>>(
+    `SELECT event_id::text AS id, event_name, publisher, payload, occurred_at, replays FROM ${quoteIdent(module)}.dead_letters
+     WHERE replayed_at IS NULL AND ($1::uuid IS NULL OR event_id = $1::uuid) ORDER BY failed_at`,
+    eventId ?? null,
+  )
+  if (rows.length === 0) return []
+  await queues.get(inboxQueueName(module)).addBulk(
+    rows.map((row) => ({
+      name: row.event_name,
+      data: {
+        id: row.id,
+        name: row.event_name,
+        publisher: row.publisher,
+        occurredAt: new Date(row.occurred_at).toISOString(),
+        payload: row.payload,
+      } satisfies EventEnvelope,
+      // A fresh job id: the original job may still exist (completed), and would swallow a re-add under its id.
+      opts: inboxJobOptions(`${row.id}-${module}-replay-${row.replays + 1}`),
+    })),
+  )
+  const ids = rows.map((row) => row.id)
+  await db.$executeRawUnsafe(
+    `UPDATE ${quoteIdent(module)}.dead_letters SET replayed_at = now(), replays = replays + 1 WHERE event_id = ANY($1::uuid[])`,
+    ids,
+  )
+  return ids
 }
 
 /**
  * Deletes relayed outbox rows and inbox records older than the retention, in bounded batches. The inbox must
- * outlive every possible redelivery (BullMQ keeps failed jobs a week for retries), hence a generous default.
+ * outlive every redelivery of an applied event (a relay re-sending after a crash, a stalled job handed out again),
+ * hence a generous default. Dead letters stay until an operator deals with them.
  */
 export async function pruneDelivered(db: SqlClient, module: string, retentionDays: number, batch = 10_000): Promise<number> {
   const schema = quoteIdent(module)

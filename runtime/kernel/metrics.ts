@@ -10,6 +10,10 @@ export interface Metrics {
   cacheLookups: Counter<'cache' | 'result'>
   /** SQL statements each module's Prisma client sent (business queries, relay polls, transactions). */
   dbQueries: Counter<'module'>
+  /** Inbox deliveries that failed and will be retried, by consuming module and event. */
+  inboxRetries: Counter<'module' | 'event'>
+  /** Events a module dead-lettered and nobody replayed yet: alert when above zero. */
+  deadLetters: Gauge<'module'>
   /** Runs before each scrape, to refresh gauges that are read from Redis or PostgreSQL. */
   onScrape(collect: () => Promise<void>): void
   /** Prometheus text exposition, after refreshing the scrape-time gauges. */
@@ -58,8 +62,22 @@ export function createMetrics(): Metrics {
     labelNames: ['module'] as const,
     registers: [registry],
   })
+  const inboxRetries = new Counter({
+    name: 'tiketi_inbox_retries_total',
+    help: 'Inbox deliveries that failed and will be retried',
+    labelNames: ['module', 'event'] as const,
+    registers: [registry],
+  })
+  const deadLetters = new Gauge({
+    name: 'tiketi_dead_letters',
+    help: 'Integration events dead-lettered by a module and not replayed yet',
+    labelNames: ['module'] as const,
+    registers: [registry],
+  })
   return {
     registry,
+    inboxRetries,
+    deadLetters,
     cacheLookups,
     dbQueries,
     httpRequests,

@@ -2,6 +2,7 @@ import { createHash, randomUUID } from 'node:crypto'
 import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Client } from 'pg'
+import { deadLettersTableSql } from './bus'
 import { quoteIdent } from './db'
 
 export interface MigrationResult {
@@ -70,6 +71,8 @@ export async function migrateModule(module: string, url: string): Promise<Migrat
       }
       applied.push(name)
     }
+    // Kernel-owned tables every module gets, whatever its own migrations hold.
+    await client.query(deadLettersTableSql(module))
   } finally {
     await client.query('SELECT pg_advisory_unlock_all()').catch(() => {})
     await client.end()

@@ -1,5 +1,5 @@
 import { Elysia, t } from 'elysia'
-import { subscribe, type HandlerContext } from '../kernel/bus'
+import { deadLettersTableSql, subscribe, type HandlerContext } from '../kernel/bus'
 import { defineContract } from '../kernel/contract'
 import { defineModule } from '../kernel/module'
 import { REGISTRY, type ModuleRegistry } from '../modules'
@@ -26,6 +26,7 @@ export const probeModule = defineModule({
     await db.$executeRawUnsafe(
       'CREATE TABLE IF NOT EXISTS probe.inbox (event_id UUID PRIMARY KEY, event_name TEXT NOT NULL, processed_at TIMESTAMPTZ NOT NULL DEFAULT now())',
     )
+    await db.$executeRawUnsafe(deadLettersTableSql('probe'))
     await db.$executeRawUnsafe(`CREATE TABLE IF NOT EXISTS probe.received (event_id UUID NOT NULL, event_name TEXT NOT NULL,
       subject TEXT NOT NULL, received_at TIMESTAMPTZ NOT NULL DEFAULT now())`)
     const record = (subject: (payload: any) => string) => async (payload: unknown, { tx, event }: HandlerContext) => {
