@@ -1,7 +1,8 @@
 import { t, type TSchema } from 'elysia'
 import { defineContract } from '../../runtime/kernel/contract'
+import { Instant as InstantInput, Int, OneOf, QueryInt, Text } from '../../runtime/kernel/schema'
 
-const Status = t.UnionEnum(['draft', 'upcoming', 'on_sale', 'sold_out', 'closed', 'ended', 'cancelled'])
+const Status = OneOf(['draft', 'upcoming', 'on_sale', 'sold_out', 'closed', 'ended', 'cancelled'])
 
 const Instant = t.String({ format: 'date-time' })
 const SeatView = t.Object({
@@ -56,22 +57,25 @@ export const eventsContract = defineContract({
 
 // HTTP models. Every object is closed: unknown fields are rejected with 400.
 const closed = { additionalProperties: false } as const
-const Label = t.String({ minLength: 1, maxLength: 20, pattern: '^[^\\s-]+$' })
-const Money = t.Integer({ minimum: 0, maximum: 100_000_000 })
+const Label = Text({ maxLength: 20, pattern: '^[^\\s-]+$', description: 'A section or row label: no spaces or dashes', examples: ['A', '12'] })
+const Money = Int({ minimum: 0, maximum: 100_000_000, description: 'Price in KRW (whole won)', examples: [99_000] })
+const TierName = Text({ maxLength: 50, description: 'Price tier name', examples: ['VIP'] })
+const Rows = Int({ minimum: 1, maximum: 1_000 })
+const SeatNumber = Int({ minimum: 0, maximum: 100_000 })
 
 export const SeatMapInput = t.Object(
   {
-    priceTiers: t.Array(t.Object({ name: t.String({ minLength: 1, maxLength: 50 }), price: Money }, closed), { minItems: 1, maxItems: 50 }),
+    priceTiers: t.Array(t.Object({ name: TierName, price: Money }, closed), { minItems: 1, maxItems: 50 }),
     sections: t.Optional(
       t.Array(
         t.Object(
           {
             name: Label,
-            rows: t.Optional(t.Integer({ minimum: 1, maximum: 1_000 })),
+            rows: t.Optional(Rows),
             rowLabels: t.Optional(t.Array(Label, { minItems: 1, maxItems: 1_000 })),
-            seatsPerRow: t.Integer({ minimum: 1, maximum: 1_000 }),
-            firstSeatNumber: t.Optional(t.Integer({ minimum: 0, maximum: 100_000 })),
-            priceTier: t.String({ minLength: 1, maxLength: 50 }),
+            seatsPerRow: Rows,
+            firstSeatNumber: t.Optional(SeatNumber),
+            priceTier: TierName,
           },
           closed,
         ),
@@ -80,34 +84,40 @@ export const SeatMapInput = t.Object(
     ),
     seats: t.Optional(
       t.Array(
-        t.Object({ section: Label, row: Label, number: t.Integer({ minimum: 0, maximum: 100_000 }), priceTier: t.String({ minLength: 1, maxLength: 50 }) }, closed),
+        t.Object({ section: Label, row: Label, number: SeatNumber, priceTier: TierName }, closed),
         { maxItems: 100_000 },
       ),
     ),
-    blocked: t.Optional(t.Array(t.String({ maxLength: 64 }), { maxItems: 100_000 })),
+    blocked: t.Optional(t.Array(Text({ minLength: 0, maxLength: 64, description: 'Seat label to block, e.g. A-3-12' }), { maxItems: 100_000 })),
   },
   closed,
 )
 
 export const TicketTypeInput = t.Object(
-  { name: t.String({ minLength: 1, maxLength: 100 }), price: Money, quantity: t.Integer({ minimum: 1, maximum: 1_000_000 }) },
+  { name: Text({ maxLength: 100, examples: ['General admission'] }), price: Money, quantity: Int({ minimum: 1, maximum: 1_000_000 }) },
   closed,
 )
 
 const eventFields = {
-  title: t.String({ minLength: 1, maxLength: 200 }),
-  description: t.Optional(t.String({ maxLength: 10_000 })),
-  venue: t.String({ minLength: 1, maxLength: 200 }),
-  address: t.Optional(t.String({ maxLength: 500 })),
-  artist: t.Optional(t.String({ maxLength: 200 })),
-  posterUrl: t.Optional(t.Union([t.String({ format: 'uri', pattern: '^https?://', maxLength: 2048 }), t.Null()])),
-  eventDate: t.String({ format: 'date-time' }),
-  saleStart: t.String({ format: 'date-time' }),
-  saleEnd: t.String({ format: 'date-time' }),
+  title: Text({ maxLength: 200, description: 'Event title', examples: ['IU 2030 World Tour — Seoul'] }),
+  description: t.Optional(Text({ minLength: 0, maxLength: 10_000, multiline: true, description: 'Free text shown on the event page' })),
+  venue: Text({ maxLength: 200, description: 'Venue name', examples: ['KSPO Dome'] }),
+  address: t.Optional(Text({ minLength: 0, maxLength: 500, multiline: true, examples: ['424 Olympic-ro, Songpa-gu, Seoul'] })),
+  artist: t.Optional(Text({ minLength: 0, maxLength: 200, examples: ['IU'] })),
+  posterUrl: t.Optional(t.Union([t.String({ format: 'uri', pattern: '^https?://', maxLength: 2048, examples: ['https://cdn.example.com/posters/iu-2030.jpg'] }), t.Null()])),
+  eventDate: InstantInput({ description: 'When the show starts', examples: ['2030-05-04T19:00:00+09:00'] }),
+  saleStart: InstantInput({ description: 'When tickets go on sale', examples: ['2030-04-01T20:00:00+09:00'] }),
+  saleEnd: InstantInput({ description: 'When the sale closes (at the latest, the show\'s start)', examples: ['2030-05-04T18:00:00+09:00'] }),
   queue: t.Optional(
-    t.Object({ required: t.Boolean(), admissionRatePerMinute: t.Optional(t.Union([t.Integer({ minimum: 1, maximum: 1_000_000 }), t.Null()])) }, closed),
+    t.Object(
+      {
+        required: t.Boolean({ description: 'Whether buyers go through the waiting room' }),
+        admissionRatePerMinute: t.Optional(t.Union([Int({ minimum: 1, maximum: 1_000_000, description: 'People admitted from the waiting room per minute' }), t.Null()])),
+      },
+      closed,
+    ),
   ),
-  perUserLimit: t.Optional(t.Integer({ minimum: 1, maximum: 100 })),
+  perUserLimit: t.Optional(Int({ minimum: 1, maximum: 100, description: 'Most tickets one user may buy', examples: [4] })),
   seatMap: t.Optional(t.Union([SeatMapInput, t.Null()])),
   ticketTypes: t.Optional(t.Array(TicketTypeInput, { maxItems: 50 })),
 }
@@ -115,28 +125,43 @@ const eventFields = {
 export const CreateEventInput = t.Object(eventFields, closed)
 export const UpdateEventInput = t.Partial(t.Object(eventFields, closed), { ...closed, minProperties: 1 })
 
+const paging = {
+  page: t.Optional(QueryInt({ minimum: 1, maximum: 10_000, description: 'Page number, from 1 (default 1)', examples: [1] })),
+  limit: t.Optional(QueryInt({ minimum: 1, maximum: 100, description: 'Items per page (default 20)', examples: [20] })),
+}
+
 export const EventListQuery = t.Object(
   {
-    status: t.Optional(t.UnionEnum(['upcoming', 'on_sale', 'sold_out', 'closed', 'ended', 'cancelled'])),
-    q: t.Optional(t.String({ minLength: 1, maxLength: 100 })),
-    from: t.Optional(t.String({ format: 'date-time' })),
-    to: t.Optional(t.String({ format: 'date-time' })),
-    sort: t.Optional(t.UnionEnum(['date', '-date', 'title', '-title', 'saleStart', '-saleStart', 'created', '-created'])),
-    page: t.Optional(t.Integer({ minimum: 1, maximum: 10_000 })),
-    limit: t.Optional(t.Integer({ minimum: 1, maximum: 100 })),
+    status: t.Optional(
+      OneOf(['upcoming', 'on_sale', 'sold_out', 'closed', 'ended', 'cancelled'], {
+        description: 'Only events in this status. Without it: upcoming, on_sale, sold_out and closed.',
+        examples: ['on_sale'],
+      }),
+    ),
+    q: t.Optional(Text({ maxLength: 100, description: 'Words to find in the title, artist or venue (case-insensitive)', examples: ['IU'] })),
+    from: t.Optional(InstantInput({ description: 'Events starting at or after this instant', examples: ['2030-05-01T00:00:00Z'] })),
+    to: t.Optional(InstantInput({ description: 'Events starting at or before this instant', examples: ['2030-05-31T23:59:59Z'] })),
+    sort: t.Optional(
+      OneOf(['date', '-date', 'title', '-title', 'saleStart', '-saleStart', 'created', '-created'], {
+        description: 'Order; a leading `-` reverses it. Default: date.',
+        examples: ['-saleStart'],
+      }),
+    ),
+    ...paging,
   },
   closed,
 )
 
 export const NewsInput = t.Object(
-  { title: t.String({ minLength: 1, maxLength: 200 }), body: t.String({ minLength: 1, maxLength: 20_000 }), pinned: t.Optional(t.Boolean()) },
+  {
+    title: Text({ maxLength: 200, examples: ['Seat maps for May are out'] }),
+    body: Text({ maxLength: 20_000, multiline: true, examples: ['Seat maps for every May show are now online.'] }),
+    pinned: t.Optional(t.Boolean({ description: 'Pinned notices come first' })),
+  },
   closed,
 )
 export const NewsUpdate = t.Partial(NewsInput, { ...closed, minProperties: 1 })
-export const PageQuery = t.Object(
-  { page: t.Optional(t.Integer({ minimum: 1, maximum: 10_000 })), limit: t.Optional(t.Integer({ minimum: 1, maximum: 100 })) },
-  closed,
-)
+export const PageQuery = t.Object(paging, closed)
 export const IdParams = t.Object({ id: t.String({ format: 'uuid' }) })
 
 // Response models (documented in OpenAPI; cached reads are served as stored bytes, the others are checked).

@@ -52,6 +52,14 @@ describe('Text', () => {
     expect(accepts(Title, '\uDC00a')).toBe(false)
   })
 
+  test('a pattern applies on top of the other rules and is documented', () => {
+    const Label = Text({ maxLength: 20, pattern: '^[^\\s-]+$' })
+    expect(accepts(Label, 'A1')).toBe(true)
+    expect(problemOf(Label, 'A-1')).toBe('must match ^[^\\s-]+$')
+    expect(accepts(Label, 'A\u0000')).toBe(false)
+    expect(JSON.parse(JSON.stringify(Label))).toEqual({ pattern: '^[^\\s-]+$', type: 'string', minLength: 1, maxLength: 20 })
+  })
+
   test('refuses non-strings and documents itself with standard keywords', () => {
     expect(accepts(Title, 5)).toBe(false)
     expect(JSON.parse(JSON.stringify(Text({ maxLength: 200, description: 'Title' })))).toEqual({ description: 'Title', type: 'string', minLength: 1, maxLength: 200 })

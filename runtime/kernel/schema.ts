@@ -55,13 +55,16 @@ export function OneOf<const V extends readonly [string, ...string[]]>(values: V,
 
 // ---- text ---------------------------------------------------------------------------------------------------------
 
-// A symbol, so that this flag of ours stays out of the JSON Schema that OpenAPI shows.
+// Symbols, so that these details of ours stay out of the JSON Schema that OpenAPI shows.
 const Multiline = Symbol('multiline')
+const Pattern = Symbol('pattern')
 
 interface TextSchema {
   minLength: number
   maxLength: number
+  pattern?: string
   [Multiline]?: boolean
+  [Pattern]?: RegExp
 }
 
 // C0 and C1 control characters and DEL; multi-line text may hold tabs and line breaks.
@@ -91,6 +94,7 @@ function textProblem(schema: TextSchema, value: unknown): string | undefined {
   const length = codePoints(value, schema.maxLength)
   if (length < schema.minLength || length > schema.maxLength) return `must be ${lengthRule(schema)} long`
   if (schema.minLength > 0 && !NON_BLANK.test(value)) return 'must contain a non-blank character'
+  if (schema[Pattern] && !schema[Pattern].test(value)) return `must match ${schema.pattern}`
   return undefined
 }
 
@@ -98,11 +102,20 @@ function textProblem(schema: TextSchema, value: unknown): string | undefined {
  * A string for people to read. Length is counted in Unicode code points, as JSON Schema's `maxLength` and
  * PostgreSQL's `char_length` count it (an emoji is one, not two). Control characters are refused (multi-line text
  * may hold tabs and line breaks), and so is ill-formed UTF-16. Required text (`minLength` ≥ 1, the default) must
- * contain a non-blank character. Values are stored as sent: surrounding spaces are not trimmed.
+ * contain a non-blank character. Values are stored as sent: surrounding spaces are not trimmed. A `pattern` is
+ * matched with the `u` flag, as JSON Schema specifies.
  */
-export function Text(options: { minLength?: number; maxLength: number; multiline?: boolean } & FieldDocs) {
-  const { minLength = 1, maxLength, multiline = false, ...docs } = options
-  return t.Unsafe<string>({ ...docs, [Kind]: 'Text', [Multiline]: multiline, type: 'string', minLength, maxLength })
+export function Text(options: { minLength?: number; maxLength: number; multiline?: boolean; pattern?: string } & FieldDocs) {
+  const { minLength = 1, maxLength, multiline = false, pattern, ...docs } = options
+  return t.Unsafe<string>({
+    ...docs,
+    [Kind]: 'Text',
+    [Multiline]: multiline,
+    ...(pattern ? { pattern, [Pattern]: new RegExp(pattern, 'u') } : {}),
+    type: 'string',
+    minLength,
+    maxLength,
+  })
 }
 
 // ---- instants -----------------------------------------------------------------------------------------------------
