@@ -6,10 +6,11 @@ import { ensureDatabase } from './db'
 import { migrateModule } from './migrate'
 import { bootstrapModuleRoles, moduleRoleUrl } from './roles'
 
-// A database of its own: the role bootstrap revokes PUBLIC rights database-wide.
+// A database of its own (named after the test database, so parallel runs on one server do not share it): the role
+// bootstrap revokes PUBLIC rights database-wide.
 const adminUrl = (() => {
   const url = new URL(process.env.DATABASE_URL!)
-  url.pathname = '/tiketi_isolation_test'
+  url.pathname = `${url.pathname}_isolation`
   return url.toString()
 })()
 // A second context besides the real modules, so that a cross-module read exists to be refused.

@@ -3,6 +3,7 @@ import { ensureDatabase } from '../kernel/db'
 import { migrateModule } from '../kernel/migrate'
 import { MODULE_NAMES } from '../modules'
 import Redis from 'ioredis'
+import { resetTestData } from './reset'
 
 const databaseUrl = process.env.TEST_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/tiketi_test'
 const redisUrl = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379/15'
@@ -20,8 +21,10 @@ for (const name of MODULE_NAMES) delete process.env[`${name.toUpperCase()}_DATAB
 
 await ensureDatabase(databaseUrl)
 for (const name of MODULE_NAMES) await migrateModule(name, databaseUrl)
+// Every run starts from empty tables, whatever an earlier run left.
+await resetTestData(databaseUrl)
 
-// Redis database 15 belongs to the tests; start each run from an empty one.
+// The tests' Redis database (15 unless TEST_REDIS_URL says otherwise) starts each run empty too.
 const redis = new Redis(redisUrl)
 await redis.flushdb()
 await redis.quit()
