@@ -95,6 +95,61 @@ describe('entrypoint', () => {
         body: chunks,
       })
       expect(response.status).toBe(413)
+      expect(response.headers.get('x-request-id')).toBeTruthy()
+      expect(await response.json()).toEqual({ error: { code: 'PAYLOAD_TOO_LARGE', message: 'request body exceeds 4096 bytes' } })
+    } finally {
+      await tiketi.stop()
+    }
+  })
+
+  test('a body over the limit with its Content-Length gets our 413 in the envelope, not Bun’s empty one', async () => {
+    const tiketi = await startTiketi(['--modules=auth'])
+    try {
+      const response = await fetch(`${tiketi.url}/api/auth/register`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-request-id': 'too-large-1' },
+        body: JSON.stringify({ email: 'a@b.co', password: 'x'.repeat(100 * 1024) }),
+      })
+      expect(response.status).toBe(413)
+      expect(response.headers.get('x-request-id')).toBe('too-large-1')
+      expect(await response.json()).toEqual({ error: { code: 'PAYLOAD_TOO_LARGE', message: `request body exceeds ${64 * 1024} bytes` } })
+    } finally {
+      await tiketi.stop()
+    }
+  })
+
+  test('a second process on a port in use refuses to start with one line, unless REUSE_PORT=true', async () => {
+    const first = await startTiketi(['--modules=auth'])
+    const port = new URL(first.url).port
+    try {
+      const second = Bun.spawn(['bun', join(import.meta.dir, 'main.ts'), '--modules=auth'], {
+        env: { ...process.env, PORT: port, LOG_LEVEL: 'warn' },
+        stdout: 'ignore',
+        stderr: 'pipe',
+        timeout: 20_000, // before the fix it started and shared the port
+      })
+      const [code, stderr] = await Promise.all([second.exited, new Response(second.stderr).text()])
+      expect(code).toBe(1)
+      expect(stderr.trim()).toBe(`tiketi: cannot listen: port ${port} on 0.0.0.0 is already in use (set REUSE_PORT=true to share it on purpose)`)
+      expect((await fetch(`${first.url}/health`)).status).toBe(200)
+    } finally {
+      await first.stop()
+    }
+    const sharing = await startTiketi(['--modules=auth'], { REUSE_PORT: 'true' })
+    try {
+      const alongside = await startTiketi(['--modules=auth'], { REUSE_PORT: 'true', PORT: new URL(sharing.url).port })
+      expect(await alongside.stop()).toBe(0)
+    } finally {
+      await sharing.stop()
+    }
+  })
+
+  test('HOST picks the listening address', async () => {
+    const tiketi = await startTiketi(['--modules=auth'], { HOST: '127.0.0.2' })
+    try {
+      const port = new URL(tiketi.url).port
+      expect((await fetch(`http://127.0.0.2:${port}/health`)).status).toBe(200)
+      await expect(fetch(`http://127.0.0.1:${port}/health`)).rejects.toThrow()
     } finally {
       await tiketi.stop()
     }

@@ -252,7 +252,7 @@ export async function createPlatform(
       housekeepingTimer.unref()
       if (options.listen) {
         listen(app, config)
-        log.info('listening', { port: app.server?.port, modules: selected })
+        log.info('listening', { host: config.host, port: app.server?.port, modules: selected })
       }
     },
     stop() {
