@@ -23,8 +23,8 @@ export interface Config {
   authUrl: string
   /** Create the database and apply migrations at start-up (development and test default). */
   autoMigrate: boolean
-  /** Take the client address from X-Forwarded-For (behind the gateway or a load balancer). */
-  trustProxy: boolean
+  /** Proxies in front of this process that append to X-Forwarded-For; the client address is the entry the outermost one added (0: the socket's peer). */
+  trustedProxyHops: number
   /** Largest request body a route accepts unless it declares its own `bodyLimit`. */
   maxBodyBytes: number
   accessTokenTtlSeconds: number
@@ -126,7 +126,8 @@ export function loadConfig(env: Env = process.env, argv: string[] = process.argv
     redisPrefix,
     authUrl: readUrl(env, 'AUTH_URL', `http://127.0.0.1:${port}`, ['http:', 'https:']),
     autoMigrate: readEnum(env, 'AUTO_MIGRATE', runtimeEnv === 'production' ? 'false' : 'true', ['true', 'false']) === 'true',
-    trustProxy: readEnum(env, 'TRUST_PROXY', 'false', ['true', 'false']) === 'true',
+    // TRUST_PROXY=true is the older spelling of one trusted hop.
+    trustedProxyHops: readInt(env, 'TRUSTED_PROXY_HOPS', readEnum(env, 'TRUST_PROXY', 'false', ['true', 'false']) === 'true' ? 1 : 0, 0, 10),
     maxBodyBytes: readInt(env, 'MAX_BODY_BYTES', 64 * 1024, 1024, 64 * 1024 * 1024),
     accessTokenTtlSeconds: readInt(env, 'ACCESS_TOKEN_TTL_SECONDS', 900, 10, 86_400),
     signingKeyActivationSeconds,

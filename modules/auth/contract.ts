@@ -19,9 +19,12 @@ export const authContract = defineContract({
 })
 
 /** HTTP models of the auth API (bodies are closed: unknown fields are rejected). */
+/** Elysia's `email` format, letter case spelled out, with surrounding whitespace allowed: the service trims it. */
+const EMAIL_PATTERN =
+  "^\\s*[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\\.)+[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\\s*$"
 export const Credentials = t.Object(
   {
-    email: t.String({ format: 'email', maxLength: 254 }),
+    email: t.String({ pattern: EMAIL_PATTERN, maxLength: 320, description: 'Email address; surrounding spaces and letter case are ignored.' }),
     password: t.String({ minLength: 8, maxLength: 128 }),
   },
   { additionalProperties: false },

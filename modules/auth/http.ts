@@ -1,25 +1,48 @@
 import { Elysia, t } from 'elysia'
+import type { Config } from '../../runtime/config'
 import type { AuthGuard } from '../../runtime/kernel/auth-guard'
 import { clientAddress } from '../../runtime/kernel/client-address'
-import { Credentials, JWKS_PATH, LogoutRequest, PublicUser, RefreshRequest, TokenPair } from './contract'
+import { Credentials, Jwks, JWKS_PATH, KeyRevocation, KeyRotation, LogoutRequest, PublicUser, RefreshRequest, TokenPair, UserPage, UsersQuery } from './contract'
 import type { Accounts } from './services/accounts'
 import type { SigningKeys } from './services/signing-keys'
 
-export function authHttp(deps: { accounts: Accounts; keys: SigningKeys; guard: AuthGuard; trustProxy: boolean }) {
-  const { accounts } = deps
+const LOGOUT_DESCRIPTION = `Ends sign-ins; the body is optional.
+- Access token only (no body, or \`{}\`): revokes that access token and ends its sign-in — the sign-in's refresh
+  token and every other access token issued to it stop working.
+- \`{ "refreshToken" }\` without an access token: ends the sign-in that refresh token belongs to (and all its access
+  tokens). An unknown refresh token is a 401.
+- Both: ends both sign-ins (usually the same one).
+Other sign-ins of the same user are not affected. Logging out of an already ended sign-in answers 204. A body that is
+not a JSON object with only \`refreshToken\` is a 400.`
+
+export function authHttp(deps: {
+  accounts: Accounts
+  keys: SigningKeys
+  guard: AuthGuard
+  config: Pick<Config, 'trustedProxyHops' | 'signingKeyActivationSeconds' | 'jwksRefetchCooldownSeconds'>
+}) {
+  const { accounts, config } = deps
+  // Shorter than the activation delay minus the refetch cooldown: a caching proxy in front of a verifier still hands
+  // it a JWKS that lists a rotated-in key before that key starts signing.
+  const jwksMaxAge = Math.floor((config.signingKeyActivationSeconds - config.jwksRefetchCooldownSeconds) / 2)
   return new Elysia({ name: 'auth-http', prefix: '/auth', detail: { tags: ['auth'] } })
     .use(deps.guard)
     .post(
       '/register',
       async ({ body, set }) => {
+        const tokens = await accounts.register(body.email, body.password)
         set.status = 201
-        return { user: await accounts.register(body.email, body.password) }
+        return tokens
       },
-      { body: Credentials, detail: { summary: 'Create an account' } },
+      {
+        body: Credentials,
+        response: { 201: TokenPair },
+        detail: { summary: 'Create an account and sign in: the same token pair as a login' },
+      },
     )
     .post(
       '/login',
-      ({ body, request, server }) => accounts.login(body.email, body.password, clientAddress(request, server, deps.trustProxy)),
+      ({ body, request, server }) => accounts.login(body.email, body.password, clientAddress(request, server, config.trustedProxyHops)),
       { body: Credentials, response: { 200: TokenPair }, detail: { summary: 'Sign in: access + refresh token' } },
     )
     .post('/refresh-token', ({ body }) => accounts.refresh(body.refreshToken), {
@@ -34,26 +57,47 @@ export function authHttp(deps: { accounts: Accounts; keys: SigningKeys; guard: A
     })
     .post(
       '/logout',
-      async ({ principal, body, set }) => {
-        await accounts.logout(principal, body?.refreshToken)
+      async ({ caller, body, set }) => {
+        await accounts.logout(caller, body.refreshToken)
         set.status = 204
       },
-      { auth: 'user', body: t.Optional(LogoutRequest), detail: { summary: 'Revoke this access token and its sign-in' } },
+      {
+        optionalAuth: true,
+        // No body at all means `{}`. Anything sent must be the object: a `t.Optional` body would let `[]`, `1` or
+        // `null` through as "no body", which silently logged out less than the client asked for.
+        transform(context) {
+          if (context.body === undefined || (context.body as unknown) === '') context.body = {}
+        },
+        body: LogoutRequest,
+        response: { 204: t.Undefined() },
+        detail: { summary: 'End a sign-in, by access token or by refresh token', description: LOGOUT_DESCRIPTION },
+      },
     )
     .get('/users', ({ query }) => accounts.listUsers(query.page ?? 1, query.limit ?? 20), {
       auth: 'admin',
-      query: t.Object(
-        { page: t.Optional(t.Integer({ minimum: 1, maximum: 100_000 })), limit: t.Optional(t.Integer({ minimum: 1, maximum: 100 })) },
-        { additionalProperties: false },
-      ),
+      query: UsersQuery,
+      response: { 200: UserPage },
       detail: { summary: 'List users (admin)' },
     })
     .get(JWKS_PATH.slice('/auth'.length), async ({ set }) => {
-      set.headers['cache-control'] = 'public, max-age=300'
+      set.headers['cache-control'] = `public, max-age=${jwksMaxAge}`
       return deps.keys.publicKeySet()
-    }, { detail: { summary: 'Public keys that verify access tokens' } })
+    }, { response: { 200: Jwks }, detail: { summary: 'Public keys that verify access tokens' } })
     .post('/keys/rotate', () => deps.keys.rotate(), {
       auth: 'admin',
-      detail: { summary: 'Publish a new signing key now; it signs after the activation delay (admin)' },
+      response: { 200: KeyRotation },
+      detail: {
+        summary: 'Publish a new signing key now; it signs after the activation delay (admin)',
+        description: 'While a rotation is pending (its key does not sign yet), rotating again returns that pending key.',
+      },
+    })
+    .post('/keys/rotate-and-revoke', () => deps.keys.rotateAndRevoke(), {
+      auth: 'admin',
+      response: { 200: KeyRevocation },
+      detail: {
+        summary: 'Emergency: sign with a new key at once and withdraw every other key (admin)',
+        description:
+          'For a signing key that may have leaked. Every access token signed before (the caller\'s included) stops verifying in every process within one request; users sign in again or refresh.',
+      },
     })
 }

@@ -1,12 +1,24 @@
 import { Elysia } from 'elysia'
-import { createLocalJWKSet, errors, jwtVerify, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose'
+import { createLocalJWKSet, errors, jwtVerify, type JSONWebKeySet, type JWTPayload, type JWTVerifyGetKey } from 'jose'
 import type Redis from 'ioredis'
-import { forbidden, HttpError, unauthorized } from './errors'
+import { HttpError } from './errors'
 
 export type Role = 'user' | 'admin'
 export const ACCESS_TOKEN_ISSUER = 'tiketi'
 export const ACCESS_TOKEN_AUDIENCE = 'tiketi'
 export const ACCESS_TOKEN_ALGORITHM = 'ES256'
+
+/** Redis key (under the deployment's prefix) bumped by an emergency key revocation: verifiers refetch the JWKS. */
+export const KEY_EPOCH_KEY = 'auth:key-epoch'
+
+/**
+ * Non-standard JWK member the JWKS carries for a key that signs no more: when it stopped (seconds since the epoch).
+ * A token that says it was issued after that was not signed by us.
+ */
+export const RETIRED_AT_MEMBER = 'retired_at'
+
+/** Tolerated clock difference between the signer and a verifier when comparing `iat` to a key's retirement. */
+const CLOCK_SKEW_SECONDS = 5
 
 export interface Principal {
   userId: string
@@ -14,46 +26,80 @@ export interface Principal {
   jti: string
   /** Expiry, seconds since the epoch. */
   expiresAt: number
+  /** The sign-in (refresh-token family) the token was issued for; absent in tokens issued before sign-in ids. */
+  signInId?: string
 }
 
-const revokedKey = (jti: string) => `revoked-jti:${jti}`
+const revokedTokenKey = (jti: string) => `revoked-jti:${jti}`
+const revokedSignInKey = (signInId: string) => `revoked-sign-in:${signInId}`
 
 /** Marks an access token unusable until it would have expired anyway. */
 export async function revokeAccessToken(redis: Redis, principal: Principal): Promise<void> {
   const ttlMs = principal.expiresAt * 1000 - Date.now()
-  if (ttlMs > 0) await redis.set(revokedKey(principal.jti), '1', 'PX', ttlMs)
+  if (ttlMs > 0) await redis.set(revokedTokenKey(principal.jti), '1', 'PX', ttlMs)
+}
+
+/** Marks every access token of a sign-in unusable, for as long as any of them can live. */
+export async function revokeSignIn(redis: Redis, signInId: string, accessTokenTtlSeconds: number): Promise<void> {
+  await redis.set(revokedSignInKey(signInId), '1', 'EX', accessTokenTtlSeconds + CLOCK_SKEW_SECONDS)
 }
 
 /**
- * Verifies access tokens locally: keys come from the auth module's JWKS (in process or over HTTP), cached, and
- * fetched again only when a token names a key id we have not seen (at most once per cooldown).
+ * 401 with RFC 6750's challenge: a request without a token gets only the scheme; one with a bad token gets
+ * `error="invalid_token"` and a description (`expired`, `revoked`, `invalid`) a client can act on.
+ */
+function rejected(message: string, description?: 'expired' | 'revoked' | 'invalid'): HttpError {
+  const challenge = description
+    ? `Bearer realm="tiketi", error="invalid_token", error_description="${description}"`
+    : 'Bearer realm="tiketi"'
+  return new HttpError(401, 'UNAUTHORIZED', message, { 'www-authenticate': challenge })
+}
+
+/**
+ * Verifies access tokens locally: keys come from the auth module's JWKS (in process or over HTTP), cached. The
+ * cache is fetched again when a token names a key id we have not seen (at most once per cooldown), when it is
+ * older than `maxAgeMs` (so keys dropped from the JWKS stop verifying), and at once when the key epoch in Redis
+ * changes (an emergency revocation).
  */
 export function createTokenVerifier(options: {
   jwks: () => Promise<JSONWebKeySet>
   redis: Redis
   refetchCooldownMs?: number
+  maxAgeMs?: number
 }) {
   const cooldown = options.refetchCooldownMs ?? 30_000
+  const maxAge = Math.max(options.maxAgeMs ?? 300_000, cooldown)
   let keySet: JWTVerifyGetKey | undefined
+  let retiredAt = new Map<string, number>()
+  let epoch: string | null = null
   let fetchedAt = 0
   let inflight: Promise<void> | undefined
 
   const refresh = () =>
-    (inflight ??= options
-      .jwks()
-      .catch(() => {
-        throw new HttpError(503, 'AUTH_KEYS_UNAVAILABLE', 'access tokens cannot be verified right now; try again shortly', { 'retry-after': '5' })
-      })
-      .then((jwks) => {
+    (inflight ??= (async () => {
+      try {
+        // The epoch is read before the keys: a revocation in between only causes one more refetch.
+        const epochBefore = await options.redis.get(KEY_EPOCH_KEY)
+        const jwks = await options.jwks()
         keySet = createLocalJWKSet(jwks)
+        retiredAt = new Map(
+          jwks.keys.flatMap((key) => {
+            const retired = (key as Record<string, unknown>)[RETIRED_AT_MEMBER]
+            return typeof retired === 'number' && key.kid ? [[key.kid, retired] as const] : []
+          }),
+        )
+        epoch = epochBefore
         fetchedAt = Date.now()
-      })
-      .finally(() => {
-        inflight = undefined
-      }))
+      } catch {
+        throw new HttpError(503, 'AUTH_KEYS_UNAVAILABLE', 'access tokens cannot be verified right now; try again shortly', { 'retry-after': '5' })
+      }
+    })().finally(() => {
+      inflight = undefined
+    }))
 
   const getKey: JWTVerifyGetKey = async (header, token) => {
     if (!keySet) await refresh()
+    else if (Date.now() - fetchedAt >= maxAge) await refresh().catch(() => undefined) // keep the old set while auth is away
     try {
       return await keySet!(header, token)
     } catch (error) {
@@ -63,36 +109,56 @@ export function createTokenVerifier(options: {
     }
   }
 
-  return async function verify(token: string): Promise<Principal> {
-    let claims
+  async function checkSignature(token: string): Promise<{ claims: JWTPayload; kid?: string }> {
     try {
-      ;({ payload: claims } = await jwtVerify(token, getKey, {
+      const { payload, protectedHeader } = await jwtVerify(token, getKey, {
         issuer: ACCESS_TOKEN_ISSUER,
         audience: ACCESS_TOKEN_AUDIENCE,
         algorithms: [ACCESS_TOKEN_ALGORITHM],
-      }))
+      })
+      return { claims: payload, kid: protectedHeader.kid }
     } catch (error) {
-      if (error instanceof errors.JOSEError) throw unauthorized('invalid or expired access token')
+      if (error instanceof errors.JWTExpired) throw rejected('access token has expired', 'expired')
+      if (error instanceof errors.JOSEError) throw rejected('invalid access token', 'invalid')
       throw error
     }
-    const { sub, role, jti, exp } = claims
-    if (!sub || !jti || !exp || (role !== 'user' && role !== 'admin')) throw unauthorized('malformed access token')
-    if (await options.redis.exists(revokedKey(jti))) throw unauthorized('access token has been revoked')
-    return { userId: sub, role, jti, expiresAt: exp }
+  }
+
+  return async function verify(token: string): Promise<Principal> {
+    let { claims, kid } = await checkSignature(token)
+    const [revokedToken, revokedSignIn, currentEpoch] = await options.redis.mget(
+      revokedTokenKey(String(claims.jti)),
+      revokedSignInKey(typeof claims.sid === 'string' ? claims.sid : '-'),
+      KEY_EPOCH_KEY,
+    )
+    if (currentEpoch !== epoch) {
+      // Keys were revoked since our copy was fetched: check the signature again against the current set.
+      await refresh()
+      ;({ claims, kid } = await checkSignature(token))
+    }
+    const { sub, role, jti, exp, iat, sid } = claims
+    if (!sub || !jti || !exp || !iat || (role !== 'user' && role !== 'admin') || (sid !== undefined && typeof sid !== 'string'))
+      throw rejected('malformed access token', 'invalid')
+    const retired = kid === undefined ? undefined : retiredAt.get(kid)
+    if (retired !== undefined && iat > retired + CLOCK_SKEW_SECONDS) throw rejected('access token signed by a retired key', 'invalid')
+    if (revokedToken || revokedSignIn) throw rejected('access token has been revoked', 'revoked')
+    return { userId: sub, role, jti, expiresAt: exp, ...(sid ? { signInId: sid } : {}) }
   }
 }
 
 export type TokenVerifier = ReturnType<typeof createTokenVerifier>
 
+/** The token of an `Authorization: Bearer <token>` header; the scheme is case-insensitive (RFC 7235 §2.1). */
 function bearer(header: string | undefined): string {
-  const match = header?.match(/^Bearer ([A-Za-z0-9._~+/-]+=*)$/)
-  if (!match) throw unauthorized('missing bearer token')
+  const match = header?.match(/^bearer +([A-Za-z0-9._~+/-]+=*) *$/i)
+  if (!match) throw rejected('missing bearer token')
   return match[1]!
 }
 
 /**
- * Elysia plugin adding the `auth` route option: `{ auth: 'user' }` admits any signed-in user,
- * `{ auth: 'admin' }` only admins; the handler receives `principal`.
+ * Elysia plugin adding two route options. `{ auth: 'user' }` admits any signed-in user, `{ auth: 'admin' }` only
+ * admins; the handler receives `principal`. `{ optionalAuth: true }` admits anyone, verifies a token when one is
+ * sent (a bad one is still a 401), and hands the handler `caller` (a principal or undefined).
  */
 let guardSeed = 0
 export function authGuard(verify: TokenVerifier) {
@@ -105,13 +171,25 @@ export function authGuard(verify: TokenVerifier) {
       detail: { security: [{ bearer: [] }], description: `Requires a bearer access token with role ${required}.` },
       async transform({ request, headers }: { request: Request; headers: Record<string, string | undefined> }) {
         const principal = await verify(bearer(headers.authorization))
-        if (required === 'admin' && principal.role !== 'admin') throw forbidden('admin role required')
+        if (required === 'admin' && principal.role !== 'admin')
+          throw new HttpError(403, 'FORBIDDEN', 'admin role required', {
+            'www-authenticate': 'Bearer realm="tiketi", error="insufficient_scope"',
+          })
         principals.set(request, principal)
       },
       resolve({ request }) {
         const principal = principals.get(request)
-        if (!principal) throw unauthorized()
+        if (!principal) throw rejected('missing bearer token')
         return { principal }
+      },
+    }),
+    optionalAuth: (enabled: true) => ({
+      detail: { security: [{}, { bearer: [] }] },
+      async transform({ request, headers }: { request: Request; headers: Record<string, string | undefined> }) {
+        if (enabled && headers.authorization !== undefined) principals.set(request, await verify(bearer(headers.authorization)))
+      },
+      resolve({ request }) {
+        return { caller: principals.get(request) as Principal | undefined }
       },
     }),
   })

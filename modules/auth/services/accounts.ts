@@ -1,21 +1,26 @@
 import { randomUUID } from 'node:crypto'
 import { SignJWT } from 'jose'
 import type Redis from 'ioredis'
+import type { Config } from '../../../runtime/config'
+import { ConfigError } from '../../../runtime/config'
 import {
   ACCESS_TOKEN_ALGORITHM,
   ACCESS_TOKEN_AUDIENCE,
   ACCESS_TOKEN_ISSUER,
   revokeAccessToken,
+  revokeSignIn,
   type Principal,
   type Role,
 } from '../../../runtime/kernel/auth-guard'
 import type { Outbox } from '../../../runtime/kernel/bus'
-import { conflict, isUniqueViolation, notFound, unauthorized } from '../../../runtime/kernel/errors'
+import { badRequest, conflict, isUniqueViolation, notFound, unauthorized } from '../../../runtime/kernel/errors'
+import type { Logger } from '../../../runtime/kernel/log'
 import type { authContract } from '../contract'
 import type { AuthDb } from '../db'
 import { hashToken, newRefreshToken, normaliseEmail } from '../domain/credentials'
-import type { SigningKeys } from './signing-keys'
 import type { LoginThrottle } from './login-throttle'
+import type { Passwords } from './passwords'
+import type { SigningKeys } from './signing-keys'
 
 interface UserRow {
   id: string
@@ -23,6 +28,8 @@ interface UserRow {
   role: string
   createdAt: Date
 }
+
+type Tx = Parameters<Parameters<AuthDb['$transaction']>[0]>[0]
 
 export const publicUser = (user: UserRow) => ({
   id: user.id,
@@ -32,11 +39,14 @@ export const publicUser = (user: UserRow) => ({
 })
 
 /**
- * Argon2id at OWASP's recommended floor (Password Storage Cheat Sheet: m = 19 MiB, t = 2, p = 1). Bun's default
- * (64 MiB) took 224 ms per hash here against 69 ms: at an on-sale's login storm that is the difference between
- * serving and queueing. Verification reads the parameters from each stored hash, so older hashes still verify.
+ * A sign-in is one refresh-token family: every rotation, logout and reuse revocation of it holds this lock, so a
+ * logout can never miss a token that a concurrent refresh is adding.
  */
-const PASSWORD_HASHING = { algorithm: 'argon2id', memoryCost: 19_456, timeCost: 2 } as const
+const lockSignIn = (tx: Tx, signInId: string) =>
+  tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtext('auth.sign-in'), hashtext(${signInId}))`
+
+/** Transactions that queue on a sign-in's lock (many concurrent refreshes of one token) may wait a little longer. */
+const SIGN_IN_TX = { maxWait: 5_000, timeout: 10_000 }
 
 export interface AccountsDeps {
   db: AuthDb
@@ -45,20 +55,20 @@ export interface AccountsDeps {
   published: () => void
   keys: SigningKeys
   throttle: LoginThrottle
+  passwords: Passwords
   redis: Redis
+  log: Pick<Logger, 'warn' | 'info'>
   accessTokenTtlSeconds: number
   refreshTokenTtlSeconds: number
 }
 
 export function createAccounts(deps: AccountsDeps) {
-  const { db, outbox, keys, throttle } = deps
-  // Unknown emails still pay for one hash check, so response time does not reveal which emails exist.
-  const decoyHash = Bun.password.hash('decoy-password-for-timing', PASSWORD_HASHING)
+  const { db, outbox, keys, throttle, passwords } = deps
 
-  async function issueTokens(user: UserRow, familyId: string = randomUUID(), tx: Pick<AuthDb, 'refreshToken'> = db) {
+  async function issueTokens(user: UserRow, signInId: string = randomUUID(), tx: Pick<AuthDb, 'refreshToken'> = db) {
     const now = Math.floor(Date.now() / 1000)
     const key = await keys.current()
-    const accessToken = await new SignJWT({ role: user.role })
+    const accessToken = await new SignJWT({ role: user.role, sid: signInId })
       .setProtectedHeader({ alg: ACCESS_TOKEN_ALGORITHM, kid: key.kid, typ: 'JWT' })
       .setSubject(user.id)
       .setJti(randomUUID())
@@ -72,7 +82,7 @@ export function createAccounts(deps: AccountsDeps) {
     await tx.refreshToken.create({
       data: {
         id,
-        familyId,
+        familyId: signInId,
         userId: user.id,
         tokenHash: hashToken(refreshToken),
         expiresAt: new Date(Date.now() + deps.refreshTokenTtlSeconds * 1000),
@@ -87,73 +97,105 @@ export function createAccounts(deps: AccountsDeps) {
     }
   }
 
-  async function revokeFamily(familyId: string) {
-    await db.refreshToken.updateMany({ where: { familyId, revokedAt: null }, data: { revokedAt: new Date() } })
+  /** Ends a sign-in: its refresh tokens (under its lock) and, through a Redis marker, every access token of it. */
+  async function endSignIn(signInId: string, tx?: Tx) {
+    const revoke = async (tx: Tx) => {
+      await lockSignIn(tx, signInId)
+      await tx.refreshToken.updateMany({ where: { familyId: signInId, revokedAt: null }, data: { revokedAt: new Date() } })
+    }
+    if (tx) await revoke(tx)
+    else await db.$transaction(revoke, SIGN_IN_TX)
+    await revokeSignIn(deps.redis, signInId, deps.accessTokenTtlSeconds)
+  }
+
+  async function createUser(email: string, passwordHash: string, role: Role) {
+    const user = await db.$transaction(async (tx) => {
+      const created = await tx.user.create({ data: { id: randomUUID(), email, passwordHash, role } })
+      await outbox.publish(tx, 'user.registered.v1', {
+        userId: created.id,
+        email: created.email,
+        role,
+        registeredAt: created.createdAt.toISOString(),
+      })
+      return created
+    })
+    deps.published()
+    return user
   }
 
   return {
-    async register(email: string, password: string, role: Role = 'user') {
+    /** Creates an account and signs it in: the answer is the same token pair as a login's. */
+    async register(email: string, password: string) {
       const normalised = normaliseEmail(email)
-      const passwordHash = await Bun.password.hash(password, PASSWORD_HASHING)
+      if (normalised.length > 254) throw badRequest('VALIDATION_FAILED', 'body.email: must be at most 254 characters')
+      const passwordHash = await passwords.hash(password)
       try {
-        const user = await db.$transaction(async (tx) => {
-          const created = await tx.user.create({ data: { id: randomUUID(), email: normalised, passwordHash, role } })
-          await outbox.publish(tx, 'user.registered.v1', {
-            userId: created.id,
-            email: created.email,
-            role,
-            registeredAt: created.createdAt.toISOString(),
-          })
-          return created
-        })
-        deps.published()
-        return publicUser(user)
+        return issueTokens(await createUser(normalised, passwordHash, 'user'))
       } catch (error) {
         if (isUniqueViolation(error)) throw conflict('EMAIL_TAKEN', 'an account with this email already exists')
         throw error
       }
     },
 
-    async login(email: string, password: string, ip: string) {
+    async login(email: string, password: string, address: string) {
       const normalised = normaliseEmail(email)
-      await throttle.assertAllowed(normalised, ip)
+      // Counted before the password is checked, so concurrent guesses cannot all slip in under the limit.
+      await throttle.begin(normalised, address)
       const user = await db.user.findUnique({ where: { email: normalised } })
-      const valid = await Bun.password.verify(password, user?.passwordHash ?? (await decoyHash))
-      if (!user || !valid) {
-        await throttle.recordFailure(normalised, ip)
-        throw unauthorized('email or password is incorrect')
+      let valid: boolean
+      try {
+        valid = await passwords.verify(password, user?.passwordHash)
+      } catch (error) {
+        await throttle.notChecked(normalised, address)
+        throw error
       }
-      await throttle.reset(normalised)
+      if (!user || !valid) throw unauthorized('email or password is incorrect')
+      await throttle.succeeded(normalised, address)
       return issueTokens(user)
     },
 
-    /** Rotates a refresh token. Presenting one that was already rotated revokes its whole family. */
+    /** Rotates a refresh token. Presenting one that was already rotated revokes its whole sign-in. */
     async refresh(refreshToken: string) {
       const row = await db.refreshToken.findUnique({ where: { tokenHash: hashToken(refreshToken) } })
       if (!row || row.revokedAt) throw unauthorized('refresh token is invalid')
-      if (row.expiresAt.getTime() <= Date.now()) throw unauthorized('refresh token has expired')
-      const tokens = await db.$transaction(async (tx) => {
-        // Conditional update: of two concurrent uses of one token, only one can rotate it.
-        const { count } = await tx.refreshToken.updateMany({
-          where: { id: row.id, rotatedAt: null, revokedAt: null },
-          data: { rotatedAt: new Date() },
-        })
-        if (count === 0) return undefined
+      const outcome = await db.$transaction(async (tx) => {
+        await lockSignIn(tx, row.familyId)
+        // Read again under the lock: a logout or another rotation may have finished while we waited.
+        const current = await tx.refreshToken.findUniqueOrThrow({ where: { id: row.id } })
+        if (current.revokedAt) return 'revoked' as const
+        if (current.expiresAt.getTime() <= Date.now()) return 'expired' as const
+        if (current.rotatedAt) {
+          await endSignIn(row.familyId, tx)
+          return 'reused' as const
+        }
+        await tx.refreshToken.update({ where: { id: row.id }, data: { rotatedAt: new Date() } })
         const user = await tx.user.findUniqueOrThrow({ where: { id: row.userId } })
         return issueTokens(user, row.familyId, tx)
-      })
-      if (!tokens) {
-        await revokeFamily(row.familyId)
-        throw unauthorized('refresh token was already used; all sessions of this sign-in are revoked')
-      }
-      return tokens
+      }, SIGN_IN_TX)
+      if (outcome === 'revoked') throw unauthorized('refresh token is invalid')
+      if (outcome === 'expired') throw unauthorized('refresh token has expired')
+      if (outcome === 'reused') throw unauthorized('refresh token was already used; all sessions of this sign-in are revoked')
+      return outcome
     },
 
-    async logout(principal: Principal, refreshToken?: string) {
-      await revokeAccessToken(deps.redis, principal)
-      if (!refreshToken) return
-      const row = await db.refreshToken.findUnique({ where: { tokenHash: hashToken(refreshToken) } })
-      if (row && row.userId === principal.userId) await revokeFamily(row.familyId)
+    /**
+     * Ends sign-ins. With an access token: that token and its whole sign-in. With a refresh token (no access
+     * token needed): the refresh token's sign-in. With both: both sign-ins. An unknown refresh token without an
+     * access token is a 401; ending an already ended sign-in is not an error.
+     */
+    async logout(caller: Principal | undefined, refreshToken: string | undefined) {
+      const signIns = new Set<string>()
+      if (caller) {
+        await revokeAccessToken(deps.redis, caller)
+        if (caller.signInId) signIns.add(caller.signInId)
+      }
+      if (refreshToken !== undefined) {
+        const row = await db.refreshToken.findUnique({ where: { tokenHash: hashToken(refreshToken) } })
+        if (row) signIns.add(row.familyId)
+        else if (!caller) throw unauthorized('refresh token is invalid')
+      }
+      if (!caller && refreshToken === undefined) throw unauthorized('send an access token or a refresh token to log out')
+      for (const signInId of signIns) await endSignIn(signInId)
     },
 
     async me(userId: string) {
@@ -170,16 +212,61 @@ export function createAccounts(deps: AccountsDeps) {
       return { page, limit, total, items: users.map(publicUser) }
     },
 
-    /** Makes sure the configured administrator exists and is an admin; an existing password is left alone. */
-    async ensureAdmin(email: string, password: string) {
-      const normalised = normaliseEmail(email)
-      const existing = await db.user.findUnique({ where: { email: normalised } })
+    /**
+     * Makes sure the configured administrator exists. A missing account is created with ADMIN_PASSWORD. An
+     * existing non-admin account is promoted only if its password is ADMIN_PASSWORD — otherwise whoever registered
+     * the address first would become admin — and start-up is refused. An existing admin whose password differs
+     * has it reset to ADMIN_PASSWORD (the setting is authoritative: that is how a lost admin password is recovered)
+     * and its sign-ins ended.
+     */
+    async ensureAdmin(admin: NonNullable<Config['admin']>) {
+      const email = normaliseEmail(admin.email)
+      let existing = await db.user.findUnique({ where: { email } })
       if (!existing) {
-        await this.register(normalised, password, 'admin').catch((error) => {
-          if (!(error instanceof Error && 'code' in error && error.code === 'EMAIL_TAKEN')) throw error
-        })
-      } else if (existing.role !== 'admin') {
+        try {
+          await createUser(email, await passwords.hash(admin.password), 'admin')
+          deps.log.info('administrator account created', { email })
+          return
+        } catch (error) {
+          // Another instance created it meanwhile: check that one like any existing account.
+          if (!isUniqueViolation(error)) throw error
+          existing = await db.user.findUniqueOrThrow({ where: { email } })
+        }
+      }
+      const matches = await passwords.verify(admin.password, existing.passwordHash)
+      if (existing.role !== 'admin') {
+        if (!matches)
+          throw new ConfigError(
+            `ADMIN_EMAIL ${email} belongs to an existing account whose password is not ADMIN_PASSWORD; refusing to make it an administrator (choose another ADMIN_EMAIL, or set that account's password to ADMIN_PASSWORD first)`,
+          )
         await db.user.update({ where: { id: existing.id }, data: { role: 'admin' } })
+        deps.log.info('existing account promoted to administrator', { email })
+        return
+      }
+      if (matches) return
+      await db.user.update({ where: { id: existing.id }, data: { passwordHash: await passwords.hash(admin.password) } })
+      const signIns = await db.refreshToken.findMany({ where: { userId: existing.id, revokedAt: null }, distinct: ['familyId'], select: { familyId: true } })
+      for (const { familyId } of signIns) await endSignIn(familyId)
+      deps.log.warn('ADMIN_PASSWORD changed: the administrator password was reset to it and its sign-ins ended', { email })
+    },
+
+    /**
+     * Deletes refresh-token rows that can no longer matter: expired, or revoked, more than `olderThanMs` ago.
+     * Rotated rows stay until they expire, because presenting one again must still be recognised as reuse.
+     * Works in batches so that no statement holds many row locks; returns how many rows went.
+     */
+    async pruneRefreshTokens(olderThanMs: number, batchSize = 1_000): Promise<number> {
+      const cutoff = new Date(Date.now() - olderThanMs)
+      let total = 0
+      for (;;) {
+        const deleted = await db.$executeRaw`
+          DELETE FROM refresh_tokens WHERE id IN (
+            SELECT id FROM refresh_tokens WHERE expires_at < ${cutoff}
+            UNION ALL
+            SELECT id FROM refresh_tokens WHERE revoked_at < ${cutoff}
+            LIMIT ${batchSize})`
+        total += deleted
+        if (deleted < batchSize) return total
       }
     },
   }
