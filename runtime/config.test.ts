@@ -29,6 +29,20 @@ describe('configuration', () => {
     expect(() => load({}, ['--modules=auth,tickets'])).toThrow(/unknown module "tickets"; valid modules: auth/)
   })
 
+  test('a process without auth refuses to start unless AUTH_URL says where auth runs', () => {
+    let error: unknown
+    try {
+      load({}, ['--modules=events'])
+    } catch (caught) {
+      error = caught
+    }
+    expect(error).toBeInstanceOf(ConfigError)
+    expect((error as Error).message).toMatch(/^AUTH_URL must be set: this process runs events without auth/)
+    expect((error as Error).message).not.toContain('\n')
+    expect(load({ AUTH_URL: 'http://auth:3000' }, ['--modules=events']).authUrl).toBe('http://auth:3000')
+    expect(load({}, ['--modules=auth']).modules).toEqual(['auth'])
+  })
+
   const malformed: Array<[Record<string, string>, RegExp]> = [
     [{ PORT: 'eighty' }, /^PORT must be an integer/],
     [{ PORT: '70000' }, /^PORT must be an integer/],

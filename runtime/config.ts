@@ -106,6 +106,11 @@ export function loadConfig(env: Env = process.env, argv: string[] = process.argv
   if (signingKeyActivationSeconds <= jwksRefetchCooldownSeconds)
     throw new ConfigError('SIGNING_KEY_ACTIVATION_SECONDS must be greater than JWKS_REFETCH_COOLDOWN_SECONDS')
 
+  const modules = parseModules(argv, env, known)
+  // Every process verifies tokens: one that does not run auth must be told where auth's key set is served.
+  if (!modules.includes('auth') && !env.AUTH_URL)
+    throw new ConfigError(`AUTH_URL must be set: this process runs ${modules.join(', ')} without auth, and verifies tokens against auth's key set`)
+
   let admin: Config['admin']
   if (env.ADMIN_EMAIL || env.ADMIN_PASSWORD) {
     if (!env.ADMIN_EMAIL || !env.ADMIN_PASSWORD)
@@ -119,7 +124,7 @@ export function loadConfig(env: Env = process.env, argv: string[] = process.argv
     port,
     host: readHost(env),
     reusePort: readEnum(env, 'REUSE_PORT', 'false', ['true', 'false']) === 'true',
-    modules: parseModules(argv, env, known),
+    modules,
     databaseUrl,
     moduleDatabaseUrls,
     redisUrl: readUrl(env, 'REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),

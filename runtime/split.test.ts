@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { eventually } from './testing/platform'
-import { PROBE_MAIN, startTiketi, type TiketiProcess } from './testing/processes'
+import { PROBE_MAIN, runTiketi, startTiketi, type TiketiProcess } from './testing/processes'
 
 // Split mode: auth (with the test probe subscriber) in one process, events in another, one PostgreSQL and Redis.
 const ADMIN = { email: 'split-admin@tiketi.test', password: 'split-admin-password' }
@@ -65,5 +65,14 @@ describe('split mode: two processes', () => {
       'event.published.v1 in the other process',
     )
     expect(received.filter((row) => row.event_name === 'event.published.v1')).toHaveLength(1)
+  })
+})
+
+describe('split mode: misconfiguration', () => {
+  test('a process without auth and without AUTH_URL refuses to start, in one line', async () => {
+    const run = await runTiketi(['--modules=events'], { AUTH_URL: '' })
+    expect(run.code).toBe(2)
+    expect(run.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^tiketi: configuration error: AUTH_URL must be set/)])
+    expect(run.stdout).not.toContain('listening')
   })
 })
