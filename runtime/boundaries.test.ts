@@ -29,4 +29,17 @@ describe('module boundaries', () => {
       { rule: 'module-reaches-past-contract', from: 'modules/tickets/planted-violation.ts', to: 'modules/seats/internal.ts' },
     ])
   })
+
+  test('runtime code that imports a module’s internals is caught; its contract is allowed', async () => {
+    const report = await checkBoundaries(['runtime'], join(import.meta.dir, 'testing', 'fixtures', 'boundaries'))
+    expect(report.files.sort()).toEqual([
+      'modules/seats/contract.ts',
+      'modules/seats/internal.ts',
+      'runtime/allowed.ts',
+      'runtime/planted-violation.ts',
+    ])
+    expect(report.violations).toEqual([
+      { rule: 'runtime-reaches-module-internals', from: 'runtime/planted-violation.ts', to: 'modules/seats/internal.ts' },
+    ])
+  })
 })
