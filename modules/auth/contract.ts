@@ -1,6 +1,7 @@
 import { t } from 'elysia'
 import type { JSONWebKeySet } from 'jose'
 import { defineContract } from '../../runtime/kernel/contract'
+import { Integer, QueryInt } from '../../runtime/kernel/schema'
 
 export const JWKS_PATH = '/auth/.well-known/jwks.json'
 
@@ -25,7 +26,7 @@ const EMAIL_PATTERN =
 export const Credentials = t.Object(
   {
     email: t.String({ pattern: EMAIL_PATTERN, maxLength: 320, description: 'Email address; surrounding spaces and letter case are ignored.' }),
-    password: t.String({ minLength: 8, maxLength: 128 }),
+    password: t.String({ minLength: 8, maxLength: 128, examples: ['correct horse battery staple'] }),
   },
   { additionalProperties: false },
 )
@@ -42,6 +43,22 @@ export const PublicUser = t.Object({
   email: t.String(),
   role: t.Union([t.Literal('user'), t.Literal('admin')]),
   createdAt: t.String(),
+})
+/** Query of the admin user list. */
+export const UsersQuery = t.Object(
+  {
+    page: t.Optional(QueryInt({ minimum: 1, maximum: 100_000, description: 'Page number, from 1 (default 1)', examples: [1] })),
+    limit: t.Optional(QueryInt({ minimum: 1, maximum: 100, description: 'Users per page (default 20)', examples: [20] })),
+  },
+  { additionalProperties: false },
+)
+export const UserPage = t.Object({ items: t.Array(PublicUser), page: Integer(), limit: Integer(), total: Integer() })
+/** A signing key published by a rotation: verifiers see it at once, it signs from `activatesAt`. */
+export const KeyRotation = t.Object({ kid: t.String(), activatesAt: t.String({ format: 'date-time' }) })
+export const KeyRevocation = t.Object({ kid: t.String(), activatesAt: t.String({ format: 'date-time' }), revoked: t.Array(t.String()) })
+/** RFC 7517 key set: public EC keys (ES256) that verify access tokens. */
+export const Jwks = t.Object({
+  keys: t.Array(t.Object({ kty: t.Optional(t.String({ examples: ['EC'] })), kid: t.Optional(t.String()) }, { additionalProperties: true })),
 })
 export const TokenPair = t.Object({
   tokenType: t.Literal('Bearer'),

@@ -7,7 +7,7 @@
  * Each type is a TypeBox kind whose check lives here; `problemOf` says in words what is wrong with a value, and the
  * standard keywords each schema carries (`type`, `enum`, `minLength`, `format`…) document it in OpenAPI.
  */
-import { Kind, TypeRegistry, type TSchema } from '@sinclair/typebox'
+import { Kind, Type, TypeRegistry, type TSchema } from '@sinclair/typebox'
 import { t } from 'elysia'
 
 /** What OpenAPI shows beside a field. */
@@ -181,4 +181,9 @@ export function QueryInt(options: { minimum: number; maximum: number } & FieldDo
     .Transform(t.Unsafe<string>({ ...options, [Kind]: 'QueryInt', type: 'integer' }))
     .Decode((value) => Number(value))
     .Encode((value) => String(value))
+}
+
+/** An integer in a response model, documented as `integer` (Elysia's `t.Integer` is documented as string-or-integer). */
+export function Integer(docs: FieldDocs = {}) {
+  return Type.Integer(docs)
 }
