@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { startTestPlatform, uniqueEmail, type TestPlatform } from '../../runtime/testing/platform'
+import { createAuthDb } from './db'
 
 // A file of its own: after the rotation every platform of this process would sign with the new key, and one
 // whose verifier cached the JWKS moments before would (rightly) refuse it until its refetch cooldown passed.
@@ -16,9 +17,9 @@ beforeAll(async () => {
 })
 afterAll(() => rotating.stop())
 
-describe('signing key rotation', () => {
-  const kidOf = (token: string) => JSON.parse(Buffer.from(token.split('.')[0]!, 'base64url').toString()).kid as string
+const kidOf = (token: string) => JSON.parse(Buffer.from(token.split('.')[0]!, 'base64url').toString()).kid as string
 
+describe('signing key rotation', () => {
   test('a rotated-in key is published at once, signs after its activation delay, and old tokens stay valid', async () => {
     const admin = (await rotating.request('POST', '/api/auth/login', { body: ADMIN })).body.accessToken
     const email = uniqueEmail()
@@ -47,5 +48,61 @@ describe('signing key rotation', () => {
     // Both generations verify, although this process's verifier cached the JWKS before the rotation.
     for (const token of [before.accessToken, after.body.accessToken])
       expect((await rotating.request('GET', '/api/auth/me', { token })).status).toBe(200)
+  })
+})
+
+describe('concurrent rotations', () => {
+  test('100 concurrent rotations publish one pending key, never one that is retired before it signs', async () => {
+    // The previous test's rotation has activated: nothing is pending now.
+    const admin = (await rotating.request('POST', '/api/auth/login', { body: ADMIN })).body.accessToken
+    const results = await Promise.all(Array.from({ length: 100 }, () => rotating.request('POST', '/api/auth/keys/rotate', { token: admin })))
+    expect(results.every((result) => result.status === 200)).toBe(true)
+    expect(new Set(results.map((result) => result.body.kid)).size).toBe(1)
+    const db = createAuthDb(process.env.DATABASE_URL!)
+    try {
+      const published = new Set((await rotating.request('GET', '/api/auth/.well-known/jwks.json')).body.keys.map((key: { kid: string }) => key.kid))
+      const rows = await db.signingKey.findMany({ where: { kid: { in: [...published] as string[] } } })
+      for (const row of rows)
+        if (row.retiredAt) expect(row.retiredAt.getTime() - row.notBefore.getTime()).toBeGreaterThanOrEqual(1_000)
+      expect(rows.filter((row) => row.notBefore.getTime() > Date.now())).toHaveLength(1)
+    } finally {
+      await db.$disconnect()
+    }
+  })
+})
+
+describe('rotate and revoke now', () => {
+  test('every verifier refuses tokens of the withdrawn keys at once, and accepts the new key', async () => {
+    // Another process (its own verifier, which cached the key set and would not refetch for 30 s on its own).
+    const other = await startTestPlatform(['auth'], { SIGNING_KEY_ACTIVATION_SECONDS: '31', JWKS_REFETCH_COOLDOWN_SECONDS: '30' })
+    try {
+      const email = uniqueEmail()
+      const password = 'revocation-password'
+      await rotating.request('POST', '/api/auth/register', { body: { email, password } })
+      const before = (await rotating.request('POST', '/api/auth/login', { body: { email, password } })).body.accessToken
+      for (const platform of [rotating, other]) expect((await platform.request('GET', '/api/auth/me', { token: before })).status).toBe(200)
+
+      const admin = (await rotating.request('POST', '/api/auth/login', { body: ADMIN })).body.accessToken
+      expect((await rotating.request('POST', '/api/auth/keys/rotate-and-revoke', { token: (await rotating.request('POST', '/api/auth/login', { body: { email, password } })).body.accessToken })).status).toBe(403)
+      const revoked = await rotating.request('POST', '/api/auth/keys/rotate-and-revoke', { token: admin })
+      expect(revoked.status).toBe(200)
+      expect(revoked.body.revoked).toContain(kidOf(before))
+
+      const jwks = (await rotating.request('GET', '/api/auth/.well-known/jwks.json')).body.keys.map((key: { kid: string }) => key.kid)
+      expect(jwks).toEqual([revoked.body.kid])
+      for (const platform of [rotating, other]) {
+        const refused = await platform.request('GET', '/api/auth/me', { token: before })
+        expect(refused.status).toBe(401)
+        expect(refused.headers.get('www-authenticate')).toContain('error="invalid_token"')
+      }
+      // Signing switched at once, in both auth processes.
+      for (const platform of [rotating, other]) {
+        const after = (await platform.request('POST', '/api/auth/login', { body: { email, password } })).body.accessToken
+        expect(kidOf(after)).toBe(revoked.body.kid)
+        for (const verifier of [rotating, other]) expect((await verifier.request('GET', '/api/auth/me', { token: after })).status).toBe(200)
+      }
+    } finally {
+      await other.stop()
+    }
   })
 })

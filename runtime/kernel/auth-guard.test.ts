@@ -1,0 +1,99 @@
+import { afterAll, describe, expect, test } from 'bun:test'
+import Redis from 'ioredis'
+import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose'
+import { createTokenVerifier, KEY_EPOCH_KEY, RETIRED_AT_MEMBER } from './auth-guard'
+
+const redis = new Redis(process.env.REDIS_URL!, { keyPrefix: 'tiketi-test:' })
+afterAll(() => redis.quit())
+
+async function newKey(kid: string) {
+  const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true })
+  return { kid, privateKey, jwk: { ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' } as JWK }
+}
+
+function sign(key: { kid: string; privateKey: CryptoKey }, issuedAt = Math.floor(Date.now() / 1000)) {
+  return new SignJWT({ role: 'user' })
+    .setProtectedHeader({ alg: 'ES256', kid: key.kid })
+    .setSubject(crypto.randomUUID())
+    .setJti(crypto.randomUUID())
+    .setIssuer('tiketi')
+    .setAudience('tiketi')
+    .setIssuedAt(issuedAt)
+    .setExpirationTime(issuedAt + 600)
+    .sign(key.privateKey)
+}
+
+/** A verifier over a key set the test changes at will, counting how often it is fetched. */
+function verifierOver(keys: JWK[], options: { refetchCooldownMs?: number; maxAgeMs?: number } = {}) {
+  const served = { keys, fetches: 0 }
+  const verify = createTokenVerifier({
+    redis,
+    jwks: async () => {
+      served.fetches++
+      return { keys: served.keys }
+    },
+    ...options,
+  })
+  const status = (token: string) =>
+    verify(token).then(
+      () => 200,
+      (error) => error.status as number,
+    )
+  return { served, verify, status }
+}
+
+describe('token verifier key cache', () => {
+  test('an unknown key id refetches the key set at most once per cooldown', async () => {
+    const known = await newKey('known')
+    const { served, status } = verifierOver([known.jwk], { refetchCooldownMs: 60_000 })
+    expect(await status(await sign(known))).toBe(200)
+    expect(served.fetches).toBe(1)
+    // Fetched moments ago: a stranger's key id is refused without asking again, however often it comes.
+    const stranger = await newKey('stranger')
+    for (let i = 0; i < 5; i++) expect(await status(await sign(stranger))).toBe(401)
+    expect(served.fetches).toBe(1)
+  })
+
+  test('once the cooldown has passed, an unknown key id is looked up again', async () => {
+    const first = await newKey('first')
+    const next = await newKey('next')
+    const { served, status } = verifierOver([first.jwk], { refetchCooldownMs: 100 })
+    expect(await status(await sign(first))).toBe(200)
+    served.keys = [first.jwk, next.jwk]
+    await Bun.sleep(150)
+    expect(await status(await sign(next))).toBe(200)
+    expect(served.fetches).toBe(2)
+  })
+
+  test('a key dropped from the JWKS stops verifying once the cached set is older than its maximum age', async () => {
+    const dropped = await newKey('dropped')
+    const kept = await newKey('kept')
+    const { served, status } = verifierOver([dropped.jwk, kept.jwk], { refetchCooldownMs: 0, maxAgeMs: 200 })
+    const token = await sign(dropped)
+    expect(await status(token)).toBe(200)
+    served.keys = [kept.jwk]
+    expect(await status(token)).toBe(200) // still within the maximum age
+    await Bun.sleep(250)
+    expect(await status(token)).toBe(401)
+    expect(await status(await sign(kept))).toBe(200)
+  })
+
+  test('a token claiming to be issued after its key retired is refused', async () => {
+    const key = await newKey('retired')
+    const retiredAt = Math.floor(Date.now() / 1000) - 60
+    const { status } = verifierOver([{ ...key.jwk, [RETIRED_AT_MEMBER]: retiredAt }])
+    expect(await status(await sign(key, retiredAt - 30))).toBe(200)
+    expect(await status(await sign(key, retiredAt + 30))).toBe(401)
+  })
+
+  test('a new key epoch in Redis makes the next verification refetch, whatever the cooldown', async () => {
+    const revoked = await newKey('revoked')
+    const { served, status } = verifierOver([revoked.jwk], { refetchCooldownMs: 3_600_000, maxAgeMs: 3_600_000 })
+    const token = await sign(revoked)
+    expect(await status(token)).toBe(200)
+    served.keys = []
+    await redis.incr(KEY_EPOCH_KEY)
+    expect(await status(token)).toBe(401)
+    expect(served.fetches).toBe(2)
+  })
+})
