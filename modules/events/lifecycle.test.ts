@@ -1,8 +1,11 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { Queue } from 'bullmq'
 import Redis from 'ioredis'
+import { workerConnectionOptions } from '../../runtime/kernel/redis'
 import { eventually, startTestPlatform, type TestPlatform } from '../../runtime/testing/platform'
 import { createEventsDb } from './db'
-import { ADMIN_ENV, adminToken, publishedEvent } from './testing'
+import { LIFECYCLE_QUEUE } from './services/lifecycle'
+import { ADMIN_ENV, adminToken, createEvent, publishedEvent } from './testing'
 
 // Two instances of the events module on one database and Redis, as two replicas would be.
 let first: TestPlatform
@@ -83,7 +86,7 @@ describe('sale lifecycle driven by delayed jobs', () => {
     // Downtime across the sale start: the instant passed while no worker ran.
     await db.event.update({ where: { id: event.id }, data: { saleStart: new Date(Date.now() - 1_000) } })
     const redis = new Redis(process.env.REDIS_URL!)
-    await redis.del(`${process.env.REDIS_PREFIX}:events:lifecycle:reconcile`) // earlier starts in this run took the turn
+    await redis.del(`${process.env.REDIS_PREFIX}:events:lifecycle:sweep`) // earlier starts in this run took the turn
     await redis.quit()
     const restarted = await startTestPlatform(['events'], { AUTH_URL: 'http://127.0.0.1:1' })
     try {
@@ -92,5 +95,59 @@ describe('sale lifecycle driven by delayed jobs', () => {
     } finally {
       await restarted.stop()
     }
+  })
+
+  test('edits sent in the milliseconds around the sale instant never leave an event behind (200 events)', async () => {
+    const events: Array<{ id: string }> = []
+    for (let batch = 0; batch < 10; batch++)
+      events.push(...(await Promise.all(Array.from({ length: 20 }, () => publishedEvent(first, admin, { seatMap: undefined })))))
+    const instant = Date.now() + 4_000
+    const put = async (id: string, body: Record<string, unknown>) => {
+      for (;;) {
+        const response = await first.request('PUT', `/api/events/${id}`, { token: admin, body })
+        if (response.status !== 503) return response
+        await Bun.sleep(20) // the pool was busy: try again, as a client would
+      }
+    }
+    const moved = await Promise.all(events.map((event) => put(event.id, { saleStart: new Date(instant).toISOString() })))
+    expect(moved.every((response) => response.status === 200)).toBe(true)
+    // A schedule edit (the sale end) to each event, sent from 40 ms before the instant to 10 ms after it.
+    await Promise.all(
+      events.map(async (event, i) => {
+        await Bun.sleep(Math.max(0, instant - 40 + (i % 50) - Date.now()))
+        expect((await put(event.id, { saleEnd: inMs(3_600_000) })).status).toBe(200)
+      }),
+    )
+    await eventually(
+      async () => (await Promise.all(events.map((event) => statusOf(event.id)))).every((status) => status === 'on_sale'),
+      5_000,
+      'every event on sale',
+    )
+  }, 60_000)
+
+  test('a job handed out long before its instant goes back to sleep: the status is never applied early', async () => {
+    const saleStart = Date.now() + 7_000
+    const event = await publishedEvent(first, admin, { saleStart: new Date(saleStart).toISOString(), saleEnd: inMs(600_000), eventDate: inMs(1_200_000) })
+    const queue = new Queue(LIFECYCLE_QUEUE, { connection: workerConnectionOptions(process.env.REDIS_URL!), prefix: process.env.REDIS_PREFIX })
+    await queue.add('advance', { eventId: event.id, dueAt: saleStart }, { jobId: `${event.id}-early` })
+    await queue.close()
+    await Bun.sleep(6_000)
+    expect(await statusOf(event.id)).toBe('upcoming')
+    await eventually(async () => (await statusOf(event.id)) === 'on_sale', 5_000, 'on_sale at the instant')
+    const { statusChangedAt } = await db.event.findUniqueOrThrow({ where: { id: event.id } })
+    expect(statusChangedAt.getTime()).toBeGreaterThanOrEqual(saleStart)
+    expect(statusChangedAt.getTime()).toBeLessThanOrEqual(Date.now())
+  }, 20_000)
+
+  test('buyers see a clock transition at once: cached reads are dropped when the sale opens', async () => {
+    const draft = await createEvent(first, admin, { saleStart: inMs(1_500), saleEnd: inMs(600_000), eventDate: inMs(1_200_000) })
+    const tag = draft.id.slice(0, 8)
+    await first.request('PUT', `/api/events/${draft.id}`, { token: admin, body: { title: `Clock ${tag}` } })
+    await first.request('POST', `/api/events/${draft.id}/publish`, { token: admin })
+    expect((await second.request('GET', `/api/events/${draft.id}`)).body.status).toBe('upcoming')
+    expect((await second.request('GET', `/api/events?q=${tag}`)).body.items[0].status).toBe('upcoming')
+    await eventually(async () => (await statusOf(draft.id)) === 'on_sale', 5_000, 'on_sale')
+    expect((await second.request('GET', `/api/events/${draft.id}`)).body.status).toBe('on_sale')
+    expect((await second.request('GET', `/api/events?q=${tag}`)).body.items[0].status).toBe('on_sale')
   })
 })

@@ -1,4 +1,3 @@
-import { Worker } from 'bullmq'
 import { Outbox } from '../../runtime/kernel/bus'
 import { createResponseCache } from '../../runtime/kernel/cache'
 import { describeError } from '../../runtime/kernel/log'
@@ -7,7 +6,7 @@ import { eventsContract } from './contract'
 import { createEventsDb } from './db'
 import { eventScope, eventsHttp, LIST } from './http'
 import { createCatalog } from './services/catalog'
-import { createLifecycle, LIFECYCLE_QUEUE, type LifecycleJob } from './services/lifecycle'
+import { createLifecycle, LIFECYCLE_QUEUE } from './services/lifecycle'
 import { createNews } from './services/news'
 
 export const eventsModule = defineModule({
@@ -29,22 +28,15 @@ export const eventsModule = defineModule({
     }
     const lifecycle = createLifecycle({ db, queue: ctx.queues.get(LIFECYCLE_QUEUE), outbox, committed, redis: ctx.redis, log: ctx.log })
     const catalog = createCatalog({ db, outbox, committed, lifecycle })
-    let worker: Worker<LifecycleJob> | undefined
 
     return {
       db,
       http: eventsHttp({ catalog, news: createNews(db), cache, newsCache, guard: ctx.guard }),
       async start() {
-        worker = new Worker<LifecycleJob>(LIFECYCLE_QUEUE, (job) => lifecycle.advance(job.data.eventId, job.data.dueAt), {
-          connection: ctx.workerConnection,
-          prefix: ctx.config.redisPrefix,
-          concurrency: 4,
-        })
-        worker.on('error', (error) => ctx.log.warn('lifecycle worker error', { error: describeError(error) }))
-        await lifecycle.reconcile()
+        await lifecycle.start(ctx.workerConnection, ctx.config.redisPrefix)
       },
       async stop() {
-        await worker?.close()
+        await lifecycle.stop()
       },
     }
   },

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test'
-import { canTransition, checkSchedule, scheduledStatus, upcomingInstants } from './lifecycle'
+import { canTransition, checkSchedule, instantsToPlan, scheduledStatus, type EventStatus } from './lifecycle'
 import { expandSeatMap, MAX_SEATS, SeatMapError, seatId } from './seat-map'
 
 const EVENT = '6f1c0f4e-1b7e-4c39-9e55-8b0f5c1f6f0a'
@@ -88,9 +88,16 @@ describe('lifecycle', () => {
     expect(canTransition('closed', 'on_sale')).toBe(false)
   })
 
-  test('upcoming instants are the future ones, in order', () => {
-    expect(upcomingInstants(schedule, at(15)).map((instant) => instant.status)).toEqual(['closed', 'ended'])
-    expect(upcomingInstants(schedule, at(0)).map((instant) => instant.status)).toEqual(['on_sale', 'closed', 'ended'])
+  test('planned instants: those ahead, and a passed one the status has not followed yet', () => {
+    const plan = (status: EventStatus, minutes: number) => instantsToPlan(status, schedule, at(minutes)).map((i) => `${i.status}@${i.at.getUTCMinutes()}`)
+    expect(plan('upcoming', 0)).toEqual(['on_sale@10', 'closed@20', 'ended@30'])
+    expect(plan('on_sale', 15)).toEqual(['closed@20', 'ended@30'])
+    // Planned a hair after the sale instant, before its job ran: the opening is due now, not dropped.
+    expect(plan('upcoming', 10)).toEqual(['on_sale@10', 'closed@20', 'ended@30'])
+    expect(plan('upcoming', 15)).toEqual(['on_sale@10', 'closed@20', 'ended@30'])
+    expect(plan('upcoming', 25)).toEqual(['closed@20', 'ended@30'])
+    expect(plan('sold_out', 15)).toEqual(['closed@20', 'ended@30'])
+    for (const status of ['draft', 'cancelled', 'ended'] as const) expect(plan(status, 0)).toEqual([])
   })
 
   test('schedule rules, each with its own code', () => {

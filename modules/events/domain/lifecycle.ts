@@ -35,15 +35,22 @@ export function scheduledStatus(current: EventStatus, schedule: Schedule, now: D
   return 'upcoming'
 }
 
-/** The instants at which a published event's status may change next, in order. */
-export function upcomingInstants(schedule: Schedule, now: Date): Array<{ status: EventStatus; at: Date }> {
-  return (
-    [
-      { status: 'on_sale', at: schedule.saleStart },
-      { status: 'closed', at: schedule.saleEnd },
-      { status: 'ended', at: schedule.eventDate },
-    ] as Array<{ status: EventStatus; at: Date }>
-  ).filter((instant) => instant.at.getTime() > now.getTime())
+/**
+ * The instants a published event's lifecycle jobs stand for: every instant still ahead, and, when the status lags
+ * the clock (an instant passed that nothing applied yet), the latest passed one, to run at once. A due transition
+ * is never dropped, whatever the moment a plan is made.
+ */
+export function instantsToPlan(status: EventStatus, schedule: Schedule, now: Date): Array<{ status: EventStatus; at: Date }> {
+  if (status === 'draft' || status === 'cancelled' || status === 'ended') return []
+  const instants: Array<{ status: EventStatus; at: Date }> = [
+    { status: 'on_sale', at: schedule.saleStart },
+    { status: 'closed', at: schedule.saleEnd },
+    { status: 'ended', at: schedule.eventDate },
+  ]
+  const ahead = instants.filter((instant) => instant.at.getTime() > now.getTime())
+  const passed = instants.filter((instant) => instant.at.getTime() <= now.getTime())
+  const lagging = scheduledStatus(status, schedule, now) !== status
+  return lagging && passed.length > 0 ? [passed.at(-1)!, ...ahead] : ahead
 }
 
 export type ScheduleProblem = { code: string; message: string }

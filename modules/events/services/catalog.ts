@@ -223,7 +223,7 @@ export function createCatalog(deps: {
         { timeout: 60_000 },
       )
       await deps.committed([id])
-      if (result.replan) await lifecycle.plan(result.updated)
+      if (result.replan) await lifecycle.planBounded(result.updated)
       return detailView(result.updated)
     },
 
@@ -247,7 +247,6 @@ export function createCatalog(deps: {
         return cancelled
       })
       await deps.committed([id])
-      await lifecycle.unplan(id)
       return result ? detailView(result) : { deleted: true }
     },
 
@@ -272,7 +271,7 @@ export function createCatalog(deps: {
         { timeout: 60_000 },
       )
       await deps.committed([id])
-      await lifecycle.plan(published)
+      await lifecycle.planBounded(published)
       return detailView(published)
     },
 
@@ -291,7 +290,6 @@ export function createCatalog(deps: {
         return event
       })
       await deps.committed([id])
-      await lifecycle.unplan(id)
       return detailView(event)
     },
 

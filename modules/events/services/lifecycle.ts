@@ -1,13 +1,21 @@
-import type { Queue } from 'bullmq'
+import { DelayedError, Worker, type ConnectionOptions, type Job, type Queue } from 'bullmq'
 import type Redis from 'ioredis'
 import type { Outbox } from '../../../runtime/kernel/bus'
 import { describeError, type Logger } from '../../../runtime/kernel/log'
 import type { eventsContract } from '../contract'
 import type { EventsDb, EventsTx as Tx } from '../db'
-import { canTransition, scheduledStatus, upcomingInstants, type EventStatus, type Schedule } from '../domain/lifecycle'
+import { canTransition, instantsToPlan, scheduledStatus, type EventStatus, type Schedule } from '../domain/lifecycle'
 
 export const LIFECYCLE_QUEUE = 'events-lifecycle'
-const CLOCK_TARGETS: EventStatus[] = ['on_sale', 'closed', 'ended']
+/** How often one instance applies what is due and re-plans what is coming (see `sweep`). */
+export const SWEEP_MS = 60_000
+/** A job handed out up to this early waits for its instant; earlier than that, it goes back to sleep until then. */
+const MAX_EARLY_WAIT_MS = 5_000
+/** On the request path Redis gets this long to take a plan: the write is committed either way, and the sweep plans what this missed. */
+const PLAN_TIMEOUT_MS = 1_000
+/** Retries of a failing transition (database or Redis away) back off up to this, and stop only after ~11 days. */
+const RETRY_CAP_MS = 10_000
+const RETRY_ATTEMPTS = 100_000
 
 export interface LifecycleJob {
   eventId: string
@@ -15,115 +23,203 @@ export interface LifecycleJob {
   dueAt: number
 }
 
+/** Delay before retry n (1-based): 0.5 s, 1 s, 2 s … then every 10 s, so a failover of any length is outlasted. */
+export function retryDelayMs(attemptsMade: number): number {
+  return Math.min(RETRY_CAP_MS, 500 * 2 ** Math.max(0, attemptsMade - 1))
+}
+
+export const LIFECYCLE_JOB_OPTIONS = {
+  attempts: RETRY_ATTEMPTS,
+  backoff: { type: 'capped' },
+  removeOnComplete: true,
+  removeOnFail: { age: 7 * 86_400 },
+} as const
+
+/** Resolves with `work`, or rejects once `ms` have passed (the work itself is left to finish or fail on its own). */
+async function within<T>(ms: number, what: string, work: Promise<T>): Promise<T> {
+  let timer: Timer | undefined
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms)
+  })
+  try {
+    return await Promise.race([work, timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}
 
 /**
- * Sale openings and closings are delayed BullMQ jobs, one per (event, target status), so exactly one instance
- * runs each whatever the number of instances. A job only asks "what should the status be now?", so a stale or
- * duplicate job is harmless, and re-planning after a date change is removing the old jobs and adding new ones.
+ * Sale openings and closings. PostgreSQL holds the truth (the schedule and the status); BullMQ delayed jobs only
+ * make transitions happen on time. Scheduling that any module can copy:
+ * - a job stands for one instant (its id names the event, the target and the instant), so a re-plan never collides
+ *   with a job of another instant, even one running right now; a job only asks "what should the status be now?",
+ *   so a stale, duplicate or retried job is harmless and nothing ever needs to be removed;
+ * - planning makes a transition that is already due happen now, instead of dropping it;
+ * - planning after a commit is bounded and may fail: the write stands, and the sweep plans it;
+ * - the sweep, every minute on one instance, applies every transition the clock has passed (from PostgreSQL, so
+ *   lost, failed or never-planned jobs cannot leave an event behind) and re-plans the instants coming up next
+ *   (so jobs lost with Redis's data are planned again before they are due);
+ * - a failing job retries with capped backoff, for as long as an outage lasts.
  */
 export function createLifecycle(deps: {
   db: EventsDb
   queue: Queue
   outbox: Outbox<typeof eventsContract>
   committed: (eventIds: string[]) => Promise<void>
-  /** Application keys (for the start-up reconcile turn). */
+  /** Application keys (the sweep's turn). */
   redis: Redis
   log: Logger
   now?: () => Date
+  sweepMs?: number
 }) {
   const { db, queue, outbox, log } = deps
   const now = deps.now ?? (() => new Date())
-  const jobId = (eventId: string, target: EventStatus) => `${eventId}-${target}`
+  const sweepMs = deps.sweepMs ?? SWEEP_MS
+  let worker: Worker<LifecycleJob> | undefined
+  let sweepTimer: Timer | undefined
+  let sweeping: Promise<void> | undefined
 
-  async function unplan(eventId: string) {
-    for (const target of CLOCK_TARGETS) {
-      // A job that is running right now is locked and cannot be removed; it will find nothing to do.
-      await queue.remove(jobId(eventId, target)).catch(() => 0)
+  async function plan(event: { id: string; status: string } & Schedule) {
+    const instants = instantsToPlan(event.status as EventStatus, event, now())
+    if (instants.length === 0) return
+    await queue.addBulk(
+      instants.map((instant) => ({
+        name: 'advance',
+        data: { eventId: event.id, dueAt: instant.at.getTime() } satisfies LifecycleJob,
+        opts: {
+          ...LIFECYCLE_JOB_OPTIONS,
+          jobId: `${event.id}-${instant.status}-${instant.at.getTime()}`,
+          delay: Math.max(0, instant.at.getTime() - Date.now()),
+        },
+      })),
+    )
+  }
+
+  /** Plans without letting Redis hold the caller: a plan that fails or is slow is left to the sweep. */
+  async function planBounded(event: { id: string; status: string } & Schedule) {
+    try {
+      await within(PLAN_TIMEOUT_MS, 'planning', plan(event))
+    } catch (error) {
+      log.warn('lifecycle planning left to the sweep', { eventId: event.id, error: describeError(error) })
     }
   }
 
-  return {
-    unplan,
-
-    async plan(event: { id: string; status: string } & Schedule) {
-      await unplan(event.id)
-      if (event.status === 'draft' || event.status === 'cancelled' || event.status === 'ended') return
+  /** Applies the status the clock gives the event now. Returns the new status, if any. */
+  async function advance(eventId: string): Promise<EventStatus | undefined> {
+    const changed = await db.$transaction(async (tx) => {
+      const rows = await tx.$queryRawUnsafe<Array<{ status: EventStatus; sale_start: Date; sale_end: Date; event_date: Date }>>(
+        'SELECT status, sale_start, sale_end, event_date FROM events.events WHERE id = $1::uuid FOR UPDATE',
+        eventId,
+      )
+      const row = rows[0]
+      if (!row) return undefined
+      // Read after the lock: a transition is recorded when it is applied, never before its instant.
       const at = now()
-      for (const instant of upcomingInstants(event, at)) {
-        const data: LifecycleJob = { eventId: event.id, dueAt: instant.at.getTime() }
-        await queue.add('advance', data, {
-          jobId: jobId(event.id, instant.status),
-          delay: Math.max(0, instant.at.getTime() - Date.now()),
-          removeOnComplete: true,
-          removeOnFail: { age: 7 * 86_400 },
-        })
+      const target = scheduledStatus(row.status, { saleStart: row.sale_start, saleEnd: row.sale_end, eventDate: row.event_date }, at)
+      if (target === row.status || !canTransition(row.status, target)) return undefined
+      const event = await tx.event.update({
+        where: { id: eventId },
+        data: { status: target, statusChangedAt: at, version: { increment: 1 } },
+      })
+      await recordTransition(tx, event, row.status, target)
+      return target
+    })
+    if (changed) {
+      await deps.committed([eventId])
+      log.info('event status changed by the clock', { eventId, status: changed })
+    }
+    return changed
+  }
+
+  /** Writes the status-changed integration event; call inside the transaction that changed the status. */
+  async function recordTransition(tx: Tx, event: { id: string; version: number; statusChangedAt: Date }, from: EventStatus, to: EventStatus) {
+    await outbox.publish(tx, 'event.status-changed.v1', {
+      eventId: event.id,
+      version: event.version,
+      from,
+      to,
+      at: event.statusChangedAt.toISOString(),
+    })
+  }
+
+  async function runJob(job: Job<LifecycleJob>, token?: string) {
+    const { eventId, dueAt } = job.data
+    if (dueAt - now().getTime() > MAX_EARLY_WAIT_MS) {
+      // Handed out long before its instant (clock skew, a promoted job): back to the delayed set, never applied early.
+      await job.moveToDelayed(dueAt, token)
+      throw new DelayedError()
+    }
+    for (let early = dueAt - now().getTime(); early > 0; early = dueAt - now().getTime()) await Bun.sleep(early)
+    await advance(eventId)
+  }
+
+  /**
+   * Applies every transition the clock has passed (whatever happened to its job), then plans the instants due
+   * before the sweep after next. One instance per period does it; without Redis, every instance still catches up
+   * (a transition is applied under the row lock, once).
+   */
+  async function sweep() {
+    const turn = await deps.redis.set('events:lifecycle:sweep', '1', 'PX', Math.floor(sweepMs * 0.9), 'NX').catch((error) => {
+      log.warn('lifecycle sweep without its turn (Redis)', { error: describeError(error) })
+      return 'OK'
+    })
+    if (!turn) return
+    const at = now()
+    const due = await db.$queryRawUnsafe<Array<{ id: string }>>(
+      `SELECT id::text FROM events.events
+       WHERE (status = 'upcoming' AND sale_start <= $1::timestamptz)
+          OR (status IN ('upcoming', 'on_sale', 'sold_out') AND sale_end <= $1::timestamptz)
+          OR (status IN ('upcoming', 'on_sale', 'sold_out', 'closed') AND event_date <= $1::timestamptz)`,
+      at,
+    )
+    for (const { id } of due) {
+      try {
+        await advance(id)
+      } catch (error) {
+        log.warn('lifecycle sweep could not advance an event', { eventId: id, error: describeError(error) })
       }
+    }
+    const horizon = { gt: at, lte: new Date(at.getTime() + 2 * sweepMs) }
+    const coming = await db.event.findMany({
+      where: { status: { in: ['upcoming', 'on_sale', 'sold_out', 'closed'] }, OR: [{ saleStart: horizon }, { saleEnd: horizon }, { eventDate: horizon }] },
+      select: { id: true, status: true, saleStart: true, saleEnd: true, eventDate: true },
+    })
+    for (const event of coming) await planBounded(event)
+  }
+
+  /** One sweep at a time per process; a failed sweep is logged and the next one tries again. */
+  function sweepOnce(): Promise<void> {
+    sweeping ??= sweep()
+      .catch((error) => log.warn('lifecycle sweep failed', { error: describeError(error) }))
+      .finally(() => (sweeping = undefined))
+    return sweeping
+  }
+
+  return {
+    plan,
+    planBounded,
+    advance,
+    recordTransition,
+    sweep: sweepOnce,
+
+    /** Runs the queue's jobs and the periodic sweep; the first sweep catches up on what happened while nothing ran. */
+    async start(connection: ConnectionOptions, prefix: string) {
+      worker = new Worker<LifecycleJob>(LIFECYCLE_QUEUE, runJob, {
+        connection,
+        prefix,
+        concurrency: 4,
+        settings: { backoffStrategy: retryDelayMs },
+      })
+      worker.on('error', (error) => log.warn('lifecycle worker error', { error: describeError(error) }))
+      worker.on('failed', (job, error) => log.warn('lifecycle job failed, will retry', { eventId: job?.data.eventId, error: describeError(error) }))
+      await sweepOnce()
+      sweepTimer = setInterval(sweepOnce, sweepMs)
     },
 
-    /** Writes the status-changed integration event; call inside the transaction that changed the status. */
-    async recordTransition(tx: Tx, event: { id: string; version: number; statusChangedAt: Date }, from: EventStatus, to: EventStatus) {
-      await outbox.publish(tx, 'event.status-changed.v1', {
-        eventId: event.id,
-        version: event.version,
-        from,
-        to,
-        at: event.statusChangedAt.toISOString(),
-      })
-    },
-
-    /** Applies the status the clock gives the event at `dueAt` (or now, if later). Returns the new status, if any. */
-    async advance(eventId: string, dueAt: number): Promise<EventStatus | undefined> {
-      // A job the queue runs a hair early waits for its instant: a sale never opens before the announced time.
-      const early = dueAt - now().getTime()
-      if (early > 0) await Bun.sleep(Math.min(early, 5_000))
-      const at = new Date(Math.max(now().getTime(), dueAt))
-      const changed = await db.$transaction(async (tx) => {
-        const rows = await tx.$queryRawUnsafe<Array<{ status: EventStatus; sale_start: Date; sale_end: Date; event_date: Date }>>(
-          'SELECT status, sale_start, sale_end, event_date FROM events.events WHERE id = $1::uuid FOR UPDATE',
-          eventId,
-        )
-        const row = rows[0]
-        if (!row) return undefined
-        const target = scheduledStatus(row.status, { saleStart: row.sale_start, saleEnd: row.sale_end, eventDate: row.event_date }, at)
-        if (target === row.status || !canTransition(row.status, target)) return undefined
-        const event = await tx.event.update({
-          where: { id: eventId },
-          data: { status: target, statusChangedAt: at, version: { increment: 1 } },
-        })
-        await outbox.publish(tx, 'event.status-changed.v1', {
-          eventId,
-          version: event.version,
-          from: row.status,
-          to: target,
-          at: event.statusChangedAt.toISOString(),
-        })
-        return target
-      })
-      if (changed) {
-        await deps.committed([eventId])
-        log.info('event status changed by the clock', { eventId, status: changed })
-      }
-      return changed
-    },
-
-    /**
-     * At start-up: catch up on transitions missed while nothing ran, and make sure future ones are planned.
-     * One instance does it per minute: replicas starting together would only repeat the same work.
-     */
-    async reconcile() {
-      if (!(await deps.redis.set('events:lifecycle:reconcile', '1', 'EX', 60, 'NX'))) return
-      const live = await db.event.findMany({
-        where: { status: { in: ['upcoming', 'on_sale', 'sold_out', 'closed'] } },
-        select: { id: true, status: true, saleStart: true, saleEnd: true, eventDate: true },
-      })
-      for (const event of live) {
-        try {
-          const status = (await this.advance(event.id, now().getTime())) ?? event.status
-          await this.plan({ ...event, status })
-        } catch (error) {
-          log.warn('could not reconcile event lifecycle', { eventId: event.id, error: describeError(error) })
-        }
-      }
+    async stop() {
+      clearInterval(sweepTimer)
+      await sweeping
+      await worker?.close()
     },
   }
 }
