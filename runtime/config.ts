@@ -35,6 +35,8 @@ export interface Config {
   jwksRefetchCooldownSeconds: number
   admin?: { email: string; password: string }
   outboxPollMs: number
+  /** After SIGTERM, /ready answers 503 this long while requests are still served, so load balancers stop sending first. */
+  drainDelaySeconds: number
   /** Inbox retries back off exponentially from the base to the cap, and never give up. */
   inboxRetry: { baseMs: number; maxMs: number }
   /** Relayed outbox rows and inbox records are deleted after this many days. */
@@ -140,6 +142,7 @@ export function loadConfig(env: Env = process.env, argv: string[] = process.argv
     refreshTokenTtlSeconds: readInt(env, 'REFRESH_TOKEN_TTL_SECONDS', 30 * 86_400, 60, 365 * 86_400),
     admin,
     outboxPollMs: readInt(env, 'OUTBOX_POLL_MS', 500, 10, 60_000),
+    drainDelaySeconds: readInt(env, 'DRAIN_DELAY_SECONDS', 0, 0, 60),
     inboxRetry: {
       baseMs: readInt(env, 'INBOX_RETRY_BASE_MS', 1_000, 1, 60_000),
       maxMs: readInt(env, 'INBOX_RETRY_MAX_MS', 300_000, 1, 3_600_000),

@@ -186,6 +186,10 @@ export async function createPlatform(
     )
     .get('/health', () => ({ status: 'ok', modules: selected }))
     .get('/ready', async ({ set }) => {
+      if (draining) {
+        set.status = 503
+        return { status: 'draining', checks: {} }
+      }
       // Anyone may ask: the answer says which check fails, the log says why.
       const checks: Record<string, 'ok' | 'failing'> = {}
       const probe = async (name: string, check: () => PromiseLike<unknown>) => {
@@ -213,6 +217,7 @@ export async function createPlatform(
 
   const workers: Worker[] = []
   let stopping: Promise<void> | undefined
+  let draining = false
   const housekeeping = async () => {
     for (const name of selected)
       await pruneDelivered(instances[name]!.db, name, config.eventRetentionDays).catch((error) =>
@@ -261,6 +266,9 @@ export async function createPlatform(
       const step = (name: string, ms: number, work: () => PromiseLike<unknown>) =>
         withTimeout(work(), ms, name).catch((error) => log.warn('shutdown step did not finish', { step: name, error: describeError(error) }))
       return (stopping ??= (async () => {
+        // Unready first, still serving, until load balancers have stopped sending (DRAIN_DELAY_SECONDS).
+        draining = true
+        if (app.server && config.drainDelaySeconds > 0) await Bun.sleep(config.drainDelaySeconds * 1000)
         // Let in-flight requests finish, but never let an idle keep-alive client hold shutdown past its budget.
         if (app.server) await withTimeout(app.server.stop(false), 6_000, 'drain').catch(() => app.server?.stop(true))
         clearInterval(housekeepingTimer)

@@ -26,7 +26,7 @@ export async function serve(registry: ModuleRegistry): Promise<void> {
       setTimeout(() => {
         log.error('shutdown exceeded its budget; exiting')
         process.exit(1)
-      }, SHUTDOWN_BUDGET_MS).unref()
+      }, SHUTDOWN_BUDGET_MS + config.drainDelaySeconds * 1000).unref()
       platform.stop().then(
         () => process.exit(0),
         (error) => {
