@@ -259,11 +259,12 @@ export function createAccounts(deps: AccountsDeps) {
       const cutoff = new Date(Date.now() - olderThanMs)
       let total = 0
       for (;;) {
+        // Raw SQL does not get the adapter's schema: name it.
         const deleted = await db.$executeRaw`
-          DELETE FROM refresh_tokens WHERE id IN (
-            SELECT id FROM refresh_tokens WHERE expires_at < ${cutoff}
+          DELETE FROM auth.refresh_tokens WHERE id IN (
+            SELECT id FROM auth.refresh_tokens WHERE expires_at < ${cutoff}
             UNION ALL
-            SELECT id FROM refresh_tokens WHERE revoked_at < ${cutoff}
+            SELECT id FROM auth.refresh_tokens WHERE revoked_at < ${cutoff}
             LIMIT ${batchSize})`
         total += deleted
         if (deleted < batchSize) return total
