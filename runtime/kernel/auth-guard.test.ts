@@ -81,7 +81,7 @@ describe('token verifier key cache', () => {
   test('a token claiming to be issued after its key retired is refused', async () => {
     const key = await newKey('retired')
     const retiredAt = Math.floor(Date.now() / 1000) - 60
-    const { status } = verifierOver([{ ...key.jwk, [RETIRED_AT_MEMBER]: retiredAt }])
+    const { status } = verifierOver([{ ...key.jwk, [RETIRED_AT_MEMBER]: retiredAt } as JWK])
     expect(await status(await sign(key, retiredAt - 30))).toBe(200)
     expect(await status(await sign(key, retiredAt + 30))).toBe(401)
   })
