@@ -70,5 +70,11 @@ describe('integration events reach each subscriber exactly once', () => {
     await Bun.sleep(200)
     const names = (await received(event.id)).map((row) => row.event_name)
     expect(names.sort()).toEqual(expected.sort())
+    // The update's snapshot is the row as the update left it.
+    const [updated] = await db.$queryRawUnsafe<Array<{ payload: any }>>(
+      `SELECT payload FROM events.outbox WHERE event_name = 'event.updated.v1' AND payload->>'eventId' = $1`,
+      event.id,
+    )
+    expect(updated!.payload).toMatchObject({ title: 'Changed', version: event.version + 1, status: 'upcoming' })
   })
 })

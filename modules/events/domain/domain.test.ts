@@ -19,6 +19,10 @@ describe('seat map', () => {
     expect(seats[0]!.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/)
   })
 
+  test('a seat id is a fixed function of event and label: other modules and stored copies rely on it across releases', () => {
+    expect(seatId(EVENT, 'A-1-1')).toBe('b1638848-af3a-8dc4-9248-d7cd50a90da8')
+  })
+
   test('ids differ between events for the same label', () => {
     expect(seatId(EVENT, 'A-1-1')).not.toBe(seatId('00000000-0000-4000-8000-000000000000', 'A-1-1'))
   })
