@@ -6,7 +6,7 @@ import { bodyLimits, MAX_JSON_DEPTH } from './kernel/http-edge'
 import { createLogger } from './kernel/log'
 import { createPlatform } from './platform'
 import { eventually, readResponse, startTestPlatform, uniqueEmail, type TestPlatform } from './testing/platform'
-import { ADMIN_ENV, adminToken } from '../modules/events/testing'
+import { ADMIN_ENV, adminToken, eventInput } from '../modules/events/testing'
 
 let platform: TestPlatform
 beforeAll(async () => {
@@ -262,6 +262,19 @@ describe('the HTTP edge: bodies, methods and query parameters', () => {
     expect(tooLarge.headers.get('connection')).toBe('close')
     expect(tooLarge.body).toEqual({ error: { code: 'PAYLOAD_TOO_LARGE', message: 'request body exceeds 100000 bytes' } })
     expect((await send('POST', '/edge-test/large', streamed(90_000), json)).status).toBe(200)
+  })
+
+  test('event create and update raise their limit for large seat maps, and OpenAPI shows it', async () => {
+    const seats = Array.from({ length: 4_000 }, (_, i) => ({ section: 'A', row: String(Math.floor(i / 100) + 1), number: (i % 100) + 1, priceTier: 'R' }))
+    const body = eventInput({ seatMap: { priceTiers: [{ name: 'R', price: 10_000 }], seats } })
+    expect(JSON.stringify(body).length).toBeGreaterThan(2048 * 50)
+    const created = await edge.request('POST', '/api/events', { token: admin, body })
+    expect(created.status).toBe(201)
+    expect(created.body.seatCount).toBe(4_000)
+    expect((await edge.request('PUT', `/api/events/${created.body.id}`, { token: admin, body: { seatMap: body.seatMap } })).status).toBe(200)
+    const docs = await edge.request('GET', '/docs/json')
+    expect(docs.body.paths['/api/events'].post['x-body-limit']).toBe(8 * 1024 * 1024)
+    expect(docs.body.paths['/api/auth/register'].post['x-body-limit']).toBeUndefined()
   })
 
   test('bodies are JSON: any case and parameters accepted; other or missing content types → 415', async () => {

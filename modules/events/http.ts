@@ -2,6 +2,7 @@ import { Elysia, t } from 'elysia'
 import type { AuthGuard } from '../../runtime/kernel/auth-guard'
 import { cachedJsonResponse, keyPart, type CacheKey, type ResponseCache } from '../../runtime/kernel/cache'
 import { notFound } from '../../runtime/kernel/errors'
+import { bodyLimits } from '../../runtime/kernel/http-edge'
 import {
   CreateEventInput,
   DraftPage,
@@ -25,6 +26,9 @@ export const LIST: CacheKey = ['list']
 export const NEWS: CacheKey = ['news']
 export const eventScope = (id: string): CacheKey => ['event', keyPart.uuid(id)]
 
+/** An event with 100,000 explicit seats is about 5.6 MB of JSON. */
+const EVENT_BODY_LIMIT = 8 * 1024 * 1024
+
 /** Serves a cached read, or 404 when the loader found nothing. */
 function serve(cached: Awaited<ReturnType<ResponseCache['get']>>, headers: Record<string, string | undefined>, set: { status?: number | string }, what: string) {
   const response = cachedJsonResponse(cached, headers['if-none-match'])
@@ -37,6 +41,7 @@ export function eventsHttp(deps: { catalog: Catalog; news: News; cache: Response
   const { catalog, news, cache, newsCache } = deps
   return new Elysia({ name: 'events-http', detail: { tags: ['events'] } })
     .use(deps.guard)
+    .use(bodyLimits)
     .get(
       '/events',
       async ({ query, headers, set }) => {
@@ -91,12 +96,13 @@ export function eventsHttp(deps: { catalog: Catalog; news: News; cache: Response
         set.status = 201
         return catalog.create(body)
       },
-      { auth: 'admin', body: CreateEventInput, response: { 201: EventDetail }, detail: { summary: 'Create a draft event (admin)' } },
+      { auth: 'admin', body: CreateEventInput, bodyLimit: EVENT_BODY_LIMIT, response: { 201: EventDetail }, detail: { summary: 'Create a draft event (admin)' } },
     )
     .put('/events/:id', ({ params, body }) => catalog.update(params.id, body), {
       auth: 'admin',
       params: IdParams,
       body: UpdateEventInput,
+      bodyLimit: EVENT_BODY_LIMIT,
       response: { 200: EventDetail },
       detail: { summary: 'Change an event (admin); a published one announces event.updated.v1' },
     })
