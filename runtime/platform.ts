@@ -1,8 +1,8 @@
 import { Elysia, ValidationError } from 'elysia'
-import { openapi } from '@elysiajs/openapi'
 import type { Worker } from 'bullmq'
 import { authHttpClient, type AuthClient } from '../modules/auth/contract'
 import type { Config } from './config'
+import { apiDocs } from './kernel/api-docs'
 import { authGuard, createTokenVerifier } from './kernel/auth-guard'
 import { OutboxRelay, pruneDelivered, QueueRegistry, startInboxWorker } from './kernel/bus'
 import { buildCatalog } from './kernel/contract'
@@ -174,16 +174,7 @@ export async function createPlatform(
       if (request.method === 'GET' && Number(status) < 400) log.debug('request', entry)
       else log.info('request', entry)
     })
-    .use(
-      openapi({
-        path: '/docs',
-        documentation: {
-          info: { title: 'TIKETI API', version: '0.1.0', description: `Modules: ${selected.join(', ')}` },
-          components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
-        },
-        exclude: { paths: ['/health', '/ready', '/metrics'] },
-      }),
-    )
+    .use(apiDocs({ title: 'TIKETI API', version: '0.1.0', description: `Modules: ${selected.join(', ')}`, hidden: ['/health', '/ready', '/metrics'] }))
     .get('/health', () => ({ status: 'ok', modules: selected }))
     .get('/ready', async ({ set }) => {
       if (draining) {

@@ -1,5 +1,6 @@
 import { type TSchema } from '@sinclair/typebox'
 import { ValueErrorType } from '@sinclair/typebox/errors'
+import { t } from 'elysia'
 import { problemOf, ruleOf } from './schema'
 
 /** An error a client caused or may retry; the HTTP layer turns it into `{ error: { code, message } }`. */
@@ -23,6 +24,17 @@ export const conflict = (code: string, message: string) => new HttpError(409, co
 export interface ErrorBody {
   error: { code: string; message: string }
 }
+
+/** The error envelope as a schema, for the API documentation. */
+export const ErrorBodySchema = t.Object(
+  {
+    error: t.Object({
+      code: t.String({ description: 'Stable and machine-readable: branch on this', examples: ['VALIDATION_FAILED'] }),
+      message: t.String({ description: 'For people; on a 400 it names the field and the rule', examples: ['query.status: must be one of upcoming, on_sale, sold_out, closed, ended, cancelled'] }),
+    }),
+  },
+  { description: 'Every error answer, whatever its status' },
+)
 
 export const errorBody = (code: string, message: string): ErrorBody => ({ error: { code, message } })
 
