@@ -70,7 +70,6 @@ interface TextSchema {
 // C0 and C1 control characters and DEL; multi-line text may hold tabs and line breaks.
 const CONTROL = /[\u0000-\u001F\u007F-\u009F]/
 const CONTROL_EXCEPT_LINES = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]/
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
 const NON_BLANK = /\S/
 
 /** Counts code points, stopping once past `limit`: a long string costs no more than the limit. */
@@ -90,8 +89,10 @@ function textProblem(schema: TextSchema, value: unknown): string | undefined {
   if (typeof value !== 'string') return textRule(schema)
   if ((schema[Multiline] ? CONTROL_EXCEPT_LINES : CONTROL).test(value))
     return schema[Multiline] ? 'must not contain control characters other than tab and line breaks' : 'must not contain control characters or line breaks'
-  if (LONE_SURROGATE.test(value)) return 'must be valid Unicode text (it contains a lone surrogate)'
-  const length = codePoints(value, schema.maxLength)
+  if (!value.isWellFormed()) return 'must be valid Unicode text (it contains a lone surrogate)'
+  // A code point is one or two UTF-16 units: most strings are decided by their `.length` without counting.
+  const surelyFits = value.length <= schema.maxLength && value.length >= 2 * schema.minLength
+  const length = surelyFits ? schema.minLength : codePoints(value, schema.maxLength)
   if (length < schema.minLength || length > schema.maxLength) return `must be ${lengthRule(schema)} long`
   if (schema.minLength > 0 && !NON_BLANK.test(value)) return 'must contain a non-blank character'
   if (schema[Pattern] && !schema[Pattern].test(value)) return `must match ${schema.pattern}`
