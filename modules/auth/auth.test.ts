@@ -265,25 +265,56 @@ for (const mode of MODES)
     })
 
     describe('refresh token rotation', () => {
-      test('reusing a rotated refresh token revokes its whole family', async () => {
+      test('reusing a rotated refresh token whose successor was used revokes its whole family', async () => {
         const user = await signUp()
         const first = await platform.request('POST', '/api/auth/refresh-token', { body: { refreshToken: user.refreshToken } })
         expect(first.status).toBe(200)
+        const second = await platform.request('POST', '/api/auth/refresh-token', { body: { refreshToken: first.body.refreshToken } })
+        expect(second.status).toBe(200)
         const reuse = await platform.request('POST', '/api/auth/refresh-token', { body: { refreshToken: user.refreshToken } })
         expect(reuse.status).toBe(401)
-        // The legitimate successor is now revoked too.
-        const successor = await platform.request('POST', '/api/auth/refresh-token', { body: { refreshToken: first.body.refreshToken } })
-        expect(successor.status).toBe(401)
+        // The legitimate holder's token and access token are now revoked too.
+        expect((await platform.request('POST', '/api/auth/refresh-token', { body: { refreshToken: second.body.refreshToken } })).status).toBe(401)
+        expect((await platform.request('GET', '/api/auth/me', { token: second.body.accessToken })).status).toBe(401)
       })
 
-      test('of 200 concurrent rotations of one token, exactly one succeeds', async () => {
+      test('reusing a rotated refresh token after the grace window revokes its whole family', async () => {
+        const user = await signUp()
+        const first = await platform.request('POST', '/api/auth/refresh-token', { body: { refreshToken: user.refreshToken } })
+        const db = createAuthDb(process.env.DATABASE_URL!)
+        try {
+          await db.refreshToken.updateMany({ where: { userId: user.user.id, rotatedAt: { not: null } }, data: { rotatedAt: new Date(Date.now() - 21_000) } })
+        } finally {
+          await db.$disconnect()
+        }
+        expect((await platform.request('POST', '/api/auth/refresh-token', { body: { refreshToken: user.refreshToken } })).status).toBe(401)
+        expect((await platform.request('POST', '/api/auth/refresh-token', { body: { refreshToken: first.body.refreshToken } })).status).toBe(401)
+      })
+
+      test('within the grace window, a retried refresh (answer lost) gets a fresh pair and the sign-in lives on', async () => {
+        const user = await signUp()
+        const lost = await platform.request('POST', '/api/auth/refresh-token', { body: { refreshToken: user.refreshToken } })
+        expect(lost.status).toBe(200)
+        const retried = await platform.request('POST', '/api/auth/refresh-token', { body: { refreshToken: user.refreshToken } })
+        expect(retried.status).toBe(200)
+        expect(retried.body.refreshToken).not.toBe(lost.body.refreshToken)
+        // Only the newest refresh token lives; the replaced one is refused without ending the sign-in.
+        expect((await platform.request('POST', '/api/auth/refresh-token', { body: { refreshToken: lost.body.refreshToken } })).status).toBe(401)
+        expect((await platform.request('GET', '/api/auth/me', { token: retried.body.accessToken })).status).toBe(200)
+        expect((await platform.request('POST', '/api/auth/refresh-token', { body: { refreshToken: retried.body.refreshToken } })).status).toBe(200)
+      })
+
+      test('200 concurrent rotations of one token leave exactly one live refresh token', async () => {
         const user = await signUp()
         const results = await Promise.all(
           Array.from({ length: 200 }, () => platform.request('POST', '/api/auth/refresh-token', { body: { refreshToken: user.refreshToken } })),
         )
-        const ok = results.filter((result) => result.status === 200)
-        expect(ok).toHaveLength(1)
-        expect(results.filter((result) => result.status === 401)).toHaveLength(199)
+        expect(results.every((result) => result.status === 200)).toBe(true)
+        const uses = await Promise.all(
+          results.map((result) => platform.request('POST', '/api/auth/refresh-token', { body: { refreshToken: result.body.refreshToken } })),
+        )
+        expect(uses.filter((use) => use.status === 200)).toHaveLength(1)
+        expect(uses.filter((use) => use.status === 401)).toHaveLength(199)
       })
 
       test('an unknown refresh token is a 401', async () => {
@@ -342,12 +373,16 @@ for (const mode of MODES)
           expect((await platform.request('GET', `/api/auth/users?${query}`, { token: admin.body.accessToken })).status).toBe(400)
       })
 
-      test('wrong method on a known path and unknown paths → 404 in the error shape', async () => {
-        for (const [method, path] of [['GET', '/api/auth/register'], ['DELETE', '/api/auth/me'], ['GET', '/api/auth/nope']] as const) {
+      test('wrong method on a known path → 405 with Allow; an unknown path → 404; both in the error shape', async () => {
+        for (const [method, path] of [['GET', '/api/auth/register'], ['DELETE', '/api/auth/logout']] as const) {
           const response = await platform.request(method, path)
-          expect(response.status).toBe(404)
-          expect(response.body.error.code).toBe('ROUTE_NOT_FOUND')
+          expect(response.status).toBe(405)
+          expect(response.headers.get('allow')).toContain('POST')
+          expect(typeof response.body.error.code).toBe('string')
         }
+        const unknown = await platform.request('GET', '/api/auth/nope')
+        expect(unknown.status).toBe(404)
+        expect(unknown.body.error.code).toBe('ROUTE_NOT_FOUND')
       })
     })
   })

@@ -45,6 +45,9 @@ export const publicUser = (user: UserRow) => ({
 const lockSignIn = (tx: Tx, signInId: string) =>
   tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtext('auth.sign-in'), hashtext(${signInId}))`
 
+/** A rotated refresh token presented again this soon, its successor unused, is a retry after a lost answer. */
+const REUSE_GRACE_MS = 20_000
+
 /** Transactions that queue on a sign-in's lock (many concurrent refreshes of one token) may wait a little longer. */
 const SIGN_IN_TX = { maxWait: 5_000, timeout: 10_000 }
 
@@ -65,7 +68,12 @@ export interface AccountsDeps {
 export function createAccounts(deps: AccountsDeps) {
   const { db, outbox, keys, throttle, passwords } = deps
 
-  async function issueTokens(user: UserRow, signInId: string = randomUUID(), tx: Pick<AuthDb, 'refreshToken'> = db) {
+  async function issueTokens(
+    user: UserRow,
+    signInId: string = randomUUID(),
+    tx: Pick<AuthDb, 'refreshToken'> = db,
+    refreshTokenId: string = randomUUID(),
+  ) {
     const now = Math.floor(Date.now() / 1000)
     const key = await keys.current()
     const accessToken = await new SignJWT({ role: user.role, sid: signInId })
@@ -77,11 +85,10 @@ export function createAccounts(deps: AccountsDeps) {
       .setIssuedAt(now)
       .setExpirationTime(now + deps.accessTokenTtlSeconds)
       .sign(key.privateKey)
-    const id = randomUUID()
-    const refreshToken = newRefreshToken(id)
+    const refreshToken = newRefreshToken(refreshTokenId)
     await tx.refreshToken.create({
       data: {
-        id,
+        id: refreshTokenId,
         familyId: signInId,
         userId: user.id,
         tokenHash: hashToken(refreshToken),
@@ -154,7 +161,12 @@ export function createAccounts(deps: AccountsDeps) {
       return issueTokens(user)
     },
 
-    /** Rotates a refresh token. Presenting one that was already rotated revokes its whole sign-in. */
+    /**
+     * Rotates a refresh token. Presenting one that was already rotated revokes its whole sign-in, except within
+     * REUSE_GRACE_MS of its rotation while its successor is still unused: the answer that carried the successor
+     * was most likely lost (a dropped connection at on-sale time), so the successor is replaced by a fresh pair.
+     * Either way a sign-in has at most one live refresh token.
+     */
     async refresh(refreshToken: string) {
       const row = await db.refreshToken.findUnique({ where: { tokenHash: hashToken(refreshToken) } })
       if (!row || row.revokedAt) throw unauthorized('refresh token is invalid')
@@ -165,12 +177,22 @@ export function createAccounts(deps: AccountsDeps) {
         if (current.revokedAt) return 'revoked' as const
         if (current.expiresAt.getTime() <= Date.now()) return 'expired' as const
         if (current.rotatedAt) {
-          await endSignIn(row.familyId, tx)
-          return 'reused' as const
+          const successor = current.replacedBy ? await tx.refreshToken.findUnique({ where: { id: current.replacedBy } }) : null
+          const lostAnswer =
+            Date.now() - current.rotatedAt.getTime() <= REUSE_GRACE_MS && successor && !successor.rotatedAt && !successor.revokedAt
+          if (!lostAnswer) {
+            await endSignIn(row.familyId, tx)
+            return 'reused' as const
+          }
+          await tx.refreshToken.update({ where: { id: successor.id }, data: { revokedAt: new Date() } })
         }
-        await tx.refreshToken.update({ where: { id: row.id }, data: { rotatedAt: new Date() } })
+        const successorId = randomUUID()
+        await tx.refreshToken.update({
+          where: { id: row.id },
+          data: { rotatedAt: current.rotatedAt ?? new Date(), replacedBy: successorId },
+        })
         const user = await tx.user.findUniqueOrThrow({ where: { id: row.userId } })
-        return issueTokens(user, row.familyId, tx)
+        return issueTokens(user, row.familyId, tx, successorId)
       }, SIGN_IN_TX)
       if (outcome === 'revoked') throw unauthorized('refresh token is invalid')
       if (outcome === 'expired') throw unauthorized('refresh token has expired')
