@@ -64,6 +64,7 @@ describe('validation messages name the field and the rule', () => {
     .get('/items/:id', () => 'ok', { params: t.Object({ id: t.String({ format: 'uuid' }) }) })
     .post('/', () => 'ok', { body: Body })
     .put('/', () => 'ok', { body: t.Partial(t.Object({ title: Text({ maxLength: 200 }), body: Text({ maxLength: 20, multiline: true }) }, closed), { ...closed, minProperties: 1 }) })
+    .patch('/', () => 'ok', { body: t.Object({ a: t.Optional(t.String()), b: t.Optional(t.String()) }, { maxProperties: 1 }) })
 
   const message = async (method: string, path: string, body?: unknown) => {
     const init: RequestInit = body === undefined ? { method } : { method, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }
@@ -109,8 +110,9 @@ describe('validation messages name the field and the rule', () => {
     expect(await message('GET', '/?sort=date')).toBe('query.sort: is not a known query parameter (known: status, page, from)')
   })
 
-  test('an empty update: which fields it may name', async () => {
+  test('too few or too many fields: which fields, how many', async () => {
     expect(await message('PUT', '/', {})).toBe('body: must contain at least 1 of the fields title, body')
+    expect(await message('PATCH', '/', { a: 'x', b: 'y' })).toBe('body: must contain at most 1 fields')
   })
 
   test('a missing field or body: that it is required, and its rule', async () => {

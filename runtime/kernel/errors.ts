@@ -147,10 +147,9 @@ export function validationMessage(error: { type: string; valueError?: unknown })
   if (!detail) return `${error.type}: is not valid`
   const field = fieldName(error.type, detail.path)
   const noun = NOUNS[error.type] ?? 'field'
-  // JSON has no undefined: below the root, it means the field is missing.
-  if (detail.type === ValueErrorType.ObjectRequiredProperty || (detail.value === undefined && detail.path !== ''))
-    return `${field}: is required and ${ruleOfSchema(detail.schema)}`
   switch (detail.type) {
+    case ValueErrorType.ObjectRequiredProperty:
+      return `${field}: is required and ${ruleOfSchema(detail.schema)}`
     case ValueErrorType.ObjectAdditionalProperties:
       return `${field}: is not a known ${noun} (known: ${propertyNames(detail.schema)})`
     case ValueErrorType.ObjectMinProperties:
