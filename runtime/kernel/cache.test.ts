@@ -155,6 +155,20 @@ describe('response cache', () => {
     expect(bodyOf(await b.get(['s'], ['k'], async () => 'loaded'))).toBe('loaded')
     expect(Date.now() - started).toBeLessThan(1_000)
   })
+
+  test('reads queued behind a load that failed get a lookup of their own', async () => {
+    const cache = newCache()
+    let calls = 0
+    const load = async () => {
+      await Bun.sleep(20)
+      if (++calls === 1) throw new Error('database down')
+      return 'loaded'
+    }
+    const [failed, ...queued] = await Promise.allSettled(Array.from({ length: 10 }, () => cache.get(['s'], ['k'], load)))
+    expect(failed!.status).toBe('rejected')
+    expect(queued.map((result) => result.status === 'fulfilled' && bodyOf(result.value))).toEqual(Array(9).fill('loaded'))
+    expect(calls).toBe(2)
+  })
 })
 
 describe('a write is visible to the next read, across processes', () => {
@@ -206,6 +220,21 @@ describe('a write is visible to the next read, across processes', () => {
     await Promise.all([slow, waitingOnB])
     expect(bodyOf(await afterWrite)).toBe('new')
   })
+
+  test('after a write, a reader does not wait for another process still loading the old generation', async () => {
+    const name = uniqueName()
+    const a = createResponseCache({ redis, name, ttlSeconds: 60, log, lockMs: 3_000 })
+    const b = createResponseCache({ redis: otherProcess, name, ttlSeconds: 60, log, lockMs: 3_000 })
+    let release!: () => void
+    const slow = a.get(['e'], ['map'], () => new Promise((resolve) => (release = () => resolve('old'))))
+    await Bun.sleep(20)
+    await b.invalidate(['e'])
+    const started = Date.now()
+    expect(bodyOf(await b.get(['e'], ['map'], async () => 'new'))).toBe('new')
+    expect(Date.now() - started).toBeLessThan(1_000)
+    release()
+    await slow
+  })
 })
 
 describe('cache keys', () => {
@@ -238,6 +267,16 @@ describe('cache keys', () => {
     await bounded.invalidate(['list'])
     expect(bodyOf(await bounded.get(['list'], ['from', keyPart.instant(instant(1))], async () => -1))).toBe(-1)
     expect((await read()).load).toBe(101)
+  })
+
+  test('the allowance is per TTL window: once the window has passed, new values are stored again', async () => {
+    const cacheName = uniqueName()
+    const cache = createResponseCache({ redis, name: cacheName, ttlSeconds: 1, log, maxKeysPerScope: 2 })
+    for (const n of [1, 2, 3]) await cache.get(['list'], ['page', n], async () => n)
+    expect(await valueKeys(cacheName)).toBe(2)
+    await Bun.sleep(1_100)
+    for (const n of [4, 5, 6]) await cache.get(['list'], ['page', n], async () => n)
+    expect(await valueKeys(cacheName)).toBe(2)
   })
 })
 
