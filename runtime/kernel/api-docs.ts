@@ -82,10 +82,11 @@ function describeApi(app: Elysia<any, any, any, any, any, any, any>, info: { tit
 function viewerPage(title: string): string {
   const configuration = {
     url: '/docs/json',
-    // Everything the viewer would fetch from elsewhere is off: fonts, telemetry, the AI agent.
+    // Everything that would reach another host is off: fonts, telemetry, the AI agent, MCP generation.
     withDefaultFonts: false,
     telemetry: false,
     agent: { disabled: true },
+    mcp: { disabled: true },
     showDeveloperTools: 'never',
   }
   return `<!doctype html>
