@@ -17,8 +17,7 @@ const SeatView = t.Object({
 })
 const TicketTypeView = t.Object({ id: t.String(), name: t.String(), price: t.Integer({ minimum: 0 }), quantity: t.Integer({ minimum: 1 }) })
 
-/** Everything another context needs to sell an event: the full sellable inventory and the rules of the sale. */
-const EventSnapshot = t.Object({
+const saleRules = {
   eventId: t.String({ format: 'uuid' }),
   version: t.Integer({ minimum: 1 }),
   title: t.String(),
@@ -28,17 +27,31 @@ const EventSnapshot = t.Object({
   saleEnd: Instant,
   perUserLimit: t.Integer({ minimum: 1 }),
   queue: t.Object({ required: t.Boolean(), admissionRatePerMinute: t.Union([t.Integer({ minimum: 1 }), t.Null()]) }),
-  seats: t.Array(SeatView),
-  ticketTypes: t.Array(TicketTypeView),
-})
+}
+/** The sellable inventory: every seat (blocked ones included, never sold) and the ticket types. */
+const inventory = { seats: t.Array(SeatView), ticketTypes: t.Array(TicketTypeView) }
 
+/** Everything another context needs to sell an event: the rules of the sale and the full inventory. */
+const EventSnapshot = t.Object({ ...saleRules, ...inventory })
+
+/**
+ * How a consumer that keeps a copy applies these events. Deliveries are unordered and may repeat. Every event about
+ * one event takes the next `version` of that event, also when one transaction emits several. A copy keeps one
+ * version per part it holds, and applies each part an event carries only when the event's `version` is newer:
+ * - status: the `status` of a snapshot, the `to` of event.status-changed.v1, event.cancelled.v1;
+ * - sale rules: the other fields of a snapshot (event.published.v1, event.updated.v1);
+ * - inventory: `seats` + `ticketTypes`, always in event.published.v1, in event.updated.v1 only when they changed
+ *   (a 100,000-seat map is 15 MB: edits of anything else do not resend it);
+ * - event.deleted.v1: drop the copy, keeping its version so late deliveries do not bring it back.
+ * Seat ids and ticket type ids are stable (a ticket type keeps its id while it keeps its name).
+ */
 export const eventsContract = defineContract({
   module: 'events',
   routes: ['/events', '/news'],
   publishes: {
     'event.published.v1': EventSnapshot,
-    /** A published event changed (dates, cap, seat map, ticket types…): the new full snapshot. */
-    'event.updated.v1': EventSnapshot,
+    /** A published event changed (dates, cap, title…): its sale rules and status, and its inventory when that changed. */
+    'event.updated.v1': t.Object({ ...saleRules, seats: t.Optional(inventory.seats), ticketTypes: t.Optional(inventory.ticketTypes) }),
     'event.status-changed.v1': t.Object({
       eventId: t.String({ format: 'uuid' }),
       version: t.Integer({ minimum: 1 }),
@@ -46,10 +59,17 @@ export const eventsContract = defineContract({
       to: Status,
       at: t.String({ format: 'date-time' }),
     }),
+    /** Final: the sale is off (buyers are to be refunded and told `reason`, when the admin gave one). */
     'event.cancelled.v1': t.Object({
       eventId: t.String({ format: 'uuid' }),
       version: t.Integer({ minimum: 1 }),
       at: t.String({ format: 'date-time' }),
+      reason: t.Union([t.String(), t.Null()]),
+    }),
+    /** A draft that had been published (and taken back before its sale) was deleted: drop it. */
+    'event.deleted.v1': t.Object({
+      eventId: t.String({ format: 'uuid' }),
+      version: t.Integer({ minimum: 1 }),
     }),
   },
   subscribes: [],
@@ -124,6 +144,10 @@ const eventFields = {
 
 export const CreateEventInput = t.Object(eventFields, closed)
 export const UpdateEventInput = t.Partial(t.Object(eventFields, closed), { ...closed, minProperties: 1 })
+export const CancelEventInput = t.Object(
+  { reason: Text({ maxLength: 500, multiline: true, description: 'Why the event is cancelled: buyers are told', examples: ['The artist is ill'] }) },
+  closed,
+)
 
 const paging = {
   page: t.Optional(QueryInt({ minimum: 1, maximum: 10_000, description: 'Page number, from 1 (default 1)', examples: [1] })),

@@ -92,6 +92,71 @@ for (const mode of MODES)
         expect(again.body.error.code).toBe('EVENT_FINAL')
       })
 
+      test('admins preview any event, drafts included; buyers cannot', async () => {
+        const draft = await createEvent(platform, admin)
+        const preview = await platform.request('GET', `/api/events/drafts/${draft.id}`, { token: admin })
+        expect(preview.status).toBe(200)
+        expect(preview.body).toMatchObject({ id: draft.id, status: 'draft', seatCount: 20 })
+        expect((await platform.request('GET', `/api/events/drafts/${draft.id}`, { token: user })).status).toBe(403)
+        expect((await platform.request('GET', `/api/events/drafts/${draft.id}`)).status).toBe(401)
+        expect((await platform.request('GET', `/api/events/drafts/${crypto.randomUUID()}`, { token: admin })).status).toBe(404)
+        // Edits show at once: the preview is never cached.
+        await platform.request('PUT', `/api/events/${draft.id}`, { token: admin, body: { title: 'Previewed' } })
+        expect((await platform.request('GET', `/api/events/drafts/${draft.id}`, { token: admin })).body.title).toBe('Previewed')
+      })
+
+      test('a published event is cancelled with a reason; a draft cannot be cancelled; the reason is required', async () => {
+        const event = await publishedEvent(platform, admin)
+        expect((await platform.request('POST', `/api/events/${event.id}/cancel`, { token: admin, body: {} })).status).toBe(400)
+        expect((await platform.request('POST', `/api/events/${event.id}/cancel`, { token: user, body: { reason: 'x' } })).status).toBe(403)
+        const cancelled = await platform.request('POST', `/api/events/${event.id}/cancel`, { token: admin, body: { reason: 'Venue flooded' } })
+        expect(cancelled.status).toBe(200)
+        expect(cancelled.body.status).toBe('cancelled')
+        const row = await db.event.findUniqueOrThrow({ where: { id: event.id } })
+        expect(row.cancelReason).toBe('Venue flooded')
+        expect((await platform.request('POST', `/api/events/${event.id}/cancel`, { token: admin, body: { reason: 'again' } })).body.error.code).toBe('EVENT_FINAL')
+        const draft = await createEvent(platform, admin)
+        const refused = await platform.request('POST', `/api/events/${draft.id}/cancel`, { token: admin, body: { reason: 'x' } })
+        expect(refused.status).toBe(409)
+        expect(refused.body.error.code).toBe('NOT_PUBLISHED')
+      })
+
+      test('dates that contradict the status are refused: no sending an on-sale event back, no reopening a closed one', async () => {
+        const hour = 3_600_000
+        const at = (ms: number) => new Date(Date.now() + ms).toISOString()
+        const onSale = await publishedEvent(platform, admin, { saleStart: at(-hour) })
+        expect(onSale.status).toBe('on_sale')
+        const back = await platform.request('PUT', `/api/events/${onSale.id}`, { token: admin, body: { saleStart: at(hour) } })
+        expect(back.status).toBe(409)
+        expect(back.body.error.code).toBe('SCHEDULE_CONFLICT')
+        const closed = await publishedEvent(platform, admin, { saleStart: at(-2 * hour), saleEnd: at(-hour) })
+        expect(closed.status).toBe('closed')
+        const reopen = await platform.request('PUT', `/api/events/${closed.id}`, { token: admin, body: { saleEnd: at(2 * hour) } })
+        expect(reopen.status).toBe(409)
+        expect(reopen.body.error.code).toBe('SCHEDULE_CONFLICT')
+        expect((await db.event.findUniqueOrThrow({ where: { id: closed.id } })).saleEnd.getTime()).toBeLessThan(Date.now())
+        // Dates consistent with the status are fine: closing an on-sale sale early.
+        const closeEarly = await platform.request('PUT', `/api/events/${onSale.id}`, { token: admin, body: { saleEnd: at(-1_000) } })
+        expect(closeEarly.status).toBe(200)
+        expect(closeEarly.body.status).toBe('closed')
+      })
+
+      test('an event with nothing to sell (every seat blocked, no ticket types) cannot be published', async () => {
+        const seatMap = {
+          priceTiers: [{ name: 'R', price: 1_000 }],
+          sections: [{ name: 'A', rows: 1, seatsPerRow: 2, priceTier: 'R' }],
+          blocked: ['A-1-1', 'A-1-2'],
+        }
+        const draft = await createEvent(platform, admin, { seatMap, ticketTypes: [] })
+        const refused = await platform.request('POST', `/api/events/${draft.id}/publish`, { token: admin })
+        expect(refused.status).toBe(400)
+        expect(refused.body.error.code).toBe('NO_INVENTORY')
+        const live = await publishedEvent(platform, admin)
+        const emptied = await platform.request('PUT', `/api/events/${live.id}`, { token: admin, body: { seatMap, ticketTypes: [] } })
+        expect(emptied.status).toBe(400)
+        expect(emptied.body.error.code).toBe('NO_INVENTORY')
+      })
+
       test('an update changes the fields it names and bumps the version', async () => {
         const event = await publishedEvent(platform, admin)
         const updated = await platform.request('PUT', `/api/events/${event.id}`, {
@@ -126,6 +191,8 @@ for (const mode of MODES)
           ['DELETE', `/api/events/${event.id}`, undefined],
           ['POST', `/api/events/${event.id}/publish`, undefined],
           ['POST', `/api/events/${event.id}/unpublish`, undefined],
+          ['POST', `/api/events/${event.id}/cancel`, { reason: 'x' }],
+          ['GET', `/api/events/drafts/${event.id}`, undefined],
           ['POST', '/api/news', { title: 't', body: 'b' }],
         ]
         for (const [method, path, body] of writes) {
@@ -403,3 +470,27 @@ for (const mode of MODES)
       })
     })
   })
+
+describe('migrations', () => {
+  test('seats written before ordinals existed get their layout order back', async () => {
+    const id = crypto.randomUUID()
+    const at = (days: number) => new Date(Date.now() + days * 86_400_000)
+    await db.event.create({
+      data: { id, title: 'Old', venue: 'Hall', eventDate: at(10), saleStart: at(1), saleEnd: at(2), status: 'draft', perUserLimit: 4, seatCount: 5 },
+    })
+    const labels = ['B-1-1', 'A-10-1', 'A-2-2', 'A-2-1', 'A-X-1']
+    await db.seat.createMany({
+      data: labels.map((label) => {
+        const [section, row, number] = label.split('-')
+        return { id: crypto.randomUUID(), eventId: id, label, section: section!, row: row!, number: Number(number), priceTier: 'R', price: 1, ordinal: 0 }
+      }),
+    })
+    const sql = await Bun.file(`${import.meta.dir}/../../prisma/events/migrations/20261124150000_seat_ordinal_backfill/migration.sql`).text()
+    await db.$transaction(async (tx) => {
+      await tx.$executeRawUnsafe('SET LOCAL search_path TO events')
+      await tx.$executeRawUnsafe(sql)
+    })
+    const seats = await db.seat.findMany({ where: { eventId: id }, orderBy: { ordinal: 'asc' } })
+    expect(seats.map((seat) => `${seat.label}@${seat.ordinal}`)).toEqual(['A-2-1@0', 'A-2-2@1', 'A-10-1@2', 'A-X-1@3', 'B-1-1@4'])
+  })
+})

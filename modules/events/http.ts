@@ -4,6 +4,7 @@ import { cachedJsonResponse, keyPart, type CacheKey, type ResponseCache } from '
 import { notFound } from '../../runtime/kernel/errors'
 import { bodyLimits } from '../../runtime/kernel/http-edge'
 import {
+  CancelEventInput,
   CreateEventInput,
   DraftPage,
   EventDetail,
@@ -74,6 +75,12 @@ export function eventsHttp(deps: { catalog: Catalog; news: News; cache: Response
       response: { 200: DraftPage },
       detail: { summary: 'Drafts, newest first (admin)' },
     })
+    .get('/events/drafts/:id', ({ params }) => catalog.adminDetail(params.id), {
+      auth: 'admin',
+      params: IdParams,
+      response: { 200: EventDetail },
+      detail: { summary: 'Any event as admins see it, drafts included; never cached (admin)' },
+    })
     .get('/events/:id', async ({ params, headers, set }) => {
       const id = keyPart.uuid(params.id)
       return serve(await cache.get(eventScope(id), ['detail'], () => catalog.detail(id)), headers, set, 'event')
@@ -119,6 +126,13 @@ export function eventsHttp(deps: { catalog: Catalog; news: News; cache: Response
         detail: { summary: 'Delete a draft (204), or cancel a published event (200) (admin)' },
       },
     )
+    .post('/events/:id/cancel', ({ params, body }) => catalog.cancel(params.id, body.reason), {
+      auth: 'admin',
+      params: IdParams,
+      body: CancelEventInput,
+      response: { 200: EventDetail },
+      detail: { summary: 'Cancel a published event, with the reason buyers are told (event.cancelled.v1) (admin)' },
+    })
     .post('/events/:id/publish', ({ params }) => catalog.publish(params.id), {
       auth: 'admin',
       params: IdParams,

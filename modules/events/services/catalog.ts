@@ -7,7 +7,7 @@ import type { EventsDb, EventsTx as Tx } from '../db'
 import { canTransition, checkSchedule, scheduledStatus, type EventStatus, type Schedule } from '../domain/lifecycle'
 import { expandSeatMap, SeatMapError, type Seat } from '../domain/seat-map'
 import type { Lifecycle } from './lifecycle'
-import { detailView, seatView, snapshotOf, summaryView, type EventRow, type SectionSummary } from './views'
+import { detailView, saleRulesOf, seatView, snapshotOf, summaryView, type EventRow, type SectionSummary } from './views'
 
 type CreateInput = Static<typeof CreateEventInput>
 type UpdateInput = Static<typeof UpdateEventInput>
@@ -50,6 +50,16 @@ function requireInventory(seats: Seat[], ticketTypes: TicketTypeInput[]) {
   if (new Set(ticketTypes.map((type) => type.name)).size !== ticketTypes.length)
     throw badRequest('TICKET_TYPES_INVALID', 'ticket type names must be unique within an event')
 }
+
+const NOTHING_TO_SELL = 'nothing to sell: every seat is blocked and there are no ticket types'
+
+/** What buyers could buy: unblocked seats or ticket types. A published event must keep some. */
+function requireSellable(sellableSeats: number, ticketTypes: number) {
+  if (sellableSeats === 0 && ticketTypes === 0) throw badRequest('NO_INVENTORY', NOTHING_TO_SELL)
+}
+
+const sellableSeatsOf = (event: EventRow) =>
+  event.seatCount - (event.sections as SectionSummary[]).reduce((blocked, section) => blocked + section.blockedCount, 0)
 
 /** The columns the events row keeps so that reads need not scan 50,000 seats: sections, counts, price range. */
 function summarize(seats: Seat[], ticketTypes: TicketTypeInput[], priceTiers: unknown) {
@@ -113,6 +123,25 @@ export function createCatalog(deps: {
     return tx.event.findUniqueOrThrow({ where: { id }, include: withTypes })
   }
 
+  /** Call with the row locked (findForUpdate). */
+  async function cancelLocked(tx: Tx, current: EventRow, reason: string | null) {
+    const status = current.status as EventStatus
+    if (!canTransition(status, 'cancelled')) throw conflict('EVENT_FINAL', `a ${status} event cannot be cancelled`)
+    const cancelled = await tx.event.update({
+      where: { id: current.id },
+      data: { status: 'cancelled', statusChangedAt: now(), cancelReason: reason, version: { increment: 2 } },
+      include: withTypes,
+    })
+    await lifecycle.recordTransition(tx, { ...cancelled, version: cancelled.version - 1 }, status, 'cancelled')
+    await outbox.publish(tx, 'event.cancelled.v1', {
+      eventId: current.id,
+      version: cancelled.version,
+      at: cancelled.statusChangedAt.toISOString(),
+      reason,
+    })
+    return cancelled
+  }
+
   const seatsOf = (tx: Tx | EventsDb, eventId: string) =>
     tx.seat.findMany({ where: { eventId }, orderBy: { ordinal: 'asc' } })
 
@@ -174,27 +203,35 @@ export function createCatalog(deps: {
           })
           const scheduleChanged = input.eventDate !== undefined || input.saleStart !== undefined || input.saleEnd !== undefined
           if (scheduleChanged) requireValidSchedule(schedule)
+          const nextStatus = scheduledStatus(status, schedule, now())
+          // No pause or reopening: an on-sale event cannot be sent back to upcoming, nor a closed one reopened.
+          if (nextStatus !== status && !canTransition(status, nextStatus))
+            throw conflict('SCHEDULE_CONFLICT', `these dates would make this ${status} event ${nextStatus}, which it cannot go back to`)
 
           let columns = {}
           if (inventoryChanged) {
             const seats = input.seatMap !== undefined ? expandSeats(id, input.seatMap) : await seatsOf(tx, id)
             const ticketTypes = input.ticketTypes ?? current.ticketTypes.map(({ name, price, quantity }) => ({ name, price, quantity }))
             requireInventory(seats, ticketTypes)
+            if (status !== 'draft') requireSellable(seats.filter((seat) => !seat.blocked).length, ticketTypes.length)
             if (input.seatMap !== undefined) {
               await tx.seat.deleteMany({ where: { eventId: id } })
               await insertSeats(tx, id, seats)
             }
             if (input.ticketTypes !== undefined) {
+              // A ticket type keeps its id while it keeps its name: reservations refer to it.
+              const idByName = new Map(current.ticketTypes.map((type) => [type.name, type.id]))
               await tx.ticketType.deleteMany({ where: { eventId: id } })
               await tx.ticketType.createMany({
-                data: ticketTypes.map((type, sortOrder) => ({ id: randomUUID(), eventId: id, ...type, sortOrder })),
+                data: ticketTypes.map((type, sortOrder) => ({ id: idByName.get(type.name) ?? randomUUID(), eventId: id, ...type, sortOrder })),
               })
             }
             columns = summarize(seats, ticketTypes, input.seatMap !== undefined ? (input.seatMap?.priceTiers ?? []) : current.priceTiers)
           }
 
-          const nextStatus = scheduledStatus(status, schedule, now())
-          const statusChanges = nextStatus !== status && canTransition(status, nextStatus)
+          const statusChanges = nextStatus !== status
+          // Each integration event takes the next version: the status change, then the snapshot that includes it.
+          const emitted = status === 'draft' ? 0 : statusChanges ? 2 : 1
           const updated = await tx.event.update({
             where: { id },
             data: {
@@ -210,13 +247,14 @@ export function createCatalog(deps: {
               perUserLimit: input.perUserLimit,
               ...columns,
               ...(statusChanges ? { status: nextStatus, statusChangedAt: now() } : {}),
-              version: { increment: 1 },
+              version: { increment: Math.max(1, emitted) },
             },
             include: withTypes,
           })
           if (status !== 'draft') {
-            await outbox.publish(tx, 'event.updated.v1', snapshotOf(updated, await seatsOf(tx, id)))
-            if (statusChanges) await lifecycle.recordTransition(tx, updated, status, nextStatus)
+            if (statusChanges) await lifecycle.recordTransition(tx, { ...updated, version: updated.version - 1 }, status, nextStatus)
+            // The inventory travels only when it changed.
+            await outbox.publish(tx, 'event.updated.v1', inventoryChanged ? snapshotOf(updated, await seatsOf(tx, id)) : saleRulesOf(updated))
           }
           return { updated, replan: scheduleChanged && status !== 'draft' }
         },
@@ -227,27 +265,28 @@ export function createCatalog(deps: {
       return detailView(result.updated)
     },
 
-    /** A draft is deleted; a published event is cancelled, keeping its history. */
+    /** A draft is deleted (announced when buyers once saw it); a published event is cancelled, keeping its history. */
     async remove(id: string): Promise<{ deleted: true } | ReturnType<typeof detailView>> {
       const result = await db.$transaction(async (tx) => {
         const current = await findForUpdate(tx, id)
-        const status = current.status as EventStatus
-        if (status === 'draft') {
-          await tx.event.delete({ where: { id } })
-          return undefined
-        }
-        if (!canTransition(status, 'cancelled')) throw conflict('EVENT_FINAL', `a ${status} event cannot be cancelled`)
-        const cancelled = await tx.event.update({
-          where: { id },
-          data: { status: 'cancelled', statusChangedAt: now(), version: { increment: 1 } },
-          include: withTypes,
-        })
-        await outbox.publish(tx, 'event.cancelled.v1', { eventId: id, version: cancelled.version, at: cancelled.statusChangedAt.toISOString() })
-        await lifecycle.recordTransition(tx, cancelled, status, 'cancelled')
-        return cancelled
+        if (current.status !== 'draft') return cancelLocked(tx, current, null)
+        await tx.event.delete({ where: { id } })
+        if (current.everPublished) await outbox.publish(tx, 'event.deleted.v1', { eventId: id, version: current.version + 1 })
+        return undefined
       })
       await deps.committed([id])
       return result ? detailView(result) : { deleted: true }
+    },
+
+    /** Cancels a published event, with the reason buyers will be told. */
+    async cancel(id: string, reason: string) {
+      const cancelled = await db.$transaction(async (tx) => {
+        const current = await findForUpdate(tx, id)
+        if (current.status === 'draft') throw conflict('NOT_PUBLISHED', 'a draft is deleted, not cancelled')
+        return cancelLocked(tx, current, reason)
+      })
+      await deps.committed([id])
+      return detailView(cancelled)
     },
 
     async publish(id: string) {
@@ -256,16 +295,15 @@ export function createCatalog(deps: {
           const current = await findForUpdate(tx, id)
           if (current.status !== 'draft') throw conflict('ALREADY_PUBLISHED', `the event is ${current.status}, not a draft`)
           requireValidSchedule(current)
-          if (current.seatCount === 0 && current.ticketTypes.length === 0)
-            throw badRequest('NO_INVENTORY', 'an event needs a seat map or at least one ticket type')
+          requireSellable(sellableSeatsOf(current), current.ticketTypes.length)
           const status = scheduledStatus('upcoming', current, now())
           const event = await tx.event.update({
             where: { id },
-            data: { status, statusChangedAt: now(), version: { increment: 1 } },
+            data: { status, statusChangedAt: now(), everPublished: true, version: { increment: 2 } },
             include: withTypes,
           })
+          await lifecycle.recordTransition(tx, { ...event, version: event.version - 1 }, 'draft', status)
           await outbox.publish(tx, 'event.published.v1', snapshotOf(event, await seatsOf(tx, id)))
-          await lifecycle.recordTransition(tx, event, 'draft', status)
           return event
         },
         { timeout: 60_000 },
@@ -301,6 +339,13 @@ export function createCatalog(deps: {
         db.event.findMany({ where, include: withTypes, orderBy: [{ createdAt: 'desc' }, { id: 'asc' }], skip: (page - 1) * limit, take: limit }),
       ])
       return { items: events.map(detailView), page, limit, total }
+    },
+
+    /** An event as admins see it, drafts included (never cached). */
+    async adminDetail(id: string) {
+      const event = await db.event.findUnique({ where: { id }, include: withTypes })
+      if (!event) throw notFound('event')
+      return detailView(event)
     },
 
     /** Public detail: drafts do not exist for buyers. */

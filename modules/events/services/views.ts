@@ -61,9 +61,10 @@ export function seatView(seat: Seat) {
 }
 
 export type EventSnapshot = EventPayload<typeof eventsContract, 'event.published.v1'>
+export type EventUpdate = EventPayload<typeof eventsContract, 'event.updated.v1'>
 
-/** The integration-event payload: the rules of the sale and the full sellable inventory. */
-export function snapshotOf(event: EventRow, seats: Seat[]): EventSnapshot {
+/** The rules of the sale and the status, as integration events carry them. */
+export function saleRulesOf(event: EventRow) {
   return {
     eventId: event.id,
     version: event.version,
@@ -74,10 +75,16 @@ export function snapshotOf(event: EventRow, seats: Seat[]): EventSnapshot {
     saleEnd: event.saleEnd.toISOString(),
     perUserLimit: event.perUserLimit,
     queue: { required: event.queueRequired, admissionRatePerMinute: event.admissionRatePerMinute },
+  }
+}
+
+/** The integration-event payload of a publication: the rules of the sale and the full sellable inventory. */
+export function snapshotOf(event: EventRow, seats: Seat[]): EventSnapshot {
+  return {
+    ...saleRulesOf(event),
     seats: seats.map(seatView),
     ticketTypes: event.ticketTypes
       .toSorted((a, b) => a.sortOrder - b.sortOrder)
       .map(({ id, name, price, quantity }) => ({ id, name, price, quantity })),
   }
 }
-
