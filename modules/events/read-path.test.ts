@@ -167,10 +167,13 @@ describe('cache keys are canonical and bounded', () => {
     const listKeys = () => countKeys('cache:events:val:\\["list"\\]:*') // [ and ] escaped: SCAN patterns are globs
     const before = await listKeys()
     const start = Date.UTC(2020, 0, 1)
-    const responses = await Promise.all(
-      Array.from({ length: 2_000 }, (_, i) => first.request('GET', `/api/events?q=${tag}&from=${new Date(start + i + 1).toISOString()}`)),
-    )
-    expect(responses.every((response) => response.status === 200 && response.body.total === 1)).toBe(true)
+    // 2,000 distinct queries are 2,000 database loads: sent 50 at a time, so the pool is not the one refusing them.
+    for (let batch = 0; batch < 2_000; batch += 50) {
+      const responses = await Promise.all(
+        Array.from({ length: 50 }, (_, i) => first.request('GET', `/api/events?q=${tag}&from=${new Date(start + batch + i + 1).toISOString()}`)),
+      )
+      expect(responses.map((response) => [response.status, response.body.total])).toEqual(Array(50).fill([200, 1]))
+    }
     const added = (await listKeys()) - before
     expect(added).toBeGreaterThan(0)
     expect(added).toBeLessThanOrEqual(1_000)
