@@ -141,6 +141,11 @@ describe('login throttle', () => {
       expect(await waitOf(throttle.begin(email, '192.0.2.1'))).toBe(0)
       expect(await waitOf(throttle.begin(email, '192.0.2.1'))).toBe(2)
       expect(await waitOf(throttle.begin(email, '192.0.2.2'))).toBe(0)
+      // An attempt that could not be checked (no hashing capacity) is taken back, and lifts the wait it started.
+      expect(await waitOf(throttle.begin(email, '192.0.2.2'))).toBe(0)
+      await throttle.notChecked(email, '192.0.2.2')
+      expect(await waitOf(throttle.begin(email, '192.0.2.2'))).toBe(0)
+      expect(await waitOf(throttle.begin(email, '192.0.2.2'))).toBe(1)
     } finally {
       await redis.quit()
     }
@@ -186,16 +191,27 @@ describe('logout', () => {
     const signIns: Array<{ accessToken: string; refreshToken: string }> = []
     // Sequential-ish sign-ins: the hashing budget refuses bursts on purpose.
     while (signIns.length < 200) signIns.push(...(await Promise.all(Array.from({ length: 4 }, () => signIn(user.email)))))
-    const races = await Promise.all(
-      signIns.map(async (signIn, i) => {
-        const logout =
-          i % 2 === 0
-            ? platform.request('POST', '/api/auth/logout', { token: signIn.accessToken })
-            : platform.request('POST', '/api/auth/logout', { body: { refreshToken: signIn.refreshToken } })
-        const [refreshed, loggedOut] = await Promise.all([refresh(signIn.refreshToken), logout])
-        return { refreshed, loggedOut }
-      }),
-    )
+    // A few races at a time (so they are not all queued behind one another for database connections), each side
+    // starting after a random few milliseconds, so that every interleaving of the two occurs.
+    const jitter = () => Bun.sleep(Math.random() * 12)
+    const races: Array<{ refreshed: Awaited<ReturnType<typeof refresh>>; loggedOut: Awaited<ReturnType<typeof refresh>> }> = []
+    for (let start = 0; start < signIns.length; start += 8)
+      races.push(
+        ...(await Promise.all(
+          signIns.slice(start, start + 8).map(async (signIn, offset) => {
+            const byAccessToken = (start + offset) % 2 === 0
+            const [refreshed, loggedOut] = await Promise.all([
+              jitter().then(() => refresh(signIn.refreshToken)),
+              jitter().then(() =>
+                byAccessToken
+                  ? platform.request('POST', '/api/auth/logout', { token: signIn.accessToken })
+                  : platform.request('POST', '/api/auth/logout', { body: { refreshToken: signIn.refreshToken } }),
+              ),
+            ])
+            return { refreshed, loggedOut }
+          }),
+        )),
+      )
     let refreshedFirst = 0
     for (const { refreshed, loggedOut } of races) {
       expect(loggedOut.status).toBe(204)
