@@ -152,8 +152,7 @@ export async function createPlatform(
     .use(edge.plugin)
     .onError({ as: 'global' }, ({ code, error, set, request }) => {
       const response = toErrorResponse(code, edge.explain(code, error, request) ?? error)
-      // 501 (a method we do not know) is the client's doing, not a failure of ours.
-      if (response.status >= 500 && response.status !== 501)
+      if (response.status >= 500)
         log[response.status === 503 ? 'warn' : 'error']('request failed', {
           requestId: set.headers['x-request-id'],
           method: request.method,

@@ -62,6 +62,7 @@ const REFUSED_BODY = Symbol('refused body')
 /** No body; turned back into `undefined` before validation (returning `undefined` would let Elysia parse it again). */
 const EMPTY_BODY = Symbol('empty body')
 
+/** The order methods are listed in Allow. */
 const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']
 
 interface RouteInfo {
@@ -73,7 +74,7 @@ interface RouteInfo {
 /**
  * The platform's HTTP edge, for every route of `routes()`: bodies are JSON only, read up to the route's limit and
  * nested at most MAX_JSON_DEPTH deep; a repeated query parameter is refused. Errors it raises are mapped by
- * `explain`, which also tells 405 and 501 from 404.
+ * `explain`, which also tells 405 from 404.
  */
 export function httpEdge(options: { defaultBodyLimit: number; routes: () => readonly RouteInfo[] }) {
   const refusals = new WeakMap<Request, HttpError>()
@@ -135,10 +136,8 @@ export function httpEdge(options: { defaultBodyLimit: number; routes: () => read
       if (refusal) throw refusal
     })
 
-  /** 501 for a method this server does not know; 405 with Allow when the path is served for other methods. */
+  /** 405 with Allow when the path is served for other methods (any method: one we do not know is not allowed either). */
   const unmatched = (request: Request): HttpError | undefined => {
-    if (!HTTP_METHODS.includes(request.method))
-      return new HttpError(501, 'METHOD_NOT_IMPLEMENTED', `method ${request.method} is not supported; use one of ${HTTP_METHODS.join(', ')}`)
     const path = new URL(request.url).pathname
     const allowed = new Set(options.routes().filter((route) => matcherOf(route.path).test(path)).map((route) => route.method))
     if (allowed.has('GET')) allowed.add('HEAD')
