@@ -121,8 +121,9 @@ export function Text(options: { minLength?: number; maxLength: number; multiline
 
 // ---- instants -----------------------------------------------------------------------------------------------------
 
-export const MIN_YEAR = 1970
-export const MAX_YEAR = 9999
+// Both JavaScript and PostgreSQL hold these; beyond 9999 Prisma writes years PostgreSQL cannot read (+010000-…).
+const EARLIEST = Date.UTC(1970, 0, 1)
+const LATEST = Date.UTC(10_000, 0, 1) - 1
 const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.\d{1,9})?(?:[Zz]|[+-](\d{2}):(\d{2}))$/
 const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
 const isLeapYear = (year: number) => year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0)
@@ -137,13 +138,16 @@ function instantProblem(value: unknown): string | undefined {
   const daysInMonth = month === 2 && isLeapYear(year!) ? 29 : DAYS_IN_MONTH[month! - 1]
   if (!daysInMonth || day! < 1 || day! > daysInMonth) return `${INSTANT_RULE}; ${parts[1]}-${parts[2]}-${parts[3]} is not a calendar date`
   if (hour! > 23 || minute! > 59 || second! > 59 || offsetHours > 23 || offsetMinutes > 59) return `${INSTANT_RULE}; the time or offset is out of range`
-  if (year! < MIN_YEAR || year! > MAX_YEAR) return `must be between the years ${MIN_YEAR} and ${MAX_YEAR}`
+  // The range applies to the instant, not to its local spelling: 9999-12-31T23:00:00-02:00 is in the year 10000.
+  const instant = Date.parse(value as string)
+  if (!(instant >= EARLIEST && instant <= LATEST)) return 'must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z'
   return undefined
 }
 
 /**
  * A point in time: RFC 3339 with `Z` or an explicit offset (never read in the server's time zone), a real calendar
- * date and time, years 1970–9999 (inside both JavaScript's and PostgreSQL's ranges). Leap seconds (`:60`) are refused.
+ * date and time, from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z (inside both JavaScript's and PostgreSQL's
+ * ranges, whatever the offset). Leap seconds (`:60`) are refused.
  */
 export function Instant(docs: FieldDocs = {}) {
   return t.Unsafe<string>({ ...docs, [Kind]: 'Instant', type: 'string', format: 'date-time' })
