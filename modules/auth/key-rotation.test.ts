@@ -75,12 +75,19 @@ describe('rotate and revoke now', () => {
   test('every verifier refuses tokens of the withdrawn keys at once, and accepts the new key', async () => {
     // Another process (its own verifier, which cached the key set and would not refetch for 30 s on its own).
     const other = await startTestPlatform(['auth'], { SIGNING_KEY_ACTIVATION_SECONDS: '31', JWKS_REFETCH_COOLDOWN_SECONDS: '30' })
+    // Let the previous test's pending key activate: signers then cache the current key for their full reload period.
+    const db = createAuthDb(process.env.DATABASE_URL!)
+    const newest = await db.signingKey.findFirst({ where: { revokedAt: null }, orderBy: { notBefore: 'desc' } })
+    await db.$disconnect()
+    await Bun.sleep(Math.max(0, newest!.notBefore.getTime() - Date.now() + 100))
     try {
       const email = uniqueEmail()
       const password = 'revocation-password'
       await rotating.request('POST', '/api/auth/register', { body: { email, password } })
       const before = (await rotating.request('POST', '/api/auth/login', { body: { email, password } })).body.accessToken
       for (const platform of [rotating, other]) expect((await platform.request('GET', '/api/auth/me', { token: before })).status).toBe(200)
+      // The other process has signed with the old key, so it holds that key in its signer's cache.
+      expect(kidOf((await other.request('POST', '/api/auth/login', { body: { email, password } })).body.accessToken)).toBe(kidOf(before))
 
       const admin = (await rotating.request('POST', '/api/auth/login', { body: ADMIN })).body.accessToken
       expect((await rotating.request('POST', '/api/auth/keys/rotate-and-revoke', { token: (await rotating.request('POST', '/api/auth/login', { body: { email, password } })).body.accessToken })).status).toBe(403)
