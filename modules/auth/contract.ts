@@ -25,7 +25,13 @@ const EMAIL_PATTERN =
   "^\\s*[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\\.)+[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\\s*$"
 export const Credentials = t.Object(
   {
-    email: t.String({ pattern: EMAIL_PATTERN, maxLength: 320, description: 'Email address; surrounding spaces and letter case are ignored.' }),
+    email: t.String({
+      pattern: EMAIL_PATTERN,
+      maxLength: 320,
+      error: 'must be an email address',
+      description: 'Email address; surrounding spaces and letter case are ignored.',
+      examples: ['fan@example.com'],
+    }),
     password: t.String({ minLength: 8, maxLength: 128, examples: ['correct horse battery staple'] }),
   },
   { additionalProperties: false },

@@ -50,6 +50,7 @@ describe('validation messages name the field and the rule', () => {
       sections: t.Optional(t.Array(t.Object({ name: t.String({ minLength: 1, maxLength: 20, pattern: '^[^\\s-]+$' }), seats: t.Integer({ minimum: 1 }) }, closed), { maxItems: 2 })),
       kind: t.Optional(t.Union([t.Literal('a'), t.Literal('b')])),
       pinned: t.Optional(t.Boolean()),
+      email: t.Optional(t.String({ pattern: '^[^@\\s]+@[^@\\s]+$', maxLength: 254, error: 'must be an email address' })),
     },
     closed,
   )
@@ -103,10 +104,12 @@ describe('validation messages name the field and the rule', () => {
     expect(await message('GET', '/items/nope')).toBe('params.id: must be a UUID')
     expect(await message('POST', '/', { ...valid, posterUrl: 5 })).toBe('body.posterUrl: must be a URL of at most 2048 characters or null')
     expect(await message('POST', '/', { ...valid, pinned: 'yes' })).toBe('body.pinned: must be true or false')
+    // A long pattern says little to a person: a schema may state its rule in words with Elysia's `error` option.
+    expect(await message('POST', '/', { ...valid, email: 'nobody' })).toBe('body.email: must be an email address')
   })
 
   test('unknown fields and parameters: which are known', async () => {
-    expect(await message('POST', '/', { ...valid, extra: 1 })).toBe('body.extra: is not a known field (known: title, eventDate, perUserLimit, posterUrl, sections, kind, pinned)')
+    expect(await message('POST', '/', { ...valid, extra: 1 })).toBe('body.extra: is not a known field (known: title, eventDate, perUserLimit, posterUrl, sections, kind, pinned, email)')
     expect(await message('GET', '/?sort=date')).toBe('query.sort: is not a known query parameter (known: status, page, from)')
   })
 

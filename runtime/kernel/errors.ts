@@ -97,9 +97,9 @@ function bounds(min: number | undefined, max: number | undefined, unit = ''): st
   return ''
 }
 
-/** The rule a schema states, as "must …" words. */
+/** The rule a schema states, as "must …" words; a schema may state its own as Elysia's `error` option. */
 function ruleOfSchema(schema: TSchema): string {
-  const own = ruleOf(schema)
+  const own = ruleOf(schema) ?? (typeof schema.error === 'string' ? schema.error : undefined)
   if (own) return own
   if (schema.anyOf) {
     // Elysia's t.Integer and t.Numeric also accept a numeric string; the rule worth stating is the number's.
