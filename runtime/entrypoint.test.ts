@@ -118,6 +118,21 @@ describe('entrypoint', () => {
     }
   })
 
+  test('over a real socket, a method a path does not serve (Bun passes PATCH, PROPFIND, OPTIONS…) is a 405 with Allow in the envelope', async () => {
+    const tiketi = await startTiketi(['--modules=auth'])
+    try {
+      for (const method of ['PATCH', 'PROPFIND', 'OPTIONS', 'DELETE']) {
+        const response = await fetch(`${tiketi.url}/api/auth/login`, { method })
+        expect(response.status).toBe(405)
+        expect(response.headers.get('allow')).toBe('POST')
+        expect(response.headers.get('x-request-id')).toBeTruthy()
+        expect([method, await response.text()]).toEqual([method, expect.stringContaining('METHOD_NOT_ALLOWED')])
+      }
+    } finally {
+      await tiketi.stop()
+    }
+  })
+
   test('a second process on a port in use refuses to start with one line, unless REUSE_PORT=true', async () => {
     const first = await startTiketi(['--modules=auth'])
     const port = new URL(first.url).port
