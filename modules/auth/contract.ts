@@ -37,11 +37,11 @@ export const Credentials = t.Object(
   { additionalProperties: false },
 )
 export const RefreshRequest = t.Object(
-  { refreshToken: t.String({ minLength: 1, maxLength: 200 }) },
+  { refreshToken: t.String({ minLength: 1, maxLength: 200, description: 'The refresh token of the last token pair; it is used once' }) },
   { additionalProperties: false },
 )
 export const LogoutRequest = t.Object(
-  { refreshToken: t.Optional(t.String({ minLength: 1, maxLength: 200 })) },
+  { refreshToken: t.Optional(t.String({ minLength: 1, maxLength: 200, description: 'Ends the sign-in this refresh token belongs to' })) },
   { additionalProperties: false },
 )
 export const PublicUser = t.Object({
