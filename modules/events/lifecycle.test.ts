@@ -83,8 +83,11 @@ describe('sale lifecycle driven by delayed jobs', () => {
 
   test('a transition missed while nothing ran is caught up when an instance starts', async () => {
     const event = await publishedEvent(first, admin)
-    // Downtime across the sale start: the instant passed while no worker ran.
+    const closed = await publishedEvent(first, admin, { saleStart: inMs(-7_200_000), saleEnd: inMs(-3_600_000) })
+    expect(closed.status).toBe('closed')
+    // Downtime across the sale start, and across another event's show: the instants passed while no worker ran.
     await db.event.update({ where: { id: event.id }, data: { saleStart: new Date(Date.now() - 1_000) } })
+    await db.event.update({ where: { id: closed.id }, data: { eventDate: new Date(Date.now() - 1_000) } })
     const redis = new Redis(process.env.REDIS_URL!)
     await redis.del(`${process.env.REDIS_PREFIX}:events:lifecycle:sweep`) // earlier starts in this run took the turn
     await redis.quit()
@@ -92,6 +95,7 @@ describe('sale lifecycle driven by delayed jobs', () => {
     try {
       expect(await statusOf(event.id)).toBe('on_sale')
       expect((await transitionsOf(event.id)).map((row) => row.to)).toEqual(['upcoming', 'on_sale'])
+      expect(await statusOf(closed.id)).toBe('ended')
     } finally {
       await restarted.stop()
     }
