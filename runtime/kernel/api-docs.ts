@@ -2,8 +2,8 @@
  * The API documentation: OpenAPI generated from every route's schemas (`/docs/json`) and a viewer (`/docs`) whose
  * script is served from the installed, pinned `@scalar/api-reference` package — no CDN, so it works offline and
  * does not change under us. Beyond what @elysiajs/openapi generates, each operation documents the error envelope
- * for the statuses it can answer, bodies are JSON only (the HTTP edge refuses other content types), and paths with
- * a dot (the JWKS) are kept.
+ * for the statuses it can answer, integers are documented as integers, and paths with a dot (the JWKS) are kept.
+ * Bodies are documented as JSON only because the HTTP edge declares JSON parsing on every route.
  */
 import { dirname, join } from 'node:path'
 import { toOpenAPISchema } from '@elysiajs/openapi'
@@ -20,7 +20,7 @@ interface Operation {
   description?: string
   security?: Record<string, string[]>[]
   parameters?: unknown[]
-  requestBody?: { content: Record<string, unknown> }
+  requestBody?: unknown
   responses?: Record<string, unknown>
 }
 
@@ -61,13 +61,7 @@ function withoutNumericStrings(value: unknown): unknown {
 function describeApi(app: Elysia<any, any, any, any, any, any, any>, info: { title: string; version: string; description: string }, hidden: string[]) {
   const { paths, components } = toOpenAPISchema(app, { paths: hidden, staticFile: false })
   for (const [path, operations] of Object.entries(paths as Record<string, Record<string, Operation>>))
-    for (const operation of Object.values(operations)) {
-      if (operation.requestBody) {
-        const json = operation.requestBody.content['application/json']
-        operation.requestBody.content = json ? { 'application/json': json } : {}
-      }
-      operation.responses = { ...errorResponses(path, operation), ...operation.responses }
-    }
+    for (const operation of Object.values(operations)) operation.responses = { ...errorResponses(path, operation), ...operation.responses }
   return {
     openapi: '3.1.2',
     info,
