@@ -124,6 +124,23 @@ describe('login throttle', () => {
     }
   })
 
+  test('successful logins do not use up an address budget (a shared NAT keeps signing in)', async () => {
+    const redis = new Redis(process.env.REDIS_URL!, { keyPrefix: 'tiketi-test:' })
+    const throttle = createLoginThrottle(redis, { perEmailAndAddress: 5, perAddress: 3, windowSeconds: 60, backoffSeconds: 1 })
+    const address = randomAddress()
+    try {
+      for (let i = 0; i < 10; i++) {
+        const email = uniqueEmail()
+        await throttle.begin(email, address)
+        await throttle.succeeded(email, address)
+      }
+      for (let i = 0; i < 3; i++) await throttle.begin(uniqueEmail(), address)
+      expect(await throttle.begin(uniqueEmail(), address).catch((error) => error.status)).toBe(429)
+    } finally {
+      await redis.quit()
+    }
+  })
+
   test('backoff: each failure past the limit doubles the wait', async () => {
     const redis = new Redis(process.env.REDIS_URL!, { keyPrefix: 'tiketi-test:' })
     const throttle = createLoginThrottle(redis, { perEmailAndAddress: 2, perAddress: 100, windowSeconds: 60, backoffSeconds: 1 })
