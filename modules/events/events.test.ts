@@ -213,10 +213,18 @@ for (const mode of MODES)
           events.push(...(await Promise.all(Array.from({ length: Math.min(20, count - events.length) }, () => publishedEvent(platform, admin, { seatMap: undefined })))))
         return events
       }
+      /** Sends a request again while the pool answers 503 BUSY (a loaded machine), as a client honouring Retry-After would. */
+      const retryingBusy = async (method: string, path: string, body?: unknown) => {
+        for (;;) {
+          const response = await platform.request(method, path, { token: admin, body })
+          if (response.status !== 503) return response
+          await Bun.sleep(20)
+        }
+      }
 
       test('200 concurrent publishes of one draft: exactly one succeeds and one event.published.v1 is written', async () => {
         const draft = await createEvent(platform, admin)
-        const results = await Promise.all(Array.from({ length: 200 }, () => platform.request('POST', `/api/events/${draft.id}/publish`, { token: admin })))
+        const results = await Promise.all(Array.from({ length: 200 }, () => retryingBusy('POST', `/api/events/${draft.id}/publish`)))
         expect(results.filter((result) => result.status === 200)).toHaveLength(1)
         expect(results.filter((result) => result.status === 409 && result.body.error.code === 'ALREADY_PUBLISHED')).toHaveLength(199)
         const rows = await db.$queryRawUnsafe<Array<{ n: bigint }>>(
@@ -229,7 +237,7 @@ for (const mode of MODES)
       test('100 concurrent updates of one event are applied one after another, none lost', async () => {
         const event = await publishedEvent(platform, admin)
         const results = await Promise.all(
-          Array.from({ length: 100 }, (_, i) => platform.request('PUT', `/api/events/${event.id}`, { token: admin, body: { description: `edit ${i}` } })),
+          Array.from({ length: 100 }, (_, i) => retryingBusy('PUT', `/api/events/${event.id}`, { description: `edit ${i}` })),
         )
         expect(results.every((result) => result.status === 200)).toBe(true)
         expect(new Set(results.map((result) => result.body.version)).size).toBe(100)
@@ -243,18 +251,15 @@ for (const mode of MODES)
         const eventDate = new Date(Date.now() + 11 * day).toISOString()
         const results = await Promise.all(
           events.flatMap((event) => [
-            platform.request('PUT', `/api/events/${event.id}`, { token: admin, body: { saleEnd } }),
-            platform.request('PUT', `/api/events/${event.id}`, { token: admin, body: { eventDate } }),
+            retryingBusy('PUT', `/api/events/${event.id}`, { saleEnd }),
+            retryingBusy('PUT', `/api/events/${event.id}`, { eventDate }),
           ]),
         )
-        expect(results.filter((result) => result.status !== 200 && result.status !== 503)).toEqual([])
-        const applied = results.filter((result) => result.status === 200).length
-        expect(applied).toBeGreaterThan(100)
+        expect(results.filter((result) => result.status !== 200)).toEqual([])
+        // Each edit keeps the other's field: the schedule is read and written under the row lock.
         for (const event of events) {
           const row = await db.event.findUniqueOrThrow({ where: { id: event.id } })
-          const updates = row.version - event.version
-          // Each applied edit keeps the other's field: the schedule is read and written under the row lock.
-          if (updates === 2) expect([row.saleEnd.toISOString(), row.eventDate.toISOString()]).toEqual([saleEnd, eventDate])
+          expect([row.saleEnd.toISOString(), row.eventDate.toISOString()]).toEqual([saleEnd, eventDate])
         }
       }, 60_000)
 
@@ -263,12 +268,12 @@ for (const mode of MODES)
         await Promise.all(
           events.map(async (event) => {
             const [updated, cancelled] = await Promise.all([
-              platform.request('PUT', `/api/events/${event.id}`, { token: admin, body: { title: 'Raced' } }),
-              platform.request('DELETE', `/api/events/${event.id}`, { token: admin }),
+              retryingBusy('PUT', `/api/events/${event.id}`, { title: 'Raced' }),
+              retryingBusy('DELETE', `/api/events/${event.id}`),
             ])
             if (updated.status === 200) expect(updated.body.status).not.toBe('cancelled')
-            else if (updated.status !== 503) expect(updated.body.error.code).toBe('EVENT_FINAL')
-            expect([200, 503]).toContain(cancelled.status)
+            else expect(updated.body.error.code).toBe('EVENT_FINAL')
+            expect(cancelled.status).toBe(200)
           }),
         )
       }, 60_000)
