@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { join } from 'node:path'
 import { UnrecoverableError, type Worker } from 'bullmq'
 import Redis from 'ioredis'
 import { t } from 'elysia'
@@ -39,7 +40,8 @@ const publisher = defineContract({
 // Two subscribers of one event: fan-out must reach both.
 const subscriber = defineContract({ module: 'bus_test_sub', routes: [], publishes: {}, subscribes: ['ticket.tested.v1'] })
 const secondSubscriber = defineContract({ module: 'bus_test_sub2', routes: [], publishes: {}, subscribes: ['ticket.tested.v1'] })
-const catalog = buildCatalog([publisher, subscriber, secondSubscriber])
+const otherPublisher = defineContract({ module: 'bus_test_other', routes: [], publishes: { 'seat.tested.v1': t.Object({}) }, subscribes: [] })
+const catalog = buildCatalog([publisher, subscriber, secondSubscriber, otherPublisher])
 
 const db = createAuthDb(process.env.DATABASE_URL!)
 const prefix = `tiketi-test-bus-${crypto.randomUUID().slice(0, 8)}`
@@ -52,24 +54,27 @@ const metrics = createMetrics()
 // Fast retries, so that many attempts (minutes of an outage under the production policy) fit in a test.
 const retry = { baseMs: 10, maxMs: 100 }
 const relays: OutboxRelay[] = []
-const newRelay = (options = {}) => {
-  const relay = new OutboxRelay('bus_test_pub', db, catalog, queues, 20, log, options)
+const newRelay = (options = {}, pollMs = 20) => {
+  const relay = new OutboxRelay('bus_test_pub', db, catalog, queues, pollMs, log, options)
   relays.push(relay)
   return relay
 }
 
 const workers: Worker[] = []
-const startWorker = (module: string, subscriptions: Subscription[], workerCatalog = catalog) => {
-  const worker = startInboxWorker({ module, db, catalog: workerCatalog, subscriptions, connection: workerConnection, prefix, log, retry, metrics })
+const startWorker = (module: string, subscriptions: Subscription[], workerCatalog = catalog, lockMs?: number) => {
+  const worker = startInboxWorker({ module, db, catalog: workerCatalog, subscriptions, connection: workerConnection, prefix, log, retry, metrics, lockMs })
   workers.push(worker)
   return worker
 }
 /** The handler of bus_test_sub refuses one value as unrecoverable while this is set (a bug, later fixed). */
 let refuseThirteen = false
+/** Events whose handler fails once after writing its effect (a crash half-way through). */
+const failOnceAfterEffect = new Set<string>()
 const recordEffect = (module: string) =>
   subscribe(publisher, 'ticket.tested.v1', async (payload, { tx, event }) => {
     if (refuseThirteen && module === 'bus_test_sub' && payload.n === 13) throw new UnrecoverableError('13 is refused')
     await tx.$executeRawUnsafe(`INSERT INTO ${module}.effects (event_id, n) VALUES ($1::uuid, $2)`, event.id, payload.n)
+    if (failOnceAfterEffect.delete(`${module}:${event.id}`)) throw new Error('failed after writing the effect')
   })
 startWorker('bus_test_sub', [recordEffect('bus_test_sub')])
 startWorker('bus_test_sub2', [recordEffect('bus_test_sub2')])
@@ -93,9 +98,10 @@ const isSent = async (id: string) =>
     ?.sent
 const retriesCounted = async () => (await metrics.inboxRetries.get()).values.reduce((sum, value) => sum + value.value, 0)
 
-const publishCommitted = (n: number) => db.$transaction((tx: SqlClient) => outbox.publish(tx, 'ticket.tested.v1', { n }))
+// Hundreds of these race for a few pooled connections: let them queue rather than give up after Prisma's 2 s.
+const publishCommitted = (n: number) => db.$transaction((tx: SqlClient) => outbox.publish(tx, 'ticket.tested.v1', { n }), { maxWait: 20_000 })
 
-const SCHEMAS = ['bus_test_pub', 'bus_test_sub', 'bus_test_sub2', 'bus_test_late']
+const SCHEMAS = ['bus_test_pub', 'bus_test_sub', 'bus_test_sub2', 'bus_test_late', 'bus_test_stall']
 const inboxTable = (module: string) =>
   `CREATE TABLE ${module}.inbox (event_id UUID PRIMARY KEY, event_name TEXT NOT NULL, processed_at TIMESTAMPTZ(3) NOT NULL DEFAULT now())`
 
@@ -106,7 +112,7 @@ beforeAll(async () => {
   }
   await db.$executeRawUnsafe(`CREATE TABLE bus_test_pub.outbox (id UUID PRIMARY KEY, seq BIGSERIAL UNIQUE, event_name TEXT NOT NULL,
     payload JSONB NOT NULL, occurred_at TIMESTAMPTZ(3) NOT NULL DEFAULT now(), sent_at TIMESTAMPTZ(3))`)
-  for (const module of ['bus_test_sub', 'bus_test_sub2', 'bus_test_late']) {
+  for (const module of ['bus_test_sub', 'bus_test_sub2', 'bus_test_late', 'bus_test_stall']) {
     await db.$executeRawUnsafe(inboxTable(module))
     await db.$executeRawUnsafe(deadLettersTableSql(module))
     await db.$executeRawUnsafe(`CREATE TABLE ${module}.effects (event_id UUID NOT NULL, n INTEGER NOT NULL)`)
@@ -169,6 +175,12 @@ describe('transactional outbox', () => {
     expect(await effectsOf(id)).toBe(1)
   })
 
+  test('a module cannot publish another module’s event', async () => {
+    await expect(db.$transaction((tx: SqlClient) => outbox.publish(tx, 'seat.tested.v1' as never, {} as never))).rejects.toThrow(
+      'bus_test_pub does not publish seat.tested.v1',
+    )
+  })
+
   test('an invalid payload is refused at publish time', async () => {
     await expect(db.$transaction((tx: SqlClient) => outbox.publish(tx, 'ticket.tested.v1', { n: 'three' } as never))).rejects.toThrow(
       'payload is invalid',
@@ -188,6 +200,38 @@ describe('transactional outbox', () => {
       expect(await distinctIn(module, ids)).toBe(300)
     }
     await Promise.all([a.stop(), b.stop()])
+  })
+
+  test('relays racing over the same backlog each take their own rows: 200 events moved 200 times, not more', async () => {
+    await db.$executeRawUnsafe('UPDATE bus_test_pub.outbox SET sent_at = now() WHERE sent_at IS NULL') // the backlog is these 200 alone
+    const ids = await Promise.all(Array.from({ length: 200 }, (_, i) => publishCommitted(3000 + i)))
+    const relays = Array.from({ length: 4 }, () => newRelay({ batchSize: 50 }))
+    let moved = 0
+    for (let round = 0; round < 8; round++) moved += (await Promise.all(relays.map((relay) => relay.relayOnce()))).reduce((a, b) => a + b, 0)
+    expect(moved).toBe(200)
+    for (const id of ids) expect(await isSent(id)).toBe(true)
+    await eventually(async () => (await countIn('bus_test_sub2', ids)) === 200, 20_000, 'the 200 events')
+  })
+
+  test('a handler that fails after writing its effect leaves nothing behind: the retry applies the event once', async () => {
+    const id = crypto.randomUUID()
+    failOnceAfterEffect.add(`bus_test_sub2:${id}`)
+    await db.$executeRawUnsafe(`INSERT INTO bus_test_pub.outbox (id, event_name, payload) VALUES ($1::uuid, 'ticket.tested.v1', '{"n":77}')`, id)
+    await newRelay().relayOnce()
+    await eventually(async () => !failOnceAfterEffect.has(`bus_test_sub2:${id}`) && (await effectsOf(id, 'bus_test_sub2')) === 1, 10_000, 'the retried event')
+    await Bun.sleep(200)
+    expect(await effectsOf(id, 'bus_test_sub2')).toBe(1)
+  })
+
+  test('the relayed envelope names the event, its publisher and when it happened', async () => {
+    const before = Date.now()
+    const id = await publishCommitted(6)
+    await newRelay().relayOnce()
+    const job = await queues.get(inboxQueueName('bus_test_sub2')).getJob(`${id}-bus_test_sub2`)
+    expect(job?.name).toBe('ticket.tested.v1')
+    expect(job?.data).toMatchObject({ id, name: 'ticket.tested.v1', publisher: 'bus_test_pub', payload: { n: 6 } })
+    expect(Date.parse(job!.data.occurredAt)).toBeGreaterThanOrEqual(before - 1_000)
+    expect(Date.parse(job!.data.occurredAt)).toBeLessThanOrEqual(Date.now())
   })
 
   test('a relay that cannot add the jobs leaves the events unsent, and a later relay delivers them', async () => {
@@ -237,6 +281,15 @@ describe('relay memory', () => {
     expect(await relay.relayOnce()).toBe(1)
     expect(await sent()).toBe(3)
     await eventually(async () => (await countIn('bus_test_sub2', ids)) === 3, 10_000, 'the three big events')
+  })
+
+  test('a running relay takes the next batch at once when one ended at its budget, not at the next poll', async () => {
+    const ids = await Promise.all([10, 11, 12].map((n) => publishCommitted(n)))
+    await db.$executeRawUnsafe(`UPDATE bus_test_pub.outbox SET payload = payload || jsonb_build_object('pad', $2::text) WHERE id = ANY($1::uuid[])`, ids, blob(200_000))
+    const relay = newRelay({ batchBytes: 250_000 }, 60_000)
+    relay.start()
+    await eventually(async () => (await Promise.all(ids.map(isSent))).every(Boolean), 3_000, 'three budget-sized batches in a row')
+    await relay.stop()
   })
 
   test('events nobody subscribes to are marked sent in one batch, without reading them against the budget', async () => {
@@ -345,6 +398,31 @@ describe('inbox delivery: at least once, for as long as it takes', () => {
     expect(await countDeadLetters(db, 'bus_test_late')).toBe(0)
   })
 
+  test('an event whose consumer process dies while handling it, again and again, is handed out until one lives to apply it', async () => {
+    const lockMs = 300
+    const envelope = envelopeOf('ticket.tested.v1', { n: 99 })
+    const queue = queues.get(inboxQueueName('bus_test_stall'))
+    const jobId = `${envelope.id}-bus_test_stall`
+    await deliver('bus_test_stall', envelope)
+    for (let death = 1; death <= 3; death++) {
+      const consumer = Bun.spawn(['bun', join(import.meta.dir, '..', 'testing', 'fixtures', 'bus', 'dying-consumer.ts')], {
+        env: { ...process.env, BUS_TEST_PREFIX: prefix, BUS_TEST_LOCK_MS: String(lockMs) },
+        stdout: 'ignore',
+        stderr: 'inherit',
+      })
+      // Claimed by this process: the death-th start of the job (the earlier ones were found stalled and reclaimed).
+      await eventually(async () => (await queue.getJob(jobId))?.attemptsStarted === death, 15_000, `claimed (${death})`)
+      consumer.kill('SIGKILL')
+      await consumer.exited
+    }
+    // The next consumer finds the job stalled a third time, and hands it out again instead of failing it.
+    startWorker('bus_test_stall', [recordEffect('bus_test_stall')], catalog, lockMs)
+    await eventually(async () => (await effectsOf(envelope.id, 'bus_test_stall')) === 1, 15_000, 'applied by a living consumer')
+    const job = (await queue.getJob(jobId))!
+    expect(await job.getState()).toBe('completed')
+    expect(job.stalledCounter).toBeGreaterThanOrEqual(3)
+  }, 60_000)
+
   test('a payload that breaks the publisher’s schema is dead-lettered, not applied and not retried; a replay that fails again comes back', async () => {
     const envelope = envelopeOf('ticket.tested.v1', { n: 'seven' })
     const job = await deliver('bus_test_sub', envelope)
@@ -371,15 +449,31 @@ describe('inbox delivery: at least once, for as long as it takes', () => {
     await db.$executeRawUnsafe('DELETE FROM bus_test_sub.dead_letters WHERE event_id = $1::uuid', envelope.id)
   })
 
+  test('a replay racing its own failures never loses a dead letter (200 poison messages replayed at once, three times)', async () => {
+    const envelopes = Array.from({ length: 200 }, (_, i) => envelopeOf('ticket.tested.v1', { n: `poison ${i}` }))
+    const ids = envelopes.map((envelope) => envelope.id)
+    await Promise.all(envelopes.map((envelope) => deliver('bus_test_sub', envelope)))
+    const pendingWith = async (replays: number) =>
+      (await listDeadLetters(db, 'bus_test_sub')).filter((row) => ids.includes(row.eventId) && row.replays === replays && row.replayedAt === null).length
+    await eventually(async () => (await pendingWith(0)) === 200, 20_000, 'dead-lettered')
+    for (let replay = 1; replay <= 3; replay++) {
+      // The worker fails the first replayed jobs again while the replay is still adding and marking the rest.
+      expect(await replayDeadLetters(db, 'bus_test_sub', queues)).toEqual(expect.arrayContaining(ids))
+      await eventually(async () => (await pendingWith(replay)) === 200, 20_000, `all dead-lettered again after replay ${replay}`)
+    }
+    await db.$executeRawUnsafe('DELETE FROM bus_test_sub.dead_letters WHERE event_id = ANY($1::uuid[])', ids)
+  }, 60_000)
+
   test('an event its handler declares unrecoverable is dead-lettered, and once the cause is fixed a replay applies it exactly once', async () => {
     refuseThirteen = true
     try {
       const id = await publishCommitted(13)
       const relay = newRelay()
       await relay.relayOnce()
-      await eventually(async () => (await countDeadLetters(db, 'bus_test_sub')) === 1 && (await effectsOf(id, 'bus_test_sub2')) === 1, 10_000, 'dead letter')
+      const deadLettered = async () => (await listDeadLetters(db, 'bus_test_sub')).some((row) => row.eventId === id && row.replayedAt === null)
+      await eventually(async () => (await deadLettered()) && (await effectsOf(id, 'bus_test_sub2')) === 1, 10_000, 'dead letter')
       expect(await effectsOf(id)).toBe(0)
-      expect((await listDeadLetters(db, 'bus_test_sub'))[0]).toMatchObject({ eventId: id, error: '13 is refused' })
+      expect((await listDeadLetters(db, 'bus_test_sub')).find((row) => row.eventId === id)).toMatchObject({ eventId: id, eventName: 'ticket.tested.v1', publisher: 'bus_test_pub', error: '13 is refused' })
       expect(await replayDeadLetters(db, 'bus_test_sub2', queues)).toEqual([]) // the other subscriber has none
 
       refuseThirteen = false

@@ -320,6 +320,8 @@ export function startInboxWorker(options: {
   concurrency?: number
   retry?: RetryPolicy
   metrics?: Metrics
+  /** How long a job stays claimed by a worker that stopped renewing its lock (died); then it is handed out again. */
+  lockMs?: number
 }): Worker {
   const { module, db, catalog, log, metrics } = options
   const retry = options.retry ?? DEFAULT_INBOX_RETRY
@@ -368,6 +370,7 @@ export function startInboxWorker(options: {
       settings: { backoffStrategy: (attemptsMade) => inboxRetryDelay(attemptsMade, retry) },
       // A job whose worker died mid-handling is handed out again, however often that happens.
       maxStalledCount: Number.MAX_SAFE_INTEGER,
+      ...(options.lockMs ? { lockDuration: options.lockMs, stalledInterval: options.lockMs } : {}),
     },
   )
   worker.on('failed', (job, error) =>
@@ -428,34 +431,35 @@ export async function listDeadLetters(db: SqlClient, module: string): Promise<De
 /**
  * Puts a module's dead letters (all that were not replayed yet, or the one named) back on its inbox queue and marks
  * them replayed; returns their ids. Run it once the cause is fixed; one that fails again is dead-lettered again.
+ * The rows stay locked until the marks commit, so a replayed event that fails again at once is recorded after them.
  */
-export async function replayDeadLetters(db: SqlClient, module: string, queues: QueueRegistry, eventId?: string): Promise<string[]> {
-  const rows = await db.$queryRawUnsafe<Array<OutboxRow & { publisher: string; replays: number }>>(
-    `SELECT event_id::text AS id, event_name, publisher, payload, occurred_at, replays FROM ${quoteIdent(module)}.dead_letters
-     WHERE replayed_at IS NULL AND ($1::uuid IS NULL OR event_id = $1::uuid) ORDER BY failed_at`,
-    eventId ?? null,
-  )
-  if (rows.length === 0) return []
-  await queues.get(inboxQueueName(module)).addBulk(
-    rows.map((row) => ({
-      name: row.event_name,
-      data: {
-        id: row.id,
+export async function replayDeadLetters(db: Database, module: string, queues: QueueRegistry, eventId?: string): Promise<string[]> {
+  const table = `${quoteIdent(module)}.dead_letters`
+  return db.$transaction(async (tx: SqlClient) => {
+    const rows = await tx.$queryRawUnsafe<Array<OutboxRow & { publisher: string; replays: number }>>(
+      `SELECT event_id::text AS id, event_name, publisher, payload, occurred_at, replays FROM ${table}
+       WHERE replayed_at IS NULL AND ($1::uuid IS NULL OR event_id = $1::uuid) ORDER BY failed_at FOR UPDATE`,
+      eventId ?? null,
+    )
+    if (rows.length === 0) return []
+    const ids = rows.map((row) => row.id)
+    await tx.$executeRawUnsafe(`UPDATE ${table} SET replayed_at = now(), replays = replays + 1 WHERE event_id = ANY($1::uuid[])`, ids)
+    await queues.get(inboxQueueName(module)).addBulk(
+      rows.map((row) => ({
         name: row.event_name,
-        publisher: row.publisher,
-        occurredAt: new Date(row.occurred_at).toISOString(),
-        payload: row.payload,
-      } satisfies EventEnvelope,
-      // A fresh job id: the original job may still exist (completed), and would swallow a re-add under its id.
-      opts: inboxJobOptions(`${row.id}-${module}-replay-${row.replays + 1}`),
-    })),
-  )
-  const ids = rows.map((row) => row.id)
-  await db.$executeRawUnsafe(
-    `UPDATE ${quoteIdent(module)}.dead_letters SET replayed_at = now(), replays = replays + 1 WHERE event_id = ANY($1::uuid[])`,
-    ids,
-  )
-  return ids
+        data: {
+          id: row.id,
+          name: row.event_name,
+          publisher: row.publisher,
+          occurredAt: new Date(row.occurred_at).toISOString(),
+          payload: row.payload,
+        } satisfies EventEnvelope,
+        // A fresh job id: the original job may still exist (completed), and would swallow a re-add under its id.
+        opts: inboxJobOptions(`${row.id}-${module}-replay-${row.replays + 1}`),
+      })),
+    )
+    return ids
+  })
 }
 
 /**

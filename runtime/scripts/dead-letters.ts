@@ -5,7 +5,7 @@
 import { Client } from 'pg'
 import Redis from 'ioredis'
 import { loadConfig } from '../config'
-import { listDeadLetters, QueueRegistry, replayDeadLetters, type SqlClient } from '../kernel/bus'
+import { listDeadLetters, QueueRegistry, replayDeadLetters, type Database, type SqlClient } from '../kernel/bus'
 import { createLogger } from '../kernel/log'
 import { MODULE_NAMES } from '../modules'
 
@@ -26,13 +26,27 @@ if (eventId && !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 }
 
 const config = loadConfig(process.env, ['--modules=all'])
-const withModuleDatabase = async <T>(module: string, work: (db: SqlClient) => Promise<T>): Promise<T> => {
+const withModuleDatabase = async <T>(module: string, work: (db: Database) => Promise<T>): Promise<T> => {
   const client = new Client({ connectionString: config.moduleDatabaseUrls[module] })
   await client.connect()
+  const sql: SqlClient = {
+    $executeRawUnsafe: async (query, ...values) => (await client.query(query, values)).rowCount ?? 0,
+    $queryRawUnsafe: async <R>(query: string, ...values: unknown[]) => (await client.query(query, values)).rows as R,
+  }
   try {
     return await work({
-      $executeRawUnsafe: async (query, ...values) => (await client.query(query, values)).rowCount ?? 0,
-      $queryRawUnsafe: async <R>(query: string, ...values: unknown[]) => (await client.query(query, values)).rows as R,
+      ...sql,
+      async $transaction(fn) {
+        await client.query('BEGIN')
+        try {
+          const result = await fn(sql)
+          await client.query('COMMIT')
+          return result
+        } catch (error) {
+          await client.query('ROLLBACK')
+          throw error
+        }
+      },
     })
   } finally {
     await client.end()
