@@ -311,12 +311,18 @@ for (const mode of MODES)
         const results = await Promise.all(
           Array.from({ length: 200 }, () => platform.request('POST', '/api/auth/refresh-token', { body: { refreshToken: user.refreshToken } })),
         )
-        expect(results.every((result) => result.status === 200)).toBe(true)
+        // They queue on the sign-in's lock; under load the last in line may be told to retry (503) rather than wait.
+        const rotated = results.filter((result) => result.status === 200)
+        expect(rotated.length).toBeGreaterThan(0)
+        for (const result of results.filter((result) => result.status !== 200)) {
+          expect(result.status).toBe(503)
+          expect(result.headers.get('retry-after')).toBe('1')
+        }
         const uses = await Promise.all(
-          results.map((result) => platform.request('POST', '/api/auth/refresh-token', { body: { refreshToken: result.body.refreshToken } })),
+          rotated.map((result) => platform.request('POST', '/api/auth/refresh-token', { body: { refreshToken: result.body.refreshToken } })),
         )
         expect(uses.filter((use) => use.status === 200)).toHaveLength(1)
-        expect(uses.filter((use) => use.status === 401)).toHaveLength(199)
+        expect(uses.filter((use) => use.status === 401)).toHaveLength(rotated.length - 1)
       })
 
       test('an unknown refresh token is a 401', async () => {

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, spyOn, test } from 'bun:test'
 import Redis from 'ioredis'
+import { Client } from 'pg'
 import { startTestPlatform, uniqueEmail, type TestPlatform } from '../../runtime/testing/platform'
 import { createAuthDb } from './db'
 import { createLoginThrottle } from './services/login-throttle'
@@ -243,6 +244,26 @@ describe('logout', () => {
 })
 
 describe('refresh tokens', () => {
+  test('a refresh that cannot lock its sign-in within a second is a 503 with Retry-After, and changes nothing', async () => {
+    const user = await signUp()
+    const db = createAuthDb(process.env.DATABASE_URL!)
+    const holder = new Client({ connectionString: process.env.DATABASE_URL })
+    await holder.connect()
+    try {
+      const { familyId } = await db.refreshToken.findFirstOrThrow({ where: { userId: user.user.id } })
+      await holder.query(`SELECT pg_advisory_lock(hashtext('auth.sign-in'), hashtext($1))`, [familyId])
+      const busy = await refresh(user.refreshToken)
+      expect(busy.status).toBe(503)
+      expect(busy.headers.get('retry-after')).toBe('1')
+      expect(busy.body.error.code).toBe('BUSY')
+      await holder.query(`SELECT pg_advisory_unlock(hashtext('auth.sign-in'), hashtext($1))`, [familyId])
+      expect((await refresh(user.refreshToken)).status).toBe(200)
+    } finally {
+      await Promise.all([holder.end(), db.$disconnect()])
+    }
+  })
+
+
   test('an expired refresh token is refused', async () => {
     const user = await signUp()
     const db = createAuthDb(process.env.DATABASE_URL!)

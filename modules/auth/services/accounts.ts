@@ -13,7 +13,7 @@ import {
   type Role,
 } from '../../../runtime/kernel/auth-guard'
 import type { Outbox } from '../../../runtime/kernel/bus'
-import { badRequest, conflict, isUniqueViolation, notFound, unauthorized } from '../../../runtime/kernel/errors'
+import { badRequest, conflict, HttpError, isUniqueViolation, notFound, unauthorized } from '../../../runtime/kernel/errors'
 import type { Logger } from '../../../runtime/kernel/log'
 import type { authContract } from '../contract'
 import type { AuthDb } from '../db'
@@ -40,16 +40,32 @@ export const publicUser = (user: UserRow) => ({
 
 /**
  * A sign-in is one refresh-token family: every rotation, logout and reuse revocation of it holds this lock, so a
- * logout can never miss a token that a concurrent refresh is adding.
+ * logout can never miss a token that a concurrent refresh is adding. A waiter gives up after a second (503): a
+ * flood of refreshes of one token must not hold the module's database connections for long.
  */
-const lockSignIn = (tx: Tx, signInId: string) =>
-  tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtext('auth.sign-in'), hashtext(${signInId}))`
+async function lockSignIn(tx: Tx, signInId: string) {
+  await tx.$executeRaw`SET LOCAL lock_timeout = '1s'`
+  await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtext('auth.sign-in'), hashtext(${signInId}))`
+}
+
+/** PostgreSQL's lock_not_available (55P03), however Prisma wraps it. */
+function isLockTimeout(error: unknown): boolean {
+  const e = error as { meta?: { code?: string; driverAdapterError?: { cause?: { originalCode?: string } } }; cause?: { originalCode?: string } }
+  return [e?.meta?.code, e?.meta?.driverAdapterError?.cause?.originalCode, e?.cause?.originalCode].includes('55P03')
+}
+
+/** Runs a transaction that takes a sign-in's lock; a lock not granted in time is a 503, not a 500. */
+async function inSignInTransaction<T>(db: AuthDb, work: (tx: Tx) => Promise<T>): Promise<T> {
+  try {
+    return await db.$transaction(work, { maxWait: 5_000, timeout: 10_000 })
+  } catch (error) {
+    if (isLockTimeout(error)) throw new HttpError(503, 'BUSY', 'this sign-in is busy; retry shortly', { 'retry-after': '1' })
+    throw error
+  }
+}
 
 /** A rotated refresh token presented again this soon, its successor unused, is a retry after a lost answer. */
 const REUSE_GRACE_MS = 20_000
-
-/** Transactions that queue on a sign-in's lock (many concurrent refreshes of one token) may wait a little longer. */
-const SIGN_IN_TX = { maxWait: 5_000, timeout: 10_000 }
 
 export interface AccountsDeps {
   db: AuthDb
@@ -111,7 +127,7 @@ export function createAccounts(deps: AccountsDeps) {
       await tx.refreshToken.updateMany({ where: { familyId: signInId, revokedAt: null }, data: { revokedAt: new Date() } })
     }
     if (tx) await revoke(tx)
-    else await db.$transaction(revoke, SIGN_IN_TX)
+    else await inSignInTransaction(db, revoke)
     await revokeSignIn(deps.redis, signInId, deps.accessTokenTtlSeconds)
   }
 
@@ -170,7 +186,7 @@ export function createAccounts(deps: AccountsDeps) {
     async refresh(refreshToken: string) {
       const row = await db.refreshToken.findUnique({ where: { tokenHash: hashToken(refreshToken) } })
       if (!row || row.revokedAt) throw unauthorized('refresh token is invalid')
-      const outcome = await db.$transaction(async (tx) => {
+      const outcome = await inSignInTransaction(db, async (tx) => {
         await lockSignIn(tx, row.familyId)
         // Read again under the lock: a logout or another rotation may have finished while we waited.
         const current = await tx.refreshToken.findUniqueOrThrow({ where: { id: row.id } })
@@ -193,7 +209,7 @@ export function createAccounts(deps: AccountsDeps) {
         })
         const user = await tx.user.findUniqueOrThrow({ where: { id: row.userId } })
         return issueTokens(user, row.familyId, tx, successorId)
-      }, SIGN_IN_TX)
+      })
       if (outcome === 'revoked') throw unauthorized('refresh token is invalid')
       if (outcome === 'expired') throw unauthorized('refresh token has expired')
       if (outcome === 'reused') throw unauthorized('refresh token was already used; all sessions of this sign-in are revoked')
