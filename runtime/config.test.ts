@@ -12,6 +12,9 @@ describe('configuration', () => {
     expect(config.autoMigrate).toBe(true)
     expect(config.modules).toContain('auth')
     expect(config.moduleDatabaseUrls.auth).toBe(config.databaseUrl)
+    expect(config.host).toBe('0.0.0.0')
+    expect(config.reusePort).toBe(false)
+    expect(config.maxBodyBytes).toBe(64 * 1024)
   })
 
   test('production does not migrate at start-up unless told to', () => {
@@ -55,6 +58,8 @@ describe('configuration', () => {
     [{ ADMIN_EMAIL: 'a@b.co', ADMIN_PASSWORD: 'short' }, /^ADMIN_PASSWORD must be at least/],
     [{ REDIS_PREFIX: 'a:b' }, /^REDIS_PREFIX may contain only/],
     [{ MAX_BODY_BYTES: '1.5' }, /^MAX_BODY_BYTES must be an integer/],
+    [{ HOST: '0.0.0.0 ' }, /^HOST must be an address or host name/],
+    [{ REUSE_PORT: 'yes' }, /^REUSE_PORT must be one of true, false/],
     [{ SIGNING_KEY_ACTIVATION_SECONDS: '30' }, /^SIGNING_KEY_ACTIVATION_SECONDS must be greater than JWKS_REFETCH_COOLDOWN_SECONDS/],
   ]
   for (const [env, message] of malformed)
