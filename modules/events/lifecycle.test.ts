@@ -89,7 +89,7 @@ describe('sale lifecycle driven by delayed jobs', () => {
     await db.event.update({ where: { id: event.id }, data: { saleStart: new Date(Date.now() - 1_000) } })
     await db.event.update({ where: { id: closed.id }, data: { eventDate: new Date(Date.now() - 1_000) } })
     const redis = new Redis(process.env.REDIS_URL!)
-    await redis.del(`${process.env.REDIS_PREFIX}:events:lifecycle:sweep`) // earlier starts in this run took the turn
+    await redis.del(`${process.env.REDIS_PREFIX}:sweep:events-lifecycle`) // earlier starts in this run took the turn
     await redis.quit()
     const restarted = await startTestPlatform(['events'], { AUTH_URL: 'http://127.0.0.1:1' })
     try {

@@ -2,6 +2,7 @@ import { DelayedError, Worker, type ConnectionOptions, type Job, type Queue } fr
 import type Redis from 'ioredis'
 import type { Outbox } from '../../../runtime/kernel/bus'
 import { describeError, type Logger } from '../../../runtime/kernel/log'
+import { cappedBackoff, DURABLE_JOB_OPTIONS, periodicSweep, within } from '../../../runtime/kernel/schedule'
 import type { eventsContract } from '../contract'
 import type { EventsDb, EventsTx as Tx } from '../db'
 import { canTransition, instantsToPlan, scheduledStatus, type EventStatus, type Schedule } from '../domain/lifecycle'
@@ -13,9 +14,6 @@ export const SWEEP_MS = 60_000
 const MAX_EARLY_WAIT_MS = 5_000
 /** On the request path Redis gets this long to take a plan: the write is committed either way, and the sweep plans what this missed. */
 const PLAN_TIMEOUT_MS = 1_000
-/** Retries of a failing transition (database or Redis away) back off up to this, and stop only after ~11 days. */
-const RETRY_CAP_MS = 10_000
-const RETRY_ATTEMPTS = 100_000
 
 export interface LifecycleJob {
   eventId: string
@@ -23,34 +21,13 @@ export interface LifecycleJob {
   dueAt: number
 }
 
-/** Delay before retry n (1-based): 0.5 s, 1 s, 2 s … then every 10 s, so a failover of any length is outlasted. */
-export function retryDelayMs(attemptsMade: number): number {
-  return Math.min(RETRY_CAP_MS, 500 * 2 ** Math.max(0, attemptsMade - 1))
-}
-
-export const LIFECYCLE_JOB_OPTIONS = {
-  attempts: RETRY_ATTEMPTS,
-  backoff: { type: 'capped' },
-  removeOnComplete: true,
-  removeOnFail: { age: 7 * 86_400 },
-} as const
-
-/** Resolves with `work`, or rejects once `ms` have passed (the work itself is left to finish or fail on its own). */
-async function within<T>(ms: number, what: string, work: Promise<T>): Promise<T> {
-  let timer: Timer | undefined
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms)
-  })
-  try {
-    return await Promise.race([work, timeout])
-  } finally {
-    clearTimeout(timer)
-  }
-}
+/** A failing transition (database or Redis away) retries after 0.5 s, 1 s, 2 s … then every 10 s, for days. */
+export const retryDelayMs = cappedBackoff(500, 10_000)
+export const LIFECYCLE_JOB_OPTIONS = DURABLE_JOB_OPTIONS
 
 /**
- * Sale openings and closings. PostgreSQL holds the truth (the schedule and the status); BullMQ delayed jobs only
- * make transitions happen on time. Scheduling that any module can copy:
+ * Sale openings and closings, scheduled as runtime/kernel/schedule.ts describes. PostgreSQL holds the truth (the
+ * schedule and the status); BullMQ delayed jobs only make transitions happen on time:
  * - a job stands for one instant (its id names the event, the target and the instant), so a re-plan never collides
  *   with a job of another instant, even one running right now; a job only asks "what should the status be now?",
  *   so a stale, duplicate or retried job is harmless and nothing ever needs to be removed;
@@ -76,8 +53,6 @@ export function createLifecycle(deps: {
   const now = deps.now ?? (() => new Date())
   const sweepMs = deps.sweepMs ?? SWEEP_MS
   let worker: Worker<LifecycleJob> | undefined
-  let sweepTimer: Timer | undefined
-  let sweeping: Promise<void> | undefined
 
   async function plan(event: { id: string; status: string } & Schedule) {
     const instants = instantsToPlan(event.status as EventStatus, event, now())
@@ -155,15 +130,9 @@ export function createLifecycle(deps: {
 
   /**
    * Applies every transition the clock has passed (whatever happened to its job), then plans the instants due
-   * before the sweep after next. One instance per period does it; without Redis, every instance still catches up
-   * (a transition is applied under the row lock, once).
+   * before the sweep after next. Safe to repeat: a transition is applied under the row lock, once.
    */
   async function sweep() {
-    const turn = await deps.redis.set('events:lifecycle:sweep', '1', 'PX', Math.floor(sweepMs * 0.9), 'NX').catch((error) => {
-      log.warn('lifecycle sweep without its turn (Redis)', { error: describeError(error) })
-      return 'OK'
-    })
-    if (!turn) return
     const at = now()
     const due = await db.$queryRawUnsafe<Array<{ id: string }>>(
       `SELECT id::text FROM events.events
@@ -187,20 +156,14 @@ export function createLifecycle(deps: {
     for (const event of coming) await planBounded(event)
   }
 
-  /** One sweep at a time per process; a failed sweep is logged and the next one tries again. */
-  function sweepOnce(): Promise<void> {
-    sweeping ??= sweep()
-      .catch((error) => log.warn('lifecycle sweep failed', { error: describeError(error) }))
-      .finally(() => (sweeping = undefined))
-    return sweeping
-  }
+  const sweeper = periodicSweep({ name: 'events-lifecycle', redis: deps.redis, everyMs: sweepMs, log, sweep })
 
   return {
     plan,
     planBounded,
     advance,
     recordTransition,
-    sweep: sweepOnce,
+    sweep: sweeper.runNow,
 
     /** Runs the queue's jobs and the periodic sweep; the first sweep catches up on what happened while nothing ran. */
     async start(connection: ConnectionOptions, prefix: string) {
@@ -212,13 +175,11 @@ export function createLifecycle(deps: {
       })
       worker.on('error', (error) => log.warn('lifecycle worker error', { error: describeError(error) }))
       worker.on('failed', (job, error) => log.warn('lifecycle job failed, will retry', { eventId: job?.data.eventId, error: describeError(error) }))
-      await sweepOnce()
-      sweepTimer = setInterval(sweepOnce, sweepMs)
+      await sweeper.start()
     },
 
     async stop() {
-      clearInterval(sweepTimer)
-      await sweeping
+      await sweeper.stop()
       await worker?.close()
     },
   }
