@@ -25,6 +25,8 @@ export interface Config {
   autoMigrate: boolean
   /** Proxies in front of this process that append to X-Forwarded-For; the client address is the entry the outermost one added (0: the socket's peer). */
   trustedProxyHops: number
+  /** Registrations accepted per client address (IPv6: per /64) per hour; 0 turns the limit off. */
+  registrationsPerAddressPerHour: number
   /** Largest request body a route accepts unless it declares its own `bodyLimit`. */
   maxBodyBytes: number
   accessTokenTtlSeconds: number
@@ -42,6 +44,19 @@ export interface Config {
   /** Relayed outbox rows and inbox records are deleted after this many days. */
   eventRetentionDays: number
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent'
+  /** Waiting rooms (queue module). */
+  queue: {
+    /** A waiter with no status poll or WebSocket ping for this long loses their place. */
+    heartbeatTimeoutSeconds: number
+    /** How long an admitted person may shop (the admission token's lifetime). */
+    shoppingWindowSeconds: number
+    /** How often each instance runs an admission step for every live waiting room. */
+    admissionTickMs: number
+    /** WebSocket connections one process accepts (keep it below the open-file limit). */
+    maxWebSocketConnections: number
+    /** How often WebSocket clients get their position and ETA. */
+    pushIntervalMs: number
+  }
 }
 
 type Env = Record<string, string | undefined>
@@ -135,6 +150,8 @@ export function loadConfig(env: Env = process.env, argv: string[] = process.argv
     autoMigrate: readEnum(env, 'AUTO_MIGRATE', runtimeEnv === 'production' ? 'false' : 'true', ['true', 'false']) === 'true',
     // TRUST_PROXY=true is the older spelling of one trusted hop.
     trustedProxyHops: readInt(env, 'TRUSTED_PROXY_HOPS', readEnum(env, 'TRUST_PROXY', 'false', ['true', 'false']) === 'true' ? 1 : 0, 0, 10),
+    // Off in tests, whose in-process requests all come from one unknown address.
+    registrationsPerAddressPerHour: readInt(env, 'REGISTRATIONS_PER_ADDRESS_PER_HOUR', runtimeEnv === 'test' ? 0 : 20, 0, 1_000_000),
     maxBodyBytes: readInt(env, 'MAX_BODY_BYTES', 64 * 1024, 1024, 64 * 1024 * 1024),
     accessTokenTtlSeconds: readInt(env, 'ACCESS_TOKEN_TTL_SECONDS', 900, 10, 86_400),
     signingKeyActivationSeconds,
@@ -149,5 +166,12 @@ export function loadConfig(env: Env = process.env, argv: string[] = process.argv
     },
     eventRetentionDays: readInt(env, 'EVENT_RETENTION_DAYS', 14, 8, 3650),
     logLevel: readEnum(env, 'LOG_LEVEL', runtimeEnv === 'test' ? 'warn' : 'info', ['debug', 'info', 'warn', 'error', 'silent']),
+    queue: {
+      heartbeatTimeoutSeconds: readInt(env, 'QUEUE_HEARTBEAT_TIMEOUT_SECONDS', 60, 1, 86_400),
+      shoppingWindowSeconds: readInt(env, 'QUEUE_SHOPPING_WINDOW_SECONDS', 600, 1, 86_400),
+      admissionTickMs: readInt(env, 'QUEUE_ADMISSION_TICK_MS', 200, 10, 10_000),
+      maxWebSocketConnections: readInt(env, 'QUEUE_MAX_WEBSOCKETS', 19_000, 0, 1_000_000),
+      pushIntervalMs: readInt(env, 'QUEUE_PUSH_INTERVAL_MS', 2_000, 50, 60_000),
+    },
   }
 }

@@ -29,8 +29,8 @@ export function authHttp(deps: {
     .use(deps.guard)
     .post(
       '/register',
-      async ({ body, set }) => {
-        const tokens = await accounts.register(body.email, body.password)
+      async ({ body, set, request, server }) => {
+        const tokens = await accounts.register(body.email, body.password, clientAddress(request, server, config.trustedProxyHops))
         set.status = 201
         return tokens
       },

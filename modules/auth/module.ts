@@ -7,6 +7,7 @@ import { authHttp } from './http'
 import { createAccounts } from './services/accounts'
 import { createLoginThrottle } from './services/login-throttle'
 import { createPasswords } from './services/passwords'
+import { createRegistrationThrottle } from './services/registration-throttle'
 import { createSigningKeys } from './services/signing-keys'
 
 /** Refresh-token rows are pruned this often, once they have been expired or revoked for a day. */
@@ -25,6 +26,7 @@ export const authModule = defineModule({
       published: ctx.wakeRelay,
       keys,
       throttle: createLoginThrottle(ctx.redis),
+      registrations: createRegistrationThrottle(ctx.redis, ctx.config.registrationsPerAddressPerHour),
       passwords: createPasswords(),
       redis: ctx.redis,
       log: ctx.log,

@@ -9,6 +9,7 @@ import { createAuthDb } from './db'
 import { createAccounts } from './services/accounts'
 import { createLoginThrottle } from './services/login-throttle'
 import { createPasswords } from './services/passwords'
+import { createRegistrationThrottle } from './services/registration-throttle'
 import { createSigningKeys } from './services/signing-keys'
 
 describe('hashing budget', () => {
@@ -84,6 +85,7 @@ describe('refresh-token pruning', () => {
       published: () => {},
       keys: createSigningKeys(db, redis, { activationDelayMs: 60_000 }),
       throttle: createLoginThrottle(redis),
+      registrations: createRegistrationThrottle(redis, 0),
       passwords: createPasswords(),
       redis,
       log: createLogger('silent'),

@@ -20,6 +20,7 @@ import type { AuthDb } from '../db'
 import { hashToken, newRefreshToken, normaliseEmail } from '../domain/credentials'
 import type { LoginThrottle } from './login-throttle'
 import type { Passwords } from './passwords'
+import type { RegistrationThrottle } from './registration-throttle'
 import type { SigningKeys } from './signing-keys'
 
 interface UserRow {
@@ -74,6 +75,7 @@ export interface AccountsDeps {
   published: () => void
   keys: SigningKeys
   throttle: LoginThrottle
+  registrations: RegistrationThrottle
   passwords: Passwords
   redis: Redis
   log: Pick<Logger, 'warn' | 'info'>
@@ -148,9 +150,10 @@ export function createAccounts(deps: AccountsDeps) {
 
   return {
     /** Creates an account and signs it in: the answer is the same token pair as a login's. */
-    async register(email: string, password: string) {
+    async register(email: string, password: string, address: string) {
       const normalised = normaliseEmail(email)
       if (normalised.length > 254) throw badRequest('VALIDATION_FAILED', 'body.email: must be at most 254 characters')
+      await deps.registrations.count(address)
       const passwordHash = await passwords.hash(password)
       try {
         return issueTokens(await createUser(normalised, passwordHash, 'user'))
