@@ -17,6 +17,19 @@ describe('configuration', () => {
     expect(config.maxBodyBytes).toBe(64 * 1024)
   })
 
+  test('X-Forwarded-For is believed only through configured proxy hops (TRUST_PROXY=true is one)', () => {
+    expect(load().trustedProxyHops).toBe(0)
+    expect(load({ TRUST_PROXY: 'true' }).trustedProxyHops).toBe(1)
+    expect(load({ TRUSTED_PROXY_HOPS: '2', TRUST_PROXY: 'true' }).trustedProxyHops).toBe(2)
+    expect(() => load({ TRUSTED_PROXY_HOPS: 'yes' })).toThrow(/^TRUSTED_PROXY_HOPS must be an integer between 0 and 10/)
+  })
+
+  test('registrations per address are limited outside tests', () => {
+    expect(load().registrationsPerAddressPerHour).toBe(20)
+    expect(load({ NODE_ENV: 'test' }).registrationsPerAddressPerHour).toBe(0)
+    expect(load({ REGISTRATIONS_PER_ADDRESS_PER_HOUR: '5' }).registrationsPerAddressPerHour).toBe(5)
+  })
+
   test('production does not migrate at start-up unless told to', () => {
     expect(load({ NODE_ENV: 'production' }).autoMigrate).toBe(false)
     expect(load({ NODE_ENV: 'production', AUTO_MIGRATE: 'true' }).autoMigrate).toBe(true)
