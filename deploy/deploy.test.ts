@@ -1,6 +1,8 @@
 import { describe, expect, test } from 'bun:test'
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { Deployment } from 'kubernetes-models/apps/v1/Deployment'
+import { Service } from 'kubernetes-models/v1/Service'
 import { moduleRole } from '../runtime/kernel/roles'
 import { MODULE_NAMES } from '../runtime/modules'
 
@@ -86,6 +88,14 @@ describe('compose', () => {
 })
 
 describe('Kubernetes', () => {
+  test('every manifest is valid against the Kubernetes API schemas (types and required fields)', () => {
+    const models: Record<string, new (doc: any) => { validate(): void }> = { Deployment, Service }
+    for (const doc of manifests) {
+      expect(Object.keys(models)).toContain(doc.kind)
+      expect(() => new models[doc.kind]!(doc).validate()).not.toThrow()
+    }
+  })
+
   test('a Deployment and a Service per module, probed on /ready and /health', () => {
     for (const name of MODULE_NAMES) {
       const container = deploymentOf(name)?.spec.template.spec.containers[0]
