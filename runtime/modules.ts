@@ -1,5 +1,6 @@
 import { authContract } from '../modules/auth/contract'
 import { eventsContract } from '../modules/events/contract'
+import { queueContract } from '../modules/queue/contract'
 import type { ModuleContract } from './kernel/contract'
 import type { TiketiModule } from './kernel/module'
 
@@ -15,11 +16,12 @@ export interface ModuleRegistry {
 
 /** TIKETI's modules. A new module is added here and nowhere else in runtime/. */
 export const REGISTRY: ModuleRegistry = {
-  names: ['auth', 'events'],
-  contracts: { auth: authContract, events: eventsContract },
+  names: ['auth', 'events', 'queue'],
+  contracts: { auth: authContract, events: eventsContract, queue: queueContract },
   loaders: {
     auth: async () => (await import('../modules/auth/module')).authModule,
     events: async () => (await import('../modules/events/module')).eventsModule,
+    queue: async () => (await import('../modules/queue/module')).queueModule,
   },
 }
 

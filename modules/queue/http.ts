@@ -1,0 +1,76 @@
+import { Elysia, t } from 'elysia'
+import type { AuthGuard } from '../../runtime/kernel/auth-guard'
+import { EventParams, Jwks, OpeningProof, ProofQuery, QUEUE_JWKS_PATH, QueueStatus, RateInput, RoomAdminView, RoomView } from './contract'
+import type { AdmissionSigner } from './services/admission-tokens'
+import type { Queue } from './services/queue'
+
+const LeaveResult = t.Object({ eventId: t.String({ format: 'uuid' }), left: t.Boolean() })
+
+export function queueHttp(deps: { queue: Queue; signer: AdmissionSigner; guard: AuthGuard }) {
+  const { queue } = deps
+  return new Elysia({ name: 'queue-http', detail: { tags: ['queue'] } })
+    .use(deps.guard)
+    .post('/queue/join/:eventId', ({ params, principal }) => queue.join(principal.userId, params.eventId), {
+      auth: 'user',
+      params: EventParams,
+      response: { 200: QueueStatus },
+      detail: { summary: 'Join the event\'s waiting room (joining again keeps your place)' },
+    })
+    .get('/queue/status/:eventId', ({ params, principal }) => queue.status(principal.userId, params.eventId), {
+      auth: 'user',
+      params: EventParams,
+      response: { 200: QueueStatus },
+      detail: { summary: 'Your place, people ahead and estimated wait, or your admission token; also your heart-beat' },
+    })
+    .post('/queue/leave/:eventId', ({ params, principal }) => queue.leave(principal.userId, params.eventId), {
+      auth: 'user',
+      params: EventParams,
+      response: { 200: LeaveResult },
+      detail: { summary: 'Leave the waiting room' },
+    })
+    .get('/queue/rooms/:eventId', ({ params }) => queue.roomInfo(params.eventId), {
+      params: EventParams,
+      response: { 200: RoomView },
+      detail: { summary: 'Whether the event\'s waiting room is active, when it opens, and the shuffle commitment' },
+    })
+    .get('/queue/proof/:eventId', ({ params, query }) => queue.proof(params.eventId, query.first ?? 100), {
+      params: EventParams,
+      query: ProofQuery,
+      response: { 200: OpeningProof },
+      detail: { summary: 'The opening-order proof: commitment, revealed seed, the first early arrivals in the order let in' },
+    })
+    .get(QUEUE_JWKS_PATH, () => deps.signer.keySet, {
+      response: { 200: Jwks },
+      detail: { summary: 'Public keys that verify admission tokens' },
+    })
+    .get('/queue/admin/:eventId', ({ params }) => queue.adminView(params.eventId), {
+      auth: 'admin',
+      params: EventParams,
+      response: { 200: RoomAdminView },
+      detail: { summary: 'A waiting room\'s size, admissions, rate and state (admin)' },
+    })
+    .post(
+      '/queue/admin/:eventId/pause',
+      async ({ params }) => {
+        await queue.setOperatorState(params.eventId, { paused: true })
+        return queue.adminView(params.eventId)
+      },
+      { auth: 'admin', params: EventParams, response: { 200: RoomAdminView }, detail: { summary: 'Stop admitting (admin)' } },
+    )
+    .post(
+      '/queue/admin/:eventId/resume',
+      async ({ params }) => {
+        await queue.setOperatorState(params.eventId, { paused: false })
+        return queue.adminView(params.eventId)
+      },
+      { auth: 'admin', params: EventParams, response: { 200: RoomAdminView }, detail: { summary: 'Admit again (admin)' } },
+    )
+    .post(
+      '/queue/admin/:eventId/rate',
+      async ({ params, body }) => {
+        await queue.setOperatorState(params.eventId, { ratePerMinute: body.admissionRatePerMinute })
+        return queue.adminView(params.eventId)
+      },
+      { auth: 'admin', params: EventParams, body: RateInput, response: { 200: RoomAdminView }, detail: { summary: 'Change the admission rate (admin)' } },
+    )
+}

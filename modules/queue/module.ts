@@ -1,0 +1,69 @@
+import { Outbox, subscriber } from '../../runtime/kernel/bus'
+import { defineModule } from '../../runtime/kernel/module'
+import { eventsContract } from '../events/contract'
+import { admissionVerifier, queueContract, type QueueClient } from './contract'
+import { createQueueDb, type QueueTx } from './db'
+import { queueHttp } from './http'
+import { loadAdmissionSigner } from './services/admission-tokens'
+import { createController } from './services/controller'
+import { createQueue } from './services/queue'
+import { createRooms } from './services/rooms'
+import { createWaitingRoom } from './services/waiting-room'
+
+const on = subscriber<QueueTx>()
+
+export const queueModule = defineModule({
+  contract: queueContract,
+  async create(ctx) {
+    const db = createQueueDb(ctx.databaseUrl, () => ctx.metrics.dbQueries.inc({ module: 'queue' }))
+    const room = createWaitingRoom(ctx.redis)
+    const rooms = createRooms(room)
+    const signer = await loadAdmissionSigner(db)
+    const settings = ctx.config.queue
+    const queue = createQueue({
+      db,
+      redis: ctx.redis,
+      room,
+      rooms,
+      signer,
+      outbox: new Outbox(queueContract, ctx.catalog),
+      published: ctx.wakeRelay,
+      settings,
+      log: ctx.log,
+    })
+    const controller = createController({ db, rooms, queue, tickMs: settings.admissionTickMs, log: ctx.log })
+    const jwks = async () => signer.keySet
+    const client: QueueClient = { jwks, verifyAdmission: admissionVerifier(jwks), admissionRequired: (eventId) => queue.admissionRequired(eventId) }
+
+    const status = async (eventId: string, version: number, to: string, tx: QueueTx, deleted = false) => {
+      await rooms.applyStatus(tx, { eventId, version, status: to, deleted })
+      controller.refresh()
+    }
+    return {
+      db,
+      client,
+      http: queueHttp({ queue, signer, guard: ctx.guard }),
+      subscriptions: [
+        on(eventsContract, 'event.published.v1', async (event, { tx }) => {
+          await rooms.applySnapshot(tx, event)
+          controller.refresh()
+        }),
+        on(eventsContract, 'event.updated.v1', async (event, { tx }) => {
+          await rooms.applySnapshot(tx, event)
+          controller.refresh()
+        }),
+        on(eventsContract, 'event.status-changed.v1', (event, { tx }) => status(event.eventId, event.version, event.to, tx)),
+        on(eventsContract, 'event.cancelled.v1', (event, { tx }) => status(event.eventId, event.version, 'cancelled', tx)),
+        on(eventsContract, 'event.deleted.v1', (event, { tx }) => status(event.eventId, event.version, 'cancelled', tx, true)),
+      ],
+      async start() {
+        // Redis may have lost the rooms (a flush, a failover): mirror every live one again from PostgreSQL.
+        for (const row of await rooms.live(db)) await rooms.mirror(row)
+        controller.start()
+      },
+      async stop() {
+        await controller.stop()
+      },
+    }
+  },
+})
