@@ -77,10 +77,10 @@ export function matchesEtag(ifNoneMatch: string | null | undefined, etag: string
 }
 
 type Lookup = Promise<CachedResponse | undefined>
-/** The lookup of one key running in this process, and the one queued behind it for the reads that came later. */
-interface Flight {
-  running: Lookup
-  next?: { promise: Lookup; start: () => void }
+/** One key's work in this process: the batch of reads waiting for their Redis read, and loads by generation. */
+interface InFlight {
+  batch?: Lookup
+  loads: Map<string, Lookup>
 }
 
 /**
@@ -89,17 +89,18 @@ interface Flight {
  * Invalidation bumps a per-scope generation that is part of every value key, so a reader that loaded from the
  * database before a write committed stores its result under a generation nobody reads again.
  *
- * A write is visible to the next read, in every process: a read is only ever answered by a lookup that read the
- * generation after the read arrived. So a read never joins a lookup already under way (it may have read the
- * generation before a write that another process has since acknowledged); it waits for the next lookup of that
- * key, which starts when the running one ends and is shared by every read that arrived meanwhile. A burst on one
- * key still costs one lookup at a time per process. Across processes a short Redis lock (per generation) lets one
- * load a missing value while the others wait for its result (and load themselves only if it does not come).
+ * A write is visible to the next read, in every process: every read is answered under a generation read from Redis
+ * after the read arrived (a write acknowledged by another process has bumped it by then). Reads of one key that
+ * arrive in the same turn of the event loop share one Redis read, sent at the end of that turn; a read never joins
+ * one already sent. On a miss, reads that found the same generation share one load in this process (it began after
+ * that generation was set, so after every write they must see). Across processes a short Redis lock per generation
+ * lets one load a missing value while the others wait for its result (and load themselves if it does not come).
  *
  * What an anonymous caller can make the cache hold is bounded: at most `maxKeysPerScope` values are stored per
- * scope generation and TTL window; past that, reads load without storing (a flood of distinct list queries costs
- * database loads, as it would without a cache, but not Redis memory). Keys are canonical (`keyPart`), so spellings
- * of one value do not count as distinct.
+ * scope generation and TTL window (values live one window, so at most twice that many are alive); past that, reads
+ * load without storing: a flood of distinct list queries costs database loads, as it would without a cache, but
+ * not Redis memory, which BullMQ shares. Only writes start a new generation. Keys are canonical (`keyPart`), so
+ * spellings of one value do not count as distinct. Not-found answers are not counted: they live 2 s.
  */
 export function createResponseCache(options: {
   redis: RedisClient
@@ -120,7 +121,7 @@ export function createResponseCache(options: {
   redis.defineCommand('tiketiCacheRead', { numberOfKeys: 1, lua: READ_SCRIPT })
   redis.defineCommand('tiketiCacheStore', { numberOfKeys: 2, lua: STORE_SCRIPT })
   const keyPrefix = String(redis.options.keyPrefix ?? '')
-  const flights = new Map<string, Flight>()
+  const inFlight = new Map<string, InFlight>()
   const count = (result: 'hit' | 'load' | 'load_not_stored' | 'shared' | 'waited') => options.lookups?.inc({ cache: name, result })
 
   const generationKey = (scope: string) => `cache:${name}:gen:${scope}`
@@ -168,46 +169,50 @@ export function createResponseCache(options: {
     }
   }
 
-  async function lookup(scope: string, key: string, load: () => Promise<unknown | undefined>): Lookup {
+  async function lookup(work: InFlight, scope: string, key: string, load: () => Promise<unknown | undefined>): Lookup {
     const [generation, raw] = await redis.tiketiCacheRead(generationKey(scope), keyPrefix + valueKey(scope, key))
     if (raw !== null) {
       count('hit')
       return decode(raw)
     }
-    return loadAndStore(scope, generation, valueKey(scope, key) + generation, load)
-  }
-
-  function start(id: string, scope: string, key: string, load: () => Promise<unknown | undefined>): Lookup {
-    const flight: Flight = { running: lookup(scope, key, load) }
-    flights.set(id, flight)
-    const done = () => {
-      if (flight.next) flight.next.start() // replaces this flight in the map
-      else flights.delete(id)
+    const running = work.loads.get(generation)
+    if (running) {
+      count('shared')
+      return running
     }
-    flight.running.then(done, done)
-    return flight.running
+    const loading = loadAndStore(scope, generation, valueKey(scope, key) + generation, load)
+    work.loads.set(generation, loading)
+    const done = () => void work.loads.delete(generation)
+    loading.then(done, done)
+    return loading
   }
 
   return {
     /**
      * The cached response for `key` in `scope`, loading it on a miss (`undefined` from the loader: not found, and
      * remembered briefly). Concurrent reads of one key in this process share lookups: a refresh storm on one
-     * event costs Redis one lookup at a time, not one per request.
+     * event costs Redis one read per turn of the event loop, not one per request.
      */
     get(scopeParts: CacheKey, keyParts: CacheKey, load: () => Promise<unknown | undefined>): Lookup {
       const scope = encodeKey(scopeParts)
       const key = encodeKey(keyParts)
       const id = `${scope}\u0000${key}`
-      const flight = flights.get(id)
-      if (!flight) return start(id, scope, key, load)
-      if (flight.next) {
+      let work = inFlight.get(id)
+      if (work?.batch) {
         count('shared')
-        return flight.next.promise
+        return work.batch
       }
-      // The first read queued behind the running lookup starts the next one; later ones share it.
-      const next = Promise.withResolvers<CachedResponse | undefined>()
-      flight.next = { promise: next.promise, start: () => start(id, scope, key, load).then(next.resolve, next.reject) }
-      return next.promise
+      if (!work) inFlight.set(id, (work = { loads: new Map() }))
+      const batch = Promise.withResolvers<CachedResponse | undefined>()
+      work.batch = batch.promise
+      setImmediate(() => {
+        work.batch = undefined // reads from now on need a Redis read sent after them
+        const done = () => {
+          if (!work.batch && work.loads.size === 0) inFlight.delete(id)
+        }
+        lookup(work, scope, key, load).then(batch.resolve, batch.reject).then(done)
+      })
+      return batch.promise
     },
 
     /**
