@@ -14,6 +14,10 @@ beforeAll(async () => {
     SIGNING_KEY_ACTIVATION_SECONDS: '2',
     JWKS_REFETCH_COOLDOWN_SECONDS: '0',
   })
+  // Another test file may have left a rotation pending with a longer activation delay, and rotations coalesce while
+  // one is pending: start from one active key and nothing pending.
+  const admin = (await rotating.request('POST', '/api/auth/login', { body: ADMIN })).body.accessToken
+  expect((await rotating.request('POST', '/api/auth/keys/rotate-and-revoke', { token: admin })).status).toBe(200)
 })
 afterAll(() => rotating.stop())
 
