@@ -21,6 +21,8 @@ export interface Config {
   redisPrefix: string
   /** Base URL of the process serving the auth module, used for JWKS when auth runs elsewhere. */
   authUrl: string
+  /** Base URL of the process serving the queue module, used to verify admission tokens when queue runs elsewhere. */
+  queueUrl: string
   /** Create the database and apply migrations at start-up (development and test default). */
   autoMigrate: boolean
   /** Proxies in front of this process that append to X-Forwarded-For; the client address is the entry the outermost one added (0: the socket's peer). */
@@ -56,6 +58,15 @@ export interface Config {
     maxWebSocketConnections: number
     /** How often WebSocket clients get their position and ETA. */
     pushIntervalMs: number
+  }
+  /** Seat and ticket holds (reservations module). */
+  reservations: {
+    /** How long a hold lasts unpaid. */
+    holdSeconds: number
+    /** How much longer a hold lasts when payment starts (once). */
+    extensionSeconds: number
+    /** How often due holds are expired whatever happened to their jobs. */
+    sweepMs: number
   }
 }
 
@@ -147,6 +158,7 @@ export function loadConfig(env: Env = process.env, argv: string[] = process.argv
     redisUrl: readUrl(env, 'REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),
     redisPrefix,
     authUrl: readUrl(env, 'AUTH_URL', `http://127.0.0.1:${port}`, ['http:', 'https:']),
+    queueUrl: readUrl(env, 'QUEUE_URL', `http://127.0.0.1:${port}`, ['http:', 'https:']),
     autoMigrate: readEnum(env, 'AUTO_MIGRATE', runtimeEnv === 'production' ? 'false' : 'true', ['true', 'false']) === 'true',
     // TRUST_PROXY=true is the older spelling of one trusted hop.
     trustedProxyHops: readInt(env, 'TRUSTED_PROXY_HOPS', readEnum(env, 'TRUST_PROXY', 'false', ['true', 'false']) === 'true' ? 1 : 0, 0, 10),
@@ -172,6 +184,11 @@ export function loadConfig(env: Env = process.env, argv: string[] = process.argv
       admissionTickMs: readInt(env, 'QUEUE_ADMISSION_TICK_MS', 200, 10, 10_000),
       maxWebSocketConnections: readInt(env, 'QUEUE_MAX_WEBSOCKETS', 19_000, 0, 1_000_000),
       pushIntervalMs: readInt(env, 'QUEUE_PUSH_INTERVAL_MS', 2_000, 50, 60_000),
+    },
+    reservations: {
+      holdSeconds: readInt(env, 'RESERVATION_HOLD_SECONDS', 600, 1, 86_400),
+      extensionSeconds: readInt(env, 'RESERVATION_HOLD_EXTENSION_SECONDS', 300, 0, 86_400),
+      sweepMs: readInt(env, 'RESERVATION_SWEEP_MS', 10_000, 50, 3_600_000),
     },
   }
 }

@@ -1,6 +1,7 @@
 import { authContract } from '../modules/auth/contract'
 import { eventsContract } from '../modules/events/contract'
 import { queueContract } from '../modules/queue/contract'
+import { reservationsContract } from '../modules/reservations/contract'
 import type { ModuleContract } from './kernel/contract'
 import type { TiketiModule } from './kernel/module'
 
@@ -16,12 +17,13 @@ export interface ModuleRegistry {
 
 /** TIKETI's modules. A new module is added here and nowhere else in runtime/. */
 export const REGISTRY: ModuleRegistry = {
-  names: ['auth', 'events', 'queue'],
-  contracts: { auth: authContract, events: eventsContract, queue: queueContract },
+  names: ['auth', 'events', 'queue', 'reservations'],
+  contracts: { auth: authContract, events: eventsContract, queue: queueContract, reservations: reservationsContract },
   loaders: {
     auth: async () => (await import('../modules/auth/module')).authModule,
     events: async () => (await import('../modules/events/module')).eventsModule,
     queue: async () => (await import('../modules/queue/module')).queueModule,
+    reservations: async () => (await import('../modules/reservations/module')).reservationsModule,
   },
 }
 

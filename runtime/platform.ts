@@ -118,6 +118,7 @@ export async function createPlatform(
       queues,
       workerConnection: redis.workerOptions,
       wakeRelay: () => relays[name]?.wake(),
+      clientOf: (other) => instances[other]?.client,
     })
     if (Object.keys(registry.contracts[name]!.publishes).length > 0)
       relays[name] = new OutboxRelay(name, instances[name]!.db, catalog, queues, config.outboxPollMs, log)

@@ -24,6 +24,8 @@ export interface ModuleContext {
   workerConnection: ConnectionOptions
   /** Relay the module's outbox now, after a transaction that wrote to it has committed. */
   wakeRelay(): void
+  /** The in-process client (declared in its contract) of another module this process runs; undefined when it runs elsewhere. */
+  clientOf(module: string): unknown
 }
 
 export interface ModuleInstance {

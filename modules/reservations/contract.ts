@@ -1,0 +1,150 @@
+import { t } from 'elysia'
+import { defineContract } from '../../runtime/kernel/contract'
+import { Int, Integer, OneOf } from '../../runtime/kernel/schema'
+
+const Uuid = t.String({ format: 'uuid' })
+const Instant = t.String({ format: 'date-time' })
+
+export const ReservationState = OneOf(['pending', 'confirmed', 'expired', 'cancelled'])
+export type ReservationStateName = 'pending' | 'confirmed' | 'expired' | 'cancelled'
+
+const reservationFacts = {
+  reservationId: Uuid,
+  /** Human-readable reservation number, e.g. R-7KQ4M2XP9D. */
+  number: t.String(),
+  eventId: Uuid,
+  userId: Uuid,
+}
+
+/**
+ * Reservations owns availability: the seat map's live status is served here, at `GET /seats/:eventId` (the
+ * `/events` prefix belongs to the events module, and routing goes by the contracts' prefixes).
+ */
+export const reservationsContract = defineContract({
+  module: 'reservations',
+  routes: ['/reservations', '/seats'],
+  publishes: {
+    /** A hold was placed: seats (or `quantity` tickets of one type) are held for the user until `expiresAt`. */
+    'reservation.created.v1': t.Object({
+      ...reservationFacts,
+      seatIds: t.Array(Uuid),
+      ticketTypeId: t.Union([Uuid, t.Null()]),
+      quantity: Integer(),
+      /** Total in KRW (whole won), from the prices of our inventory copy. */
+      amount: Integer(),
+      expiresAt: Instant,
+      createdAt: Instant,
+    }),
+    'reservation.confirmed.v1': t.Object({ ...reservationFacts, paymentId: t.String(), amount: Integer(), confirmedAt: Instant }),
+    /** A reservation was cancelled (by its owner, an admin, or because the event was cancelled); its seats are on sale again. */
+    'reservation.cancelled.v1': t.Object({
+      ...reservationFacts,
+      reason: OneOf(['owner', 'admin', 'event_cancelled']),
+      /** It had been paid: a reservation.refund-due.v1 follows in the same transaction. */
+      wasConfirmed: t.Boolean(),
+      at: Instant,
+    }),
+    /** A hold passed its expiry unpaid; its seats are on sale again. */
+    'reservation.expired.v1': t.Object({ ...reservationFacts, at: Instant }),
+    /** Money was taken for a reservation that cannot be honoured (cancelled, or paid after its seats were sold again). */
+    'reservation.refund-due.v1': t.Object({
+      ...reservationFacts,
+      paymentId: t.Union([t.String(), t.Null()]),
+      amount: Integer(),
+      reason: OneOf(['cancelled', 'event_cancelled', 'paid_after_expiry']),
+      at: Instant,
+    }),
+    /** Nothing of the event is left to hold (every seat and ticket held or sold). */
+    'inventory.sold-out.v1': t.Object({ eventId: Uuid, at: Instant }),
+    /** Something of a sold-out event is on sale again (a hold expired or was cancelled). */
+    'inventory.restocked.v1': t.Object({ eventId: Uuid, at: Instant }),
+  },
+  subscribes: ['event.published.v1', 'event.updated.v1', 'event.status-changed.v1', 'event.cancelled.v1', 'event.deleted.v1'],
+})
+
+// HTTP models. Every object is closed: unknown fields are rejected with 400.
+const closed = { additionalProperties: false } as const
+/** Most seats or tickets one request may hold (the event's per-user limit is usually lower). */
+export const MAX_ITEMS_PER_HOLD = 20
+
+const SeatIds = t.Array(t.String({ format: 'uuid', description: 'A seat id from the seat map' }), {
+  minItems: 1,
+  maxItems: MAX_ITEMS_PER_HOLD,
+  uniqueItems: true,
+})
+
+export const HoldInput = t.Object(
+  {
+    eventId: t.String({ format: 'uuid', description: 'The event to hold seats or tickets of' }),
+    seatIds: t.Optional(SeatIds),
+    ticketTypeId: t.Optional(t.String({ format: 'uuid', description: 'A general-admission ticket type (with `quantity`)' })),
+    quantity: t.Optional(Int({ minimum: 1, maximum: MAX_ITEMS_PER_HOLD, description: 'How many tickets of `ticketTypeId`' })),
+  },
+  { ...closed, description: 'Either `seatIds`, or `ticketTypeId` with `quantity`' },
+)
+export const SeatLockInput = t.Object({ eventId: t.String({ format: 'uuid' }), seatIds: SeatIds }, closed)
+export const IdParams = t.Object({ id: t.String({ format: 'uuid' }) }, closed)
+export const EventParams = t.Object({ eventId: t.String({ format: 'uuid' }) }, closed)
+
+export const ReservationView = t.Object({
+  id: Uuid,
+  number: t.String(),
+  eventId: Uuid,
+  state: ReservationState,
+  seats: t.Array(t.Object({ id: Uuid, label: t.String(), price: Integer() })),
+  ticketTypeId: t.Union([Uuid, t.Null()]),
+  quantity: Integer(),
+  amount: Integer(),
+  currency: t.Literal('KRW'),
+  /** Until when a pending hold lasts. */
+  expiresAt: Instant,
+  createdAt: Instant,
+  confirmedAt: t.Union([Instant, t.Null()]),
+})
+export const ReservationList = t.Object({ items: t.Array(ReservationView) })
+export const ReleaseResult = t.Object({ released: t.Array(Uuid, { description: 'Reservations cancelled (a hold is released whole)' }) })
+
+export const SeatStatus = OneOf(['available', 'held', 'sold', 'blocked'])
+export const SeatStatusView = t.Object({
+  eventId: Uuid,
+  seats: t.Array(
+    t.Object({ id: Uuid, label: t.String(), section: t.String(), row: t.String(), number: Integer(), price: Integer(), status: SeatStatus }),
+  ),
+  ticketTypes: t.Array(t.Object({ id: Uuid, name: t.String(), price: Integer(), available: Integer() })),
+})
+
+/** What the payments module learns about a reservation. */
+export interface ReservationSummary {
+  id: string
+  number: string
+  userId: string
+  eventId: string
+  state: ReservationStateName
+  /** KRW (whole won), from our records: the amount to charge. */
+  amount: number
+  expiresAt: Date
+  /** The hold was extended once already (it cannot be again). */
+  extended: boolean
+}
+
+export type ConfirmOutcome =
+  /** Now CONFIRMED (also when the hold had expired and its seats were still free to hold again). */
+  | { outcome: 'confirmed'; reservation: ReservationSummary }
+  /** Confirmed before with this payment id: nothing changed. */
+  | { outcome: 'already_confirmed'; reservation: ReservationSummary }
+  /** It cannot be honoured (cancelled, or its seats went to someone else): reservation.refund-due.v1 was published. */
+  | { outcome: 'refund_due'; reservation: ReservationSummary }
+
+export type ExtendOutcome =
+  | { ok: true; expiresAt: Date }
+  | { ok: false; reason: 'not_found' | 'not_pending' | 'expired' | 'already_extended' }
+
+/** The synchronous client reservations offers the payments module. */
+export interface ReservationsClient {
+  /** The reservation when it exists and belongs to `userId`; undefined otherwise. */
+  get(reservationId: string, userId: string): Promise<ReservationSummary | undefined>
+  /** Marks a paid reservation CONFIRMED (idempotent per payment id); see ConfirmOutcome. */
+  confirm(reservationId: string, paymentId: string): Promise<ConfirmOutcome>
+  /** Extends a pending hold once, when payment starts, by the configured extension. */
+  extendHold(reservationId: string, userId: string): Promise<ExtendOutcome>
+}

@@ -1,0 +1,212 @@
+import { afterAll, describe, expect, test } from 'bun:test'
+import { HttpError } from '../../runtime/kernel/errors'
+import { reservationsForTest, snapshot } from './testing'
+
+const { db, reservations, seed, published } = reservationsForTest({ poolSize: 20 })
+afterAll(() => db.$disconnect())
+
+/** Runs `total` attempts with at most `inFlight` at a time; each outcome is 'ok' or the error's code. */
+async function race<T>(total: number, inFlight: number, attempt: (index: number) => Promise<T>) {
+  const outcomes: Array<{ ok: true; value: T } | { ok: false; code: string; status: number }> = new Array(total)
+  let next = 0
+  const lane = async () => {
+    while (next < total) {
+      const index = next++
+      try {
+        outcomes[index] = { ok: true, value: await attempt(index) }
+      } catch (error) {
+        if (!(error instanceof HttpError)) throw error
+        outcomes[index] = { ok: false, code: error.code, status: error.status }
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: inFlight }, lane))
+  return outcomes
+}
+
+const pick = <T>(items: T[], n: number) => [...items].sort(() => Math.random() - 0.5).slice(0, n)
+
+/** No seat in two live reservations; every live reservation holds every seat it lists; counters match. */
+async function checkInvariants(eventId: string) {
+  const doubles = await db.$queryRawUnsafe<unknown[]>(
+    `SELECT seat FROM reservations.reservations r, unnest(r.seat_ids) AS seat
+     WHERE r.event_id = $1::uuid AND (r.state = 'confirmed' OR (r.state = 'pending' AND r.expires_at > now()))
+     GROUP BY seat HAVING count(*) > 1`,
+    eventId,
+  )
+  expect(doubles).toEqual([])
+  const partial = await db.$queryRawUnsafe<unknown[]>(
+    `SELECT r.id FROM reservations.reservations r CROSS JOIN LATERAL unnest(r.seat_ids) AS seat
+     LEFT JOIN reservations.seats s ON s.id = seat AND s.reservation_id = r.id AND s.state IN ('held', 'sold')
+     WHERE r.event_id = $1::uuid AND r.state = 'pending' AND r.expires_at > now() AND s.id IS NULL`,
+    eventId,
+  )
+  expect(partial).toEqual([])
+}
+
+describe('inventory copy', () => {
+  test('a 50,000-seat snapshot applies in seconds, in batches', async () => {
+    const started = performance.now()
+    const event = await seed(snapshot({ seats: 50_000 }))
+    const seconds = (performance.now() - started) / 1000
+    const [{ count }] = await db.$queryRawUnsafe<Array<{ count: number }>>('SELECT count(*)::int AS count FROM reservations.seats WHERE event_id = $1::uuid', event.eventId) as [{ count: number }]
+    expect(count).toBe(50_000)
+    expect(seconds).toBeLessThan(15)
+  }, 60_000)
+})
+
+describe('holds under contention (real PostgreSQL)', () => {
+  test('4,000 buyers race for 100 seats with overlapping 1–4-seat requests: no seat held twice, all or nothing', async () => {
+    const event = await seed(snapshot({ seats: 100, perUserLimit: 10 }))
+    const seatIds = event.seats.map((seat) => seat.id)
+    const outcomes = await race(4_000, 200, () =>
+      reservations.hold({ userId: crypto.randomUUID(), eventId: event.eventId, seatIds: pick(seatIds, 1 + Math.floor(Math.random() * 4)) }),
+    )
+    const held = outcomes.filter((outcome) => outcome.ok)
+    const refused = outcomes.filter((outcome) => !outcome.ok) as Array<{ code: string; status: number }>
+    expect(held.length + refused.length).toBe(4_000)
+    expect(new Set(refused.map((outcome) => outcome.code))).toEqual(new Set(['SEATS_UNAVAILABLE']))
+    const heldSeats = held.flatMap((outcome) => (outcome as { value: { seat_ids: string[] } }).value.seat_ids)
+    expect(new Set(heldSeats).size).toBe(heldSeats.length)
+    const [{ taken }] = await db.$queryRawUnsafe<Array<{ taken: number }>>(
+      `SELECT count(*)::int AS taken FROM reservations.seats WHERE event_id = $1::uuid AND state = 'held'`,
+      event.eventId,
+    ) as [{ taken: number }]
+    expect(taken).toBe(heldSeats.length)
+    await checkInvariants(event.eventId)
+  }, 180_000)
+
+  test('500 buyers race for a ticket type of 100: exactly 100 held, never more', async () => {
+    const event = await seed(snapshot({ seats: 0, ticketTypes: [{ name: 'Standing', price: 50_000, quantity: 100 }] }))
+    const ticketTypeId = event.ticketTypes[0]!.id
+    const outcomes = await race(500, 200, () => reservations.hold({ userId: crypto.randomUUID(), eventId: event.eventId, ticketTypeId, quantity: 1 }))
+    expect(outcomes.filter((outcome) => outcome.ok)).toHaveLength(100)
+    expect(outcomes.filter((outcome) => !outcome.ok).every((outcome) => (outcome as { code: string }).code === 'TICKETS_UNAVAILABLE')).toBe(true)
+    const [type] = await db.$queryRawUnsafe<Array<{ held: number; sold: number }>>('SELECT held, sold FROM reservations.ticket_types WHERE id = $1::uuid', ticketTypeId)
+    expect(type).toEqual({ held: 100, sold: 0 })
+    // The table itself refuses an oversell, whatever the code does.
+    await expect((async () => db.$executeRawUnsafe('UPDATE reservations.ticket_types SET held = held + 1 WHERE id = $1::uuid', ticketTypeId))()).rejects.toThrow()
+  }, 120_000)
+
+  test('20 parallel requests from one account respect its limit (seats and tickets)', async () => {
+    const event = await seed(snapshot({ seats: 40, perUserLimit: 4, ticketTypes: [{ name: 'Standing', price: 50_000, quantity: 100 }] }))
+    const userId = crypto.randomUUID()
+    const bySeat = await race(20, 20, (index) => reservations.hold({ userId, eventId: event.eventId, seatIds: [event.seats[index]!.id] }))
+    expect(bySeat.filter((outcome) => outcome.ok)).toHaveLength(4)
+    expect(bySeat.filter((outcome) => !outcome.ok).every((outcome) => (outcome as { code: string }).code === 'LIMIT_EXCEEDED')).toBe(true)
+
+    const other = crypto.randomUUID()
+    const ticketTypeId = event.ticketTypes[0]!.id
+    const byType = await race(20, 20, () => reservations.hold({ userId: other, eventId: event.eventId, ticketTypeId, quantity: 3 }))
+    expect(byType.filter((outcome) => outcome.ok)).toHaveLength(1)
+    // Exactly at the limit is allowed: 3 + 1 = 4.
+    await reservations.hold({ userId: other, eventId: event.eventId, seatIds: [event.seats[30]!.id] })
+    await expect(reservations.hold({ userId: other, eventId: event.eventId, seatIds: [event.seats[31]!.id] })).rejects.toMatchObject({ code: 'LIMIT_EXCEEDED' })
+  }, 60_000)
+
+  test('a request that overlaps a held seat gets nothing, and the 409 names the seat', async () => {
+    const event = await seed(snapshot({ seats: 10 }))
+    const [a, b, c] = event.seats
+    await reservations.hold({ userId: crypto.randomUUID(), eventId: event.eventId, seatIds: [b!.id] })
+    const refused = reservations.hold({ userId: crypto.randomUUID(), eventId: event.eventId, seatIds: [a!.id, b!.id, c!.id] })
+    await expect(refused).rejects.toMatchObject({ status: 409, code: 'SEATS_UNAVAILABLE', message: `seats not available: ${b!.label}` })
+    const status = await reservations.seatStatus(event.eventId)
+    expect(status.seats.filter((seat) => seat.status !== 'available').map((seat) => seat.id)).toEqual([b!.id])
+  })
+})
+
+describe('expiry, cancel, confirm', () => {
+  const short = reservationsForTest({ holdSeconds: 1, poolSize: 4 })
+  afterAll(() => short.db.$disconnect())
+
+  test('a hold past its expiry is free at once, and the sweep records it expired and says so', async () => {
+    const event = await short.seed(snapshot({ seats: 2, ticketTypes: [{ name: 'Standing', price: 50_000, quantity: 1 }] }))
+    const first = await short.reservations.hold({ userId: crypto.randomUUID(), eventId: event.eventId, seatIds: [event.seats[0]!.id] })
+    const ga = await short.reservations.hold({ userId: crypto.randomUUID(), eventId: event.eventId, ticketTypeId: event.ticketTypes[0]!.id, quantity: 1 })
+    await expect(short.reservations.hold({ userId: crypto.randomUUID(), eventId: event.eventId, seatIds: [event.seats[0]!.id] })).rejects.toMatchObject({ code: 'SEATS_UNAVAILABLE' })
+    await Bun.sleep(1_100)
+    // Before any sweep: the claiming statement treats the expired hold as free.
+    const second = await short.reservations.hold({ userId: crypto.randomUUID(), eventId: event.eventId, seatIds: [event.seats[0]!.id] })
+    expect(second.seat_ids).toEqual([event.seats[0]!.id])
+    // General admission: the lazily expired hold is recorded and its ticket is taken again.
+    const ga2 = await short.reservations.hold({ userId: crypto.randomUUID(), eventId: event.eventId, ticketTypeId: event.ticketTypes[0]!.id, quantity: 1 })
+    const names = (await short.published(event.eventId)).map((row) => `${row.event_name}:${row.payload.reservationId ?? ''}`)
+    expect(names).toContain(`reservation.expired.v1:${ga.id}`)
+
+    await Bun.sleep(1_100)
+    expect((await short.reservations.expireBatch()).count).toBeGreaterThanOrEqual(3)
+    const [row] = await short.db.$queryRawUnsafe<Array<{ state: string }>>('SELECT state FROM reservations.reservations WHERE id = $1::uuid', first.id)
+    expect(row!.state).toBe('expired')
+    const seats = await short.db.$queryRawUnsafe<Array<{ state: string }>>('SELECT state FROM reservations.seats WHERE event_id = $1::uuid', event.eventId)
+    expect(seats.every((seat) => seat.state === 'available')).toBe(true)
+    const [type] = await short.db.$queryRawUnsafe<Array<{ held: number }>>('SELECT held FROM reservations.ticket_types WHERE event_id = $1::uuid', event.eventId)
+    expect(type!.held).toBe(0)
+    const expired = (await short.published(event.eventId)).filter((row) => row.event_name === 'reservation.expired.v1')
+    expect(expired.map((row) => row.payload.reservationId).sort()).toEqual([first.id, second.id, ga.id, ga2.id].sort())
+  })
+
+  test('an unexpired hold is not expired by the sweep', async () => {
+    const event = await seed(snapshot({ seats: 1 }))
+    const hold = await reservations.hold({ userId: crypto.randomUUID(), eventId: event.eventId, seatIds: [event.seats[0]!.id] })
+    await reservations.expireBatch()
+    expect((await reservations.find(hold.id, { userId: hold.user_id, admin: false })).state).toBe('pending')
+  })
+
+  test('cancel releases the seats; only the owner (or an admin) may; twice is a 409', async () => {
+    const event = await seed(snapshot({ seats: 3, ticketTypes: [{ name: 'Standing', price: 50_000, quantity: 5 }] }))
+    const owner = crypto.randomUUID()
+    const hold = await reservations.hold({ userId: owner, eventId: event.eventId, seatIds: [event.seats[0]!.id, event.seats[1]!.id] })
+    await expect(reservations.cancel(hold.id, { userId: crypto.randomUUID(), admin: false })).rejects.toMatchObject({ status: 404 })
+    expect((await reservations.cancel(hold.id, { userId: owner, admin: false })).state).toBe('cancelled')
+    await expect(reservations.cancel(hold.id, { userId: owner, admin: false })).rejects.toMatchObject({ status: 409, code: 'ILLEGAL_TRANSITION' })
+    const again = await reservations.hold({ userId: crypto.randomUUID(), eventId: event.eventId, seatIds: [event.seats[0]!.id, event.seats[1]!.id] })
+    expect(again.state).toBe('pending')
+    const ga = await reservations.hold({ userId: owner, eventId: event.eventId, ticketTypeId: event.ticketTypes[0]!.id, quantity: 2 })
+    await reservations.cancel(ga.id, { userId: crypto.randomUUID(), admin: true })
+    const [type] = await db.$queryRawUnsafe<Array<{ held: number }>>('SELECT held FROM reservations.ticket_types WHERE event_id = $1::uuid', event.eventId)
+    expect(type!.held).toBe(0)
+    expect((await published(event.eventId)).filter((row) => row.event_name === 'reservation.cancelled.v1').map((row) => row.payload.reason)).toEqual(['owner', 'admin'])
+  })
+
+  test('payment confirms a hold; a paid expired hold is held again when free, else a refund is due', async () => {
+    const event = await short.seed(snapshot({ seats: 3 }))
+    const [a, b, c] = event.seats
+    const buyer = crypto.randomUUID()
+    const paid = await short.reservations.hold({ userId: buyer, eventId: event.eventId, seatIds: [a!.id] })
+    expect((await short.reservations.confirm(paid.id, 'pay-1')).outcome).toBe('confirmed')
+    expect((await short.reservations.confirm(paid.id, 'pay-1')).outcome).toBe('already_confirmed')
+    expect((await short.reservations.confirm(paid.id, 'pay-2')).outcome).toBe('refund_due')
+
+    const late = await short.reservations.hold({ userId: buyer, eventId: event.eventId, seatIds: [b!.id] })
+    const lost = await short.reservations.hold({ userId: buyer, eventId: event.eventId, seatIds: [c!.id] })
+    await Bun.sleep(1_100)
+    await short.reservations.hold({ userId: crypto.randomUUID(), eventId: event.eventId, seatIds: [c!.id] })
+    expect((await short.reservations.confirm(late.id, 'pay-3')).outcome).toBe('confirmed')
+    expect((await short.reservations.confirm(lost.id, 'pay-4')).outcome).toBe('refund_due')
+    const seats = await short.reservations.seatStatus(event.eventId)
+    expect(seats.seats.map((seat) => seat.status)).toEqual(['sold', 'sold', 'held'])
+    const refunds = (await short.published(event.eventId)).filter((row) => row.event_name === 'reservation.refund-due.v1')
+    expect(refunds.map((row) => row.payload.reason)).toEqual(['cancelled', 'paid_after_expiry'])
+    await checkInvariants(event.eventId)
+  })
+
+  test('a hold is extended once', async () => {
+    const event = await seed(snapshot({ seats: 1 }))
+    const hold = await reservations.hold({ userId: crypto.randomUUID(), eventId: event.eventId, seatIds: [event.seats[0]!.id] })
+    const extended = await reservations.extendHold(hold.id, hold.user_id)
+    expect(extended.ok && extended.expiresAt.getTime() - hold.expires_at.getTime()).toBe(300_000)
+    expect(await reservations.extendHold(hold.id, hold.user_id)).toEqual({ ok: false, reason: 'already_extended' })
+    expect(await reservations.extendHold(hold.id, crypto.randomUUID())).toEqual({ ok: false, reason: 'not_found' })
+  })
+
+  test('sold out when the last seat is held, restocked when one comes back', async () => {
+    const event = await seed(snapshot({ seats: 2 }))
+    const user = crypto.randomUUID()
+    await reservations.hold({ userId: user, eventId: event.eventId, seatIds: [event.seats[0]!.id] })
+    expect((await published(event.eventId)).map((row) => row.event_name)).not.toContain('inventory.sold-out.v1')
+    const last = await reservations.hold({ userId: user, eventId: event.eventId, seatIds: [event.seats[1]!.id] })
+    await reservations.cancel(last.id, { userId: user, admin: false })
+    const names = (await published(event.eventId)).map((row) => row.event_name).filter((name) => name.startsWith('inventory.'))
+    expect(names).toEqual(['inventory.sold-out.v1', 'inventory.restocked.v1'])
+  })
+})

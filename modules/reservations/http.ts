@@ -1,0 +1,81 @@
+import { Elysia } from 'elysia'
+import type { AuthGuard } from '../../runtime/kernel/auth-guard'
+import { bodyLimits } from '../../runtime/kernel/http-edge'
+import { ADMISSION_TOKEN_HEADER } from '../queue/contract'
+import {
+  EventParams,
+  HoldInput,
+  IdParams,
+  ReleaseResult,
+  ReservationList,
+  ReservationView,
+  SeatLockInput,
+  SeatStatusView,
+} from './contract'
+import type { Reservations } from './services/reservations'
+
+export function reservationsHttp(deps: { reservations: Reservations; guard: AuthGuard }) {
+  const { reservations } = deps
+  const one = async (row: Parameters<Reservations['views']>[0][number]) => (await reservations.views([row]))[0]!
+  return new Elysia({ name: 'reservations-http', detail: { tags: ['reservations'] } })
+    .use(deps.guard)
+    .use(bodyLimits)
+    .post(
+      '/reservations',
+      async ({ body, principal, headers, set }) => {
+        const row = await reservations.hold({ ...body, userId: principal.userId, admissionToken: headers[ADMISSION_TOKEN_HEADER] })
+        set.status = 201
+        return one(row)
+      },
+      {
+        auth: 'user',
+        body: HoldInput,
+        response: { 201: ReservationView },
+        detail: {
+          summary: 'Hold seats (all or none) or general-admission tickets: a PENDING reservation until its expiry',
+          description: `While the event's waiting room is required, send the admission token as \`${ADMISSION_TOKEN_HEADER}\`. A seat someone else holds is a 409 naming it.`,
+        },
+      },
+    )
+    .get('/reservations/my', async ({ principal }) => ({ items: await reservations.views(await reservations.mine(principal.userId)) }), {
+      auth: 'user',
+      response: { 200: ReservationList },
+      detail: { summary: 'My reservations, newest first (the latest 100)' },
+    })
+    .get('/reservations/:id', async ({ params, principal }) => one(await reservations.find(params.id, { userId: principal.userId, admin: principal.role === 'admin' })), {
+      auth: 'user',
+      params: IdParams,
+      response: { 200: ReservationView },
+      detail: { summary: "A reservation (its owner's or, for admins, any); anyone else gets 404" },
+    })
+    .post(
+      '/reservations/:id/cancel',
+      async ({ params, principal }) => one(await reservations.cancel(params.id, { userId: principal.userId, admin: principal.role === 'admin' })),
+      {
+        auth: 'user',
+        params: IdParams,
+        response: { 200: ReservationView },
+        detail: { summary: 'Cancel a pending or confirmed reservation (owner or admin): its seats go back on sale; a paid one is refunded' },
+      },
+    )
+    .post(
+      '/seats/lock',
+      async ({ body, principal, headers, set }) => {
+        const row = await reservations.hold({ ...body, userId: principal.userId, admissionToken: headers[ADMISSION_TOKEN_HEADER] })
+        set.status = 201
+        return one(row)
+      },
+      { auth: 'user', body: SeatLockInput, response: { 201: ReservationView }, detail: { summary: 'Hold seats (the legacy API; same as POST /reservations with seatIds)' } },
+    )
+    .post('/seats/release', async ({ body, principal }) => ({ released: await reservations.releaseSeats(principal.userId, body.eventId, body.seatIds) }), {
+      auth: 'user',
+      body: SeatLockInput,
+      response: { 200: ReleaseResult },
+      detail: { summary: 'Release my holds of these seats (the legacy API): each hold that has one of them is cancelled whole' },
+    })
+    .get('/seats/:eventId', ({ params }) => reservations.seatStatus(params.eventId), {
+      params: EventParams,
+      response: { 200: SeatStatusView },
+      detail: { summary: "The event's seats with live status (available, held, sold, blocked) and tickets left per type" },
+    })
+}

@@ -1,0 +1,68 @@
+import { Outbox } from '../../runtime/kernel/bus'
+import { describeError } from '../../runtime/kernel/log'
+import { defineModule } from '../../runtime/kernel/module'
+import { queueHttpClient, type QueueClient } from '../queue/contract'
+import { reservationsContract, type ReservationsClient } from './contract'
+import { createReservationsDb } from './db'
+import { reservationsHttp } from './http'
+import { createExpiry, EXPIRY_QUEUE } from './services/expiry'
+import { inventorySubscriptions } from './services/inventory'
+import { createReservations } from './services/reservations'
+
+export const reservationsModule = defineModule({
+  contract: reservationsContract,
+  create(ctx) {
+    const settings = ctx.config.reservations
+    const db = createReservationsDb(ctx.databaseUrl, () => ctx.metrics.dbQueries.inc({ module: 'reservations' }))
+    const outbox = new Outbox(reservationsContract, ctx.catalog)
+    // The queue module in this process, or over HTTP where it runs elsewhere; resolved on first use.
+    let queue: QueueClient | undefined
+    const queueClient = () => (queue ??= (ctx.clientOf('queue') as QueueClient | undefined) ?? queueHttpClient(ctx.config.queueUrl))
+
+    let expiry: ReturnType<typeof createExpiry> | undefined
+    const reservations = createReservations({
+      db,
+      outbox,
+      admission: (token, expected) => queueClient().verifyAdmission(token, expected),
+      holdSeconds: settings.holdSeconds,
+      extensionSeconds: settings.extensionSeconds,
+      committed({ expiries }) {
+        ctx.wakeRelay()
+        if (expiries?.length) void expiry?.plan(expiries)
+      },
+    })
+    expiry = createExpiry({ reservations, queue: ctx.queues.get(EXPIRY_QUEUE), redis: ctx.redis, log: ctx.log, sweepMs: settings.sweepMs })
+
+    const client: ReservationsClient = {
+      async get(id, userId) {
+        try {
+          return reservations.summary(await reservations.find(id, { userId, admin: false }))
+        } catch {
+          return undefined
+        }
+      },
+      async confirm(id, paymentId) {
+        const result = await reservations.confirm(id, paymentId)
+        if (result.outcome === 'not_found') throw new Error(`reservation ${id} does not exist`)
+        return result
+      },
+      extendHold: (id, userId) => reservations.extendHold(id, userId),
+    }
+
+    return {
+      db,
+      http: reservationsHttp({ reservations, guard: ctx.guard }),
+      subscriptions: inventorySubscriptions((tx, eventId) => reservations.cancelAllForEvent(tx, eventId)),
+      client,
+      async start() {
+        await expiry!.start(ctx.workerConnection, ctx.config.redisPrefix).catch((error) => {
+          ctx.log.error('hold expiry could not start', { error: describeError(error) })
+          throw error
+        })
+      },
+      async stop() {
+        await expiry!.stop()
+      },
+    }
+  },
+})

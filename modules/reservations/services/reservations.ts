@@ -1,0 +1,559 @@
+import type { Outbox } from '../../../runtime/kernel/bus'
+import { conflict, HttpError, notFound, badRequest } from '../../../runtime/kernel/errors'
+import type { AdmissionCheck } from '../../queue/contract'
+import type { ConfirmOutcome, ExtendOutcome, reservationsContract, ReservationStateName, ReservationSummary } from '../contract'
+import type { ReservationsDb, ReservationsTx as Tx } from '../db'
+import { effectiveState, reservationNumber } from '../domain/reservation'
+
+type ReservationsOutbox = Outbox<typeof reservationsContract>
+
+export interface HoldRequest {
+  userId: string
+  eventId: string
+  seatIds?: string[]
+  ticketTypeId?: string
+  quantity?: number
+  admissionToken?: string
+}
+
+export interface Caller {
+  userId: string
+  admin: boolean
+}
+
+interface ReservationRow {
+  id: string
+  number: string
+  event_id: string
+  user_id: string
+  state: ReservationStateName
+  seat_ids: string[]
+  ticket_type_id: string | null
+  quantity: number
+  amount: number
+  expires_at: Date
+  extended: boolean
+  payment_id: string | null
+  created_at: Date
+  confirmed_at: Date | null
+}
+
+interface EventCopy {
+  status: string
+  sale_start: Date | null
+  sale_end: Date | null
+  event_date: Date | null
+  per_user_limit: number
+  queue_required: boolean
+  rules_version: number
+  deleted: boolean
+}
+
+/** Statuses in which holds are taken: a sold-out event may have seats back at any moment. */
+const SELLING = new Set(['on_sale', 'sold_out'])
+/** A hot lock fails fast (503, retry) instead of queueing requests behind it. */
+const LOCK_TIMEOUT = `SET LOCAL lock_timeout = '2s'`
+
+/** PostgreSQL's lock_not_available (55P03), however Prisma wraps it. */
+function isLockTimeout(error: unknown): boolean {
+  const e = error as { meta?: { code?: string; driverAdapterError?: { cause?: { originalCode?: string } } }; cause?: { originalCode?: string } }
+  return [e?.meta?.code, e?.meta?.driverAdapterError?.cause?.originalCode, e?.cause?.originalCode].includes('55P03')
+}
+
+const RESERVATION_COLUMNS = `id::text, number, event_id::text, user_id::text, state, seat_ids::text[] AS seat_ids, ticket_type_id::text,
+  quantity, amount, expires_at, extended, payment_id, created_at, confirmed_at`
+
+export function createReservations(deps: {
+  db: ReservationsDb
+  outbox: ReservationsOutbox
+  /** Verifies an admission token (the queue contract's client); undefined: this process cannot check one. */
+  admission?: (token: string | undefined, expected: { userId: string; eventId: string }) => Promise<AdmissionCheck>
+  holdSeconds: number
+  extensionSeconds: number
+  /** After a transaction that published or changed availability committed: relay, plan expiry, push seat changes. */
+  committed: (change: { eventIds: string[]; expiries?: Array<{ id: string; at: Date }> }) => void
+}) {
+  const { db, outbox } = deps
+
+  async function inTransaction<T>(work: (tx: Tx) => Promise<T>): Promise<T> {
+    try {
+      return await db.$transaction(
+        async (tx) => {
+          await tx.$executeRawUnsafe(LOCK_TIMEOUT)
+          return work(tx)
+        },
+        { maxWait: 5_000, timeout: 15_000 },
+      )
+    } catch (error) {
+      if (isLockTimeout(error)) throw new HttpError(503, 'BUSY', 'too many requests for the same seats; retry shortly', { 'retry-after': '1' })
+      throw error
+    }
+  }
+
+  async function eventCopy(client: Tx | ReservationsDb, eventId: string): Promise<EventCopy | undefined> {
+    const rows = await client.$queryRawUnsafe<EventCopy[]>(
+      `SELECT status, sale_start, sale_end, event_date, per_user_limit, queue_required, rules_version, deleted
+       FROM reservations.events WHERE event_id = $1::uuid`,
+      eventId,
+    )
+    const copy = rows[0]
+    return copy && !copy.deleted && copy.rules_version > 0 ? copy : undefined
+  }
+
+  // --- availability: sold out when nothing is left, restocked when something comes back ---
+
+  async function anythingAvailable(tx: Tx, eventId: string): Promise<boolean> {
+    const rows = await tx.$queryRawUnsafe<Array<{ available: boolean }>>(
+      `SELECT EXISTS (SELECT 1 FROM reservations.seats WHERE event_id = $1::uuid AND NOT blocked
+                        AND (state = 'available' OR (state = 'held' AND held_until < now())))
+           OR EXISTS (SELECT 1 FROM reservations.ticket_types WHERE event_id = $1::uuid AND held + sold < quantity) AS available`,
+      eventId,
+    )
+    return rows[0]!.available
+  }
+
+  /**
+   * Records a change of availability once. The decision is taken under the event row's lock and re-checked after
+   * it, so a hold that takes the last seat and a release that frees one never leave the flag stale.
+   */
+  async function updateSoldOut(tx: Tx, eventId: string, after: 'taken' | 'released') {
+    if (after === 'taken' && (await anythingAvailable(tx, eventId))) return
+    const rows = await tx.$queryRawUnsafe<Array<{ sold_out: boolean }>>(
+      'SELECT sold_out FROM reservations.events WHERE event_id = $1::uuid FOR UPDATE',
+      eventId,
+    )
+    if (!rows[0]) return
+    const soldOut = !(await anythingAvailable(tx, eventId))
+    if (soldOut === rows[0].sold_out) return
+    await tx.$executeRawUnsafe('UPDATE reservations.events SET sold_out = $2 WHERE event_id = $1::uuid', eventId, soldOut)
+    const at = new Date().toISOString()
+    if (soldOut) await outbox.publish(tx, 'inventory.sold-out.v1', { eventId, at })
+    else await outbox.publish(tx, 'inventory.restocked.v1', { eventId, at })
+  }
+
+  // --- holds ---
+
+  function checkRequest(request: HoldRequest) {
+    const bySeat = request.seatIds !== undefined
+    const byType = request.ticketTypeId !== undefined || request.quantity !== undefined
+    if (bySeat === byType) throw badRequest('INVALID_HOLD', 'send either seatIds, or ticketTypeId with quantity')
+    if (byType && (request.ticketTypeId === undefined || request.quantity === undefined))
+      throw badRequest('INVALID_HOLD', 'ticketTypeId and quantity go together')
+  }
+
+  async function checkAdmission(request: HoldRequest) {
+    if (!deps.admission) throw new HttpError(503, 'UNAVAILABLE', 'admission tokens cannot be checked right now; retry shortly', { 'retry-after': '5' })
+    const check = await deps.admission(request.admissionToken, { userId: request.userId, eventId: request.eventId })
+    if (!check.ok)
+      throw new HttpError(403, 'ADMISSION_REQUIRED', `this event's waiting room admits buyers: admission token ${check.reason.replace('_', ' ')}`)
+  }
+
+  /** Claims every requested seat or none: one statement, skipping seats another hold is taking right now. */
+  async function claimSeats(tx: Tx, eventId: string, reservationId: string, seatIds: string[]) {
+    const sorted = [...seatIds].sort()
+    const claimed = await tx.$queryRawUnsafe<Array<{ id: string; price: number }>>(
+      `UPDATE reservations.seats AS s SET state = 'held', reservation_id = $3::uuid, held_until = now() + make_interval(secs => $4)
+       FROM (SELECT id FROM reservations.seats
+             WHERE event_id = $1::uuid AND id = ANY($2::uuid[]) AND NOT blocked
+               AND (state = 'available' OR (state = 'held' AND held_until < now()))
+             ORDER BY id FOR UPDATE SKIP LOCKED) AS free
+       WHERE s.id = free.id
+       RETURNING s.id::text, s.price`,
+      eventId,
+      sorted,
+      reservationId,
+      deps.holdSeconds,
+    )
+    if (claimed.length === sorted.length) return claimed.reduce((sum, seat) => sum + seat.price, 0)
+    const got = new Set(claimed.map((seat) => seat.id))
+    const missing = sorted.filter((id) => !got.has(id))
+    const known = await tx.$queryRawUnsafe<Array<{ id: string; label: string }>>(
+      'SELECT id::text, label FROM reservations.seats WHERE event_id = $1::uuid AND id = ANY($2::uuid[]) ORDER BY ordinal',
+      eventId,
+      missing,
+    )
+    if (known.length < missing.length) {
+      const unknown = missing.filter((id) => !known.some((seat) => seat.id === id))
+      throw badRequest('UNKNOWN_SEATS', `no such seats in this event: ${unknown.join(', ')}`)
+    }
+    throw conflict('SEATS_UNAVAILABLE', `seats not available: ${known.map((seat) => seat.label).join(', ')}`)
+  }
+
+  /** Takes `quantity` tickets of a type, never beyond its quantity (the table's constraint is the last guard). */
+  async function claimTickets(tx: Tx, eventId: string, ticketTypeId: string, quantity: number): Promise<number> {
+    const take = () =>
+      tx.$queryRawUnsafe<Array<{ price: number }>>(
+        `UPDATE reservations.ticket_types SET held = held + $3
+         WHERE id = $2::uuid AND event_id = $1::uuid AND held + sold + $3 <= quantity RETURNING price`,
+        eventId,
+        ticketTypeId,
+        quantity,
+      )
+    let taken = await take()
+    if (taken.length === 0) {
+      const exists = await tx.$queryRawUnsafe<unknown[]>('SELECT 1 FROM reservations.ticket_types WHERE id = $1::uuid AND event_id = $2::uuid', ticketTypeId, eventId)
+      if (exists.length === 0) throw badRequest('UNKNOWN_TICKET_TYPE', 'no such ticket type in this event')
+      // Holds past their expiry still count until they are recorded as expired: do that now, then try again.
+      if ((await expireDue(tx, { ticketTypeId })) > 0) taken = await take()
+    }
+    if (taken.length === 0) throw conflict('TICKETS_UNAVAILABLE', `not enough tickets left for ${quantity}`)
+    return taken[0]!.price * quantity
+  }
+
+  async function hold(request: HoldRequest): Promise<ReservationRow> {
+    checkRequest(request)
+    const { userId, eventId } = request
+    const event = await eventCopy(db, eventId)
+    if (!event || event.status === 'draft') throw notFound('event')
+    const now = Date.now()
+    if (!SELLING.has(event.status) || event.sale_start!.getTime() > now || event.sale_end!.getTime() <= now)
+      throw conflict('NOT_ON_SALE', 'this event is not on sale')
+    if (event.queue_required) await checkAdmission(request)
+
+    const requested = request.seatIds?.length ?? request.quantity!
+    const id = crypto.randomUUID()
+    const row = await inTransaction(async (tx) => {
+      // One hold at a time per buyer and event, so that parallel requests cannot each pass the limit.
+      await tx.$executeRawUnsafe(`SELECT pg_advisory_xact_lock(hashtextextended('reservations.hold:' || $1 || ':' || $2, 0))`, userId, eventId)
+      const [{ taken }] = await tx.$queryRawUnsafe<Array<{ taken: number }>>(
+        `SELECT COALESCE(sum(quantity), 0)::int AS taken FROM reservations.reservations
+         WHERE user_id = $1::uuid AND event_id = $2::uuid AND (state = 'confirmed' OR (state = 'pending' AND expires_at > now()))`,
+        userId,
+        eventId,
+      ) as [{ taken: number }]
+      if (taken + requested > event.per_user_limit)
+        throw conflict('LIMIT_EXCEEDED', `at most ${event.per_user_limit} tickets per buyer for this event (${taken} already held or bought)`)
+
+      const amount = request.seatIds
+        ? await claimSeats(tx, eventId, id, request.seatIds)
+        : await claimTickets(tx, eventId, request.ticketTypeId!, request.quantity!)
+      const [created] = await tx.$queryRawUnsafe<ReservationRow[]>(
+        `INSERT INTO reservations.reservations (id, number, event_id, user_id, state, seat_ids, ticket_type_id, quantity, amount, expires_at)
+         VALUES ($1::uuid, $2, $3::uuid, $4::uuid, 'pending', $5::uuid[], $6::uuid, $7, $8, now() + make_interval(secs => $9))
+         RETURNING ${RESERVATION_COLUMNS}`,
+        id,
+        reservationNumber(),
+        eventId,
+        userId,
+        request.seatIds ?? [],
+        request.ticketTypeId ?? null,
+        requested,
+        amount,
+        deps.holdSeconds,
+      )
+      await outbox.publish(tx, 'reservation.created.v1', {
+        reservationId: id,
+        number: created!.number,
+        eventId,
+        userId,
+        seatIds: created!.seat_ids,
+        ticketTypeId: created!.ticket_type_id,
+        quantity: requested,
+        amount,
+        expiresAt: created!.expires_at.toISOString(),
+        createdAt: created!.created_at.toISOString(),
+      })
+      await updateSoldOut(tx, eventId, 'taken')
+      return created!
+    })
+    deps.committed({ eventIds: [eventId], expiries: [{ id, at: row.expires_at }] })
+    return row
+  }
+
+  // --- releasing ---
+
+  /** Gives a reservation's seats and tickets back to the sale (only those it still holds or bought). */
+  async function release(tx: Tx, row: Pick<ReservationRow, 'id' | 'state' | 'ticket_type_id' | 'quantity'>) {
+    await tx.$executeRawUnsafe(
+      `UPDATE reservations.seats SET state = 'available', reservation_id = NULL, held_until = NULL WHERE reservation_id = $1::uuid`,
+      row.id,
+    )
+    if (row.ticket_type_id) {
+      const counter = row.state === 'confirmed' ? 'sold' : 'held'
+      await tx.$executeRawUnsafe(`UPDATE reservations.ticket_types SET ${counter} = ${counter} - $2 WHERE id = $1::uuid`, row.ticket_type_id, row.quantity)
+    }
+  }
+
+  /**
+   * Records pending holds past their expiry as EXPIRED and puts what they still hold back on sale. Rows another
+   * transaction is working on are skipped (the next sweep takes them). Returns how many expired.
+   */
+  async function expireDue(tx: Tx, filter: { id?: string; ticketTypeId?: string } = {}, limit = 500): Promise<number> {
+    const expired = await tx.$queryRawUnsafe<ReservationRow[]>(
+      `UPDATE reservations.reservations AS r SET state = 'expired', closed_at = now()
+       FROM (SELECT id AS due_id FROM reservations.reservations
+             WHERE state = 'pending' AND expires_at <= now()
+               AND ($1::uuid IS NULL OR id = $1::uuid) AND ($2::uuid IS NULL OR ticket_type_id = $2::uuid)
+             ORDER BY expires_at LIMIT $3 FOR UPDATE SKIP LOCKED) AS due
+       WHERE r.id = due.due_id
+       RETURNING ${RESERVATION_COLUMNS}`,
+      filter.id ?? null,
+      filter.ticketTypeId ?? null,
+      limit,
+    )
+    const at = new Date().toISOString()
+    for (const row of expired) {
+      await release(tx, { ...row, state: 'pending' })
+      await outbox.publish(tx, 'reservation.expired.v1', { reservationId: row.id, number: row.number, eventId: row.event_id, userId: row.user_id, at })
+    }
+    for (const eventId of new Set(expired.map((row) => row.event_id))) await updateSoldOut(tx, eventId, 'released')
+    return expired.length
+  }
+
+  async function lockReservation(tx: Tx, id: string): Promise<ReservationRow | undefined> {
+    const rows = await tx.$queryRawUnsafe<ReservationRow[]>(`SELECT ${RESERVATION_COLUMNS} FROM reservations.reservations WHERE id = $1::uuid FOR UPDATE`, id)
+    return rows[0]
+  }
+
+  async function cancel(id: string, caller: Caller): Promise<ReservationRow> {
+    const row = await inTransaction(async (tx) => {
+      const row = await lockReservation(tx, id)
+      if (!row || (row.user_id !== caller.userId && !caller.admin)) throw notFound('reservation')
+      const state = effectiveState(row.state, row.expires_at, new Date())
+      if (state !== 'pending' && state !== 'confirmed') throw conflict('ILLEGAL_TRANSITION', `a ${state} reservation cannot be cancelled`)
+      if (state === 'confirmed') {
+        const event = await eventCopy(tx, row.event_id)
+        if (event?.event_date && event.event_date.getTime() <= Date.now()) throw conflict('EVENT_STARTED', 'the event has started: it can no longer be cancelled')
+      }
+      await release(tx, row)
+      const [updated] = await tx.$queryRawUnsafe<ReservationRow[]>(
+        `UPDATE reservations.reservations SET state = 'cancelled', closed_at = now() WHERE id = $1::uuid RETURNING ${RESERVATION_COLUMNS}`,
+        id,
+      )
+      const at = new Date().toISOString()
+      const facts = { reservationId: id, number: row.number, eventId: row.event_id, userId: row.user_id }
+      await outbox.publish(tx, 'reservation.cancelled.v1', { ...facts, reason: caller.userId === row.user_id ? 'owner' : 'admin', wasConfirmed: state === 'confirmed', at })
+      if (state === 'confirmed')
+        await outbox.publish(tx, 'reservation.refund-due.v1', { ...facts, paymentId: row.payment_id, amount: row.amount, reason: 'cancelled', at })
+      await updateSoldOut(tx, row.event_id, 'released')
+      return updated!
+    })
+    deps.committed({ eventIds: [row.event_id] })
+    return row
+  }
+
+  /** The caller's pending holds that hold any of these seats are released (a hold is released whole). */
+  async function releaseSeats(userId: string, eventId: string, seatIds: string[]): Promise<string[]> {
+    const holds = await db.$queryRawUnsafe<Array<{ id: string }>>(
+      `SELECT DISTINCT reservation_id::text AS id FROM reservations.seats
+       WHERE event_id = $1::uuid AND id = ANY($2::uuid[]) AND state = 'held'`,
+      eventId,
+      seatIds,
+    )
+    const released: string[] = []
+    for (const { id } of holds) {
+      try {
+        await cancel(id, { userId, admin: false })
+        released.push(id)
+      } catch (error) {
+        // Someone else's hold, or one that ended meanwhile: not the caller's to release.
+        if (!(error instanceof HttpError) || error.status >= 500) throw error
+      }
+    }
+    return released
+  }
+
+  /** event.cancelled.v1: every live reservation of the event is cancelled (paid ones are to be refunded). */
+  async function cancelAllForEvent(tx: Tx, eventId: string) {
+    const rows = await tx.$queryRawUnsafe<ReservationRow[]>(
+      `UPDATE reservations.reservations SET state = 'cancelled', closed_at = now()
+       WHERE id IN (SELECT id FROM reservations.reservations WHERE event_id = $1::uuid AND state IN ('pending', 'confirmed') FOR UPDATE)
+       RETURNING ${RESERVATION_COLUMNS}`,
+      eventId,
+    )
+    // RETURNING shows the new state; what had been paid is what has a confirmation time.
+    await tx.$executeRawUnsafe(`UPDATE reservations.seats SET state = 'available', reservation_id = NULL, held_until = NULL WHERE event_id = $1::uuid AND state <> 'available'`, eventId)
+    await tx.$executeRawUnsafe('UPDATE reservations.ticket_types SET held = 0, sold = 0 WHERE event_id = $1::uuid', eventId)
+    const at = new Date().toISOString()
+    for (const row of rows) {
+      const facts = { reservationId: row.id, number: row.number, eventId, userId: row.user_id }
+      const paid = row.confirmed_at !== null
+      await outbox.publish(tx, 'reservation.cancelled.v1', { ...facts, reason: 'event_cancelled', wasConfirmed: paid, at })
+      if (paid) await outbox.publish(tx, 'reservation.refund-due.v1', { ...facts, paymentId: row.payment_id, amount: row.amount, reason: 'event_cancelled', at })
+    }
+  }
+
+  // --- the payments module's questions ---
+
+  function summary(row: ReservationRow): ReservationSummary {
+    return {
+      id: row.id,
+      number: row.number,
+      userId: row.user_id,
+      eventId: row.event_id,
+      state: effectiveState(row.state, row.expires_at, new Date()),
+      amount: row.amount,
+      expiresAt: row.expires_at,
+      extended: row.extended,
+    }
+  }
+
+  /** Holds the reservation's seats and tickets as sold: those it holds, or when it had expired, ones free again. */
+  async function sell(tx: Tx, row: ReservationRow): Promise<boolean> {
+    if (row.seat_ids.length > 0) {
+      const free = await tx.$queryRawUnsafe<unknown[]>(
+        `SELECT id FROM reservations.seats WHERE id = ANY($1::uuid[]) AND NOT blocked
+           AND (reservation_id = $2::uuid OR state = 'available' OR (state = 'held' AND held_until < now()))
+         ORDER BY id FOR UPDATE`,
+        row.seat_ids,
+        row.id,
+      )
+      if (free.length < row.seat_ids.length) return false
+      await tx.$executeRawUnsafe(
+        `UPDATE reservations.seats SET state = 'sold', reservation_id = $2::uuid, held_until = NULL WHERE id = ANY($1::uuid[])`,
+        row.seat_ids,
+        row.id,
+      )
+      return true
+    }
+    // A pending hold still counts in `held` (also past its expiry, until the sweep records it); an expired one does not.
+    const moved = await tx.$executeRawUnsafe(
+      row.state === 'pending'
+        ? 'UPDATE reservations.ticket_types SET held = held - $2, sold = sold + $2 WHERE id = $1::uuid'
+        : 'UPDATE reservations.ticket_types SET sold = sold + $2 WHERE id = $1::uuid AND held + sold + $2 <= quantity',
+      row.ticket_type_id,
+      row.quantity,
+    )
+    return moved === 1
+  }
+
+  async function confirm(id: string, paymentId: string): Promise<ConfirmOutcome | { outcome: 'not_found' }> {
+    const result = await inTransaction(async (tx): Promise<ConfirmOutcome | { outcome: 'not_found' }> => {
+      const row = await lockReservation(tx, id)
+      if (!row) return { outcome: 'not_found' }
+      const at = new Date().toISOString()
+      const facts = { reservationId: id, number: row.number, eventId: row.event_id, userId: row.user_id }
+      const refund = async (reason: 'cancelled' | 'event_cancelled' | 'paid_after_expiry') => {
+        await outbox.publish(tx, 'reservation.refund-due.v1', { ...facts, paymentId, amount: row.amount, reason, at })
+        return { outcome: 'refund_due' as const, reservation: summary(row) }
+      }
+      if (row.state === 'confirmed')
+        return row.payment_id === paymentId ? { outcome: 'already_confirmed', reservation: summary(row) } : refund('cancelled')
+      if (row.state === 'cancelled') return refund('cancelled')
+      const event = await eventCopy(tx, row.event_id)
+      if (!event || event.status === 'cancelled') return refund('event_cancelled')
+
+      if (!(await sell(tx, row))) {
+        if (row.state === 'pending') await expireDue(tx, { id })
+        return refund('paid_after_expiry')
+      }
+      const [updated] = await tx.$queryRawUnsafe<ReservationRow[]>(
+        `UPDATE reservations.reservations SET state = 'confirmed', payment_id = $2, confirmed_at = now(), closed_at = NULL
+         WHERE id = $1::uuid RETURNING ${RESERVATION_COLUMNS}`,
+        id,
+        paymentId,
+      )
+      await outbox.publish(tx, 'reservation.confirmed.v1', { ...facts, paymentId, amount: row.amount, confirmedAt: updated!.confirmed_at!.toISOString() })
+      if (row.state === 'expired') await updateSoldOut(tx, row.event_id, 'taken')
+      return { outcome: 'confirmed', reservation: summary(updated!) }
+    })
+    if (result.outcome !== 'not_found') deps.committed({ eventIds: [result.reservation.eventId] })
+    return result
+  }
+
+  async function extendHold(id: string, userId: string): Promise<ExtendOutcome> {
+    const result = await inTransaction(async (tx): Promise<ExtendOutcome & { eventId?: string }> => {
+      const row = await lockReservation(tx, id)
+      if (!row || row.user_id !== userId) return { ok: false, reason: 'not_found' }
+      const state = effectiveState(row.state, row.expires_at, new Date())
+      if (state === 'expired') return { ok: false, reason: 'expired' }
+      if (state !== 'pending') return { ok: false, reason: 'not_pending' }
+      if (row.extended) return { ok: false, reason: 'already_extended' }
+      const [updated] = await tx.$queryRawUnsafe<Array<{ expires_at: Date }>>(
+        `UPDATE reservations.reservations SET expires_at = expires_at + make_interval(secs => $2), extended = true
+         WHERE id = $1::uuid RETURNING expires_at`,
+        id,
+        deps.extensionSeconds,
+      )
+      await tx.$executeRawUnsafe(`UPDATE reservations.seats SET held_until = $2 WHERE reservation_id = $1::uuid AND state = 'held'`, id, updated!.expires_at)
+      return { ok: true, expiresAt: updated!.expires_at, eventId: row.event_id }
+    })
+    if (!result.ok) return result
+    deps.committed({ eventIds: [result.eventId!], expiries: [{ id, at: result.expiresAt }] })
+    return { ok: true, expiresAt: result.expiresAt }
+  }
+
+  // --- reads ---
+
+  async function find(id: string, caller: Caller): Promise<ReservationRow> {
+    const rows = await db.$queryRawUnsafe<ReservationRow[]>(`SELECT ${RESERVATION_COLUMNS} FROM reservations.reservations WHERE id = $1::uuid`, id)
+    const row = rows[0]
+    // Someone else's reservation is not found: its existence is not the caller's business.
+    if (!row || (row.user_id !== caller.userId && !caller.admin)) throw notFound('reservation')
+    return row
+  }
+
+  async function mine(userId: string): Promise<ReservationRow[]> {
+    return db.$queryRawUnsafe<ReservationRow[]>(
+      `SELECT ${RESERVATION_COLUMNS} FROM reservations.reservations WHERE user_id = $1::uuid ORDER BY created_at DESC LIMIT 100`,
+      userId,
+    )
+  }
+
+  async function seatsOf(rows: ReservationRow[]) {
+    const ids = rows.flatMap((row) => row.seat_ids)
+    if (ids.length === 0) return new Map<string, { id: string; label: string; price: number }>()
+    const seats = await db.$queryRawUnsafe<Array<{ id: string; label: string; price: number }>>(
+      'SELECT id::text, label, price FROM reservations.seats WHERE id = ANY($1::uuid[])',
+      ids,
+    )
+    return new Map(seats.map((seat) => [seat.id, seat]))
+  }
+
+  /** The public view: a pending hold past its expiry shows as expired before the sweep records it. */
+  async function views(rows: ReservationRow[]) {
+    const seats = await seatsOf(rows)
+    const now = new Date()
+    return rows.map((row) => ({
+      id: row.id,
+      number: row.number,
+      eventId: row.event_id,
+      state: effectiveState(row.state, row.expires_at, now),
+      seats: row.seat_ids.map((id) => seats.get(id) ?? { id, label: '', price: 0 }),
+      ticketTypeId: row.ticket_type_id,
+      quantity: row.quantity,
+      amount: row.amount,
+      currency: 'KRW' as const,
+      expiresAt: row.expires_at.toISOString(),
+      createdAt: row.created_at.toISOString(),
+      confirmedAt: row.confirmed_at?.toISOString() ?? null,
+    }))
+  }
+
+  /** The seat map with live status, never who holds a seat. */
+  async function seatStatus(eventId: string) {
+    const event = await eventCopy(db, eventId)
+    if (!event || event.status === 'draft') throw notFound('event')
+    const [seats, ticketTypes] = await Promise.all([
+      db.$queryRawUnsafe<Array<{ id: string; label: string; section: string; row: string; number: number; price: number; status: 'available' | 'held' | 'sold' | 'blocked' }>>(
+        `SELECT id::text, label, section, "row", number, price,
+           CASE WHEN blocked THEN 'blocked' WHEN state = 'held' AND held_until < now() THEN 'available' ELSE state END AS status
+         FROM reservations.seats WHERE event_id = $1::uuid ORDER BY ordinal`,
+        eventId,
+      ),
+      db.$queryRawUnsafe<Array<{ id: string; name: string; price: number; available: number }>>(
+        'SELECT id::text, name, price, quantity - held - sold AS available FROM reservations.ticket_types WHERE event_id = $1::uuid ORDER BY name',
+        eventId,
+      ),
+    ])
+    return { eventId, seats, ticketTypes }
+  }
+
+  async function expireBatch(filter: { id?: string } = {}): Promise<{ count: number; eventIds: string[] }> {
+    let eventIds: string[] = []
+    const count = await inTransaction(async (tx) => {
+      const before = await tx.$queryRawUnsafe<Array<{ event_id: string }>>(
+        `SELECT DISTINCT event_id::text FROM reservations.reservations WHERE state = 'pending' AND expires_at <= now() AND ($1::uuid IS NULL OR id = $1::uuid)`,
+        filter.id ?? null,
+      )
+      eventIds = before.map((row) => row.event_id)
+      return expireDue(tx, filter)
+    })
+    if (count > 0) deps.committed({ eventIds })
+    return { count, eventIds }
+  }
+
+  return { hold, cancel, releaseSeats, cancelAllForEvent, confirm, extendHold, find, mine, views, seatStatus, expireBatch, summary }
+}
+
+export type Reservations = ReturnType<typeof createReservations>
