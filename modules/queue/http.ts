@@ -2,12 +2,13 @@ import { Elysia, t } from 'elysia'
 import type { AuthGuard } from '../../runtime/kernel/auth-guard'
 import { EventParams, Jwks, OpeningProof, ProofQuery, QUEUE_JWKS_PATH, QueueStatus, RateInput, RoomAdminView, RoomView } from './contract'
 import type { AdmissionSigner } from './services/admission-tokens'
+import type { Live } from './services/live'
 import type { Queue } from './services/queue'
 
 const LeaveResult = t.Object({ eventId: t.String({ format: 'uuid' }), left: t.Boolean() })
 
-export function queueHttp(deps: { queue: Queue; signer: AdmissionSigner; guard: AuthGuard }) {
-  const { queue } = deps
+export function queueHttp(deps: { queue: Queue; live: Live; signer: AdmissionSigner; guard: AuthGuard }) {
+  const { queue, live } = deps
   return new Elysia({ name: 'queue-http', detail: { tags: ['queue'] } })
     .use(deps.guard)
     .post('/queue/join/:eventId', ({ params, principal }) => queue.join(principal.userId, params.eventId), {
@@ -73,4 +74,22 @@ export function queueHttp(deps: { queue: Queue; signer: AdmissionSigner; guard: 
       },
       { auth: 'admin', params: EventParams, body: RateInput, response: { 200: RoomAdminView }, detail: { summary: 'Change the admission rate (admin)' } },
     )
+    // Live updates: authenticated at the upgrade (bearer token), refused with 503 past this process's cap.
+    .ws('/queue/ws', {
+      auth: 'user',
+      query: t.Object({ eventId: t.String({ format: 'uuid' }) }),
+      beforeHandle() {
+        live.checkCapacity()
+      },
+      open(ws) {
+        live.open(ws.id, ws.data.query.eventId, ws.data.principal.userId, ws)
+      },
+      message(ws) {
+        live.message(ws.id)
+      },
+      close(ws) {
+        live.close(ws.id)
+      },
+      detail: { summary: 'Live position, ETA and admission (WebSocket): every few seconds, and at once when admitted' },
+    })
 }

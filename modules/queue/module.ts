@@ -5,7 +5,9 @@ import { admissionVerifier, queueContract, type QueueClient } from './contract'
 import { createQueueDb, type QueueTx } from './db'
 import { queueHttp } from './http'
 import { loadAdmissionSigner } from './services/admission-tokens'
+import Redis from 'ioredis'
 import { createController } from './services/controller'
+import { createLive } from './services/live'
 import { createQueue } from './services/queue'
 import { createRooms } from './services/rooms'
 import { createWaitingRoom } from './services/waiting-room'
@@ -20,6 +22,7 @@ export const queueModule = defineModule({
     const rooms = createRooms(room)
     const signer = await loadAdmissionSigner(db)
     const settings = ctx.config.queue
+    const admissionsChannel = `${ctx.config.redisPrefix}:queue:admissions`
     const queue = createQueue({
       db,
       redis: ctx.redis,
@@ -29,6 +32,15 @@ export const queueModule = defineModule({
       outbox: new Outbox(queueContract, ctx.catalog),
       published: ctx.wakeRelay,
       settings,
+      log: ctx.log,
+      admissionsChannel,
+    })
+    const live = createLive({
+      queue,
+      subscriber: new Redis(ctx.config.redisUrl, { lazyConnect: true }),
+      channel: admissionsChannel,
+      maxConnections: settings.maxWebSocketConnections,
+      pushIntervalMs: settings.pushIntervalMs,
       log: ctx.log,
     })
     const controller = createController({ db, rooms, queue, tickMs: settings.admissionTickMs, log: ctx.log })
@@ -42,7 +54,7 @@ export const queueModule = defineModule({
     return {
       db,
       client,
-      http: queueHttp({ queue, signer, guard: ctx.guard }),
+      http: queueHttp({ queue, live, signer, guard: ctx.guard }),
       subscriptions: [
         on(eventsContract, 'event.published.v1', async (event, { tx }) => {
           await rooms.applySnapshot(tx, event)
@@ -60,8 +72,10 @@ export const queueModule = defineModule({
         // Redis may have lost the rooms (a flush, a failover): mirror every live one again from PostgreSQL.
         for (const row of await rooms.live(db)) await rooms.mirror(row)
         controller.start()
+        await live.start()
       },
       async stop() {
+        await live.stop()
         await controller.stop()
       },
     }

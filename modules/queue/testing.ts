@@ -32,6 +32,7 @@ export async function queueInstance(settings: Partial<QueueSettings> = {}) {
     published: () => {},
     settings: { heartbeatTimeoutSeconds: 60, shoppingWindowSeconds: 600, ...settings },
     log,
+    admissionsChannel: `${process.env.REDIS_PREFIX}:queue:admissions`,
   })
   return {
     redis,

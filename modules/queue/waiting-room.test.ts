@@ -138,6 +138,30 @@ describe('admission', () => {
     expect(count).toBe(rows.length)
   }, 30_000)
 
+  test('admissions of an instance that died before recording them are recorded by another, each announced once', async () => {
+    const rules = saleRules({ queue: { required: true, admissionRatePerMinute: 60_000 } })
+    await a.apply(rules)
+    const users = userIds(300)
+    await Promise.all(users.map((user) => a.queue.join(user, rules.eventId)))
+    await a.room.admit(rules.eventId, 600_000, 1_000) // starts the accrual
+    await Bun.sleep(100)
+    const popped = await a.room.admit(rules.eventId, 600_000, 1_000) // …and "dies" before recording
+    expect(popped.length).toBeGreaterThan(0)
+    expect(await admittedRows(rules.eventId)).toHaveLength(0)
+    // Both instances step at once, many times: every admission recorded once, announced once.
+    await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? a : b).queue.step(rules.eventId)))
+    await b.queue.step(rules.eventId)
+    const rows = await admittedRows(rules.eventId)
+    expect(rows.slice(0, popped.length).map((row) => row.userId)).toEqual(popped)
+    expect(rows.map((row) => row.serial)).toEqual(Array.from({ length: rows.length }, (_, i) => i + 1))
+    expect(rows.length).toBe((await a.queue.adminView(rules.eventId)).admittedTotal)
+    const [{ count }] = await a.db.$queryRawUnsafe<[{ count: number }]>(
+      `SELECT count(*)::int AS count FROM queue.outbox WHERE event_name = 'queue.admitted.v1' AND payload->>'eventId' = $1`,
+      rules.eventId,
+    )
+    expect(count).toBe(rows.length)
+  })
+
   test('pause, sold out and closed stop admission; resume starts it again', async () => {
     const rules = saleRules({ queue: { required: true, admissionRatePerMinute: 6_000 } }) // 100 per second
     await a.apply(rules)

@@ -1,7 +1,7 @@
 import type Redis from 'ioredis'
 import type { Outbox } from '../../../runtime/kernel/bus'
 import { conflict, HttpError, notFound } from '../../../runtime/kernel/errors'
-import { describeError, type Logger } from '../../../runtime/kernel/log'
+import type { Logger } from '../../../runtime/kernel/log'
 import type { queueContract } from '../contract'
 import type { QueueDb } from '../db'
 import { commitmentOf, earlyScore, shuffleKey } from '../domain/ordering'
@@ -26,8 +26,6 @@ export interface PersonStatus {
   expiresAt?: string
 }
 
-/** Redis pub/sub channel on which admissions are announced to every instance (for WebSocket pushes). */
-export const ADMISSIONS_CHANNEL = 'queue:admissions'
 const MAX_ADMISSION_BATCH = 5_000
 
 export function createQueue(deps: {
@@ -40,21 +38,24 @@ export function createQueue(deps: {
   published: () => void
   settings: QueueSettings
   log: Logger
+  /** Redis pub/sub channel on which admissions are announced to every instance (for WebSocket pushes). */
+  admissionsChannel: string
 }) {
   const { db, room, rooms, signer, outbox, settings, log } = deps
-  // Seeds never change: each instance reads an event's once.
-  const seeds = new Map<string, string>()
+  // Seeds never change: each instance reads an event's once (one query however many joins arrive together).
+  const seeds = new Map<string, Promise<string>>()
 
   async function roomRow(eventId: string): Promise<RoomRow> {
     const row = await rooms.find(db, eventId)
     if (!row || row.deleted) throw notFound('waiting room')
     return row
   }
-  async function seedOf(eventId: string): Promise<string> {
+  function seedOf(eventId: string): Promise<string> {
     let seed = seeds.get(eventId)
     if (!seed) {
-      seed = (await roomRow(eventId)).seed
+      seed = roomRow(eventId).then((row) => row.seed)
       seeds.set(eventId, seed)
+      seed.catch(() => seeds.delete(eventId))
     }
     return seed
   }
@@ -96,6 +97,40 @@ export function createQueue(deps: {
       for (const userId of userIds) await outbox.publish(tx, 'queue.left.v1', { eventId, userId, reason, at })
     })
     deps.published()
+  }
+
+  /**
+   * Moves admissions from the room's Redis log into the admission log, announcing each (queue.admitted.v1) once:
+   * a row that is already there (another instance recorded it first) is not announced again.
+   */
+  async function record(eventId: string, windowMs: number) {
+    const { admitted, recorded } = await room.unrecorded(eventId, MAX_ADMISSION_BATCH)
+    if (admitted.length === 0) return
+    await db.$transaction(async (tx) => {
+      const inserted = await tx.$queryRawUnsafe<Array<{ serial: number; user_id: string; admitted_at: Date; expires_at: Date }>>(
+        `INSERT INTO queue.admissions (event_id, serial, user_id, early, admitted_at, expires_at)
+         SELECT $1::uuid, entry.serial, entry.user_id, entry.early, to_timestamp(entry.at / 1000.0), to_timestamp((entry.at + $6) / 1000.0)
+         FROM unnest($2::int[], $3::uuid[], $4::boolean[], $5::bigint[]) AS entry(serial, user_id, early, at)
+         ON CONFLICT (event_id, serial) DO NOTHING
+         RETURNING serial, user_id, admitted_at, expires_at`,
+        eventId,
+        admitted.map((entry) => entry.serial),
+        admitted.map((entry) => entry.userId),
+        admitted.map((entry) => entry.early),
+        admitted.map((entry) => entry.admittedAtMs),
+        windowMs,
+      )
+      for (const row of inserted)
+        await outbox.publish(tx, 'queue.admitted.v1', {
+          eventId,
+          userId: row.user_id,
+          serial: row.serial,
+          admittedAt: row.admitted_at.toISOString(),
+          expiresAt: row.expires_at.toISOString(),
+        })
+    })
+    deps.published()
+    await recorded()
   }
 
   return {
@@ -166,35 +201,17 @@ export function createQueue(deps: {
     },
 
     /**
-     * One controller step for a room: drop silent waiters and ended shopping windows, then admit whoever the rate
-     * allows. Safe to run from every instance at once: each Lua step is atomic and the rate is kept in Redis.
+     * One controller step for a room: drop silent waiters and ended shopping windows, admit whoever the rate
+     * allows, record admissions. Safe to run from every instance at once: each Lua step is atomic and the rate is
+     * kept in Redis. Returns how many were admitted.
      */
     async step(eventId: string): Promise<number> {
       const expired = await room.sweep(eventId, settings.heartbeatTimeoutSeconds * 1000)
       await announceLeft(eventId, expired, 'expired')
       const windowMs = settings.shoppingWindowSeconds * 1000
-      const { nowMs, admitted } = await room.admit(eventId, windowMs, MAX_ADMISSION_BATCH)
-      if (admitted.length === 0) return 0
-      const admittedAt = new Date(nowMs)
-      const expiresAt = new Date(nowMs + windowMs)
-      try {
-        await db.$transaction(async (tx) => {
-          await tx.admission.createMany({ data: admitted.map((entry) => ({ eventId, ...entry, admittedAt, expiresAt })), skipDuplicates: true })
-          for (const entry of admitted)
-            await outbox.publish(tx, 'queue.admitted.v1', {
-              eventId,
-              userId: entry.userId,
-              serial: entry.serial,
-              admittedAt: admittedAt.toISOString(),
-              expiresAt: expiresAt.toISOString(),
-            })
-        })
-        deps.published()
-      } catch (error) {
-        // They are admitted (Redis is the waiting room's truth); only the log and the announcement are missing.
-        log.error('recording admissions failed', { eventId, count: admitted.length, error: describeError(error) })
-      }
-      await deps.redis.publish(ADMISSIONS_CHANNEL, JSON.stringify({ eventId, userIds: admitted.map((entry) => entry.userId) }))
+      const admitted = await room.admit(eventId, windowMs, MAX_ADMISSION_BATCH)
+      if (admitted.length > 0) await deps.redis.publish(deps.admissionsChannel, JSON.stringify({ eventId, userIds: admitted }))
+      await record(eventId, windowMs)
       return admitted.length
     },
   }

@@ -8,17 +8,19 @@ import type Redis from 'ioredis'
  * - seq       arrival counter of joins after the opening;
  * - seen      sorted set user → last heart-beat (ms) of people in line;
  * - admitted  sorted set user → end of their shopping window (ms);
- * - gone      hash user → why they are no longer in line (left | expired).
+ * - gone      hash user → why they are no longer in line (left | expired);
+ * - log       list of admissions not yet recorded in PostgreSQL ("serial|user|early|admittedAtMs"), appended in the
+ *             same step as the admission, so an instance dying after it loses no record.
  * Every step is one Lua script, so each is atomic however many instances run; times come from the Redis clock.
  */
 export const roomKeys = (eventId: string) => {
   const tag = `{q:${eventId}}`
-  return [`${tag}:room`, `${tag}:line`, `${tag}:seq`, `${tag}:seen`, `${tag}:admitted`, `${tag}:gone`] as const
+  return [`${tag}:room`, `${tag}:line`, `${tag}:seq`, `${tag}:seen`, `${tag}:admitted`, `${tag}:gone`, `${tag}:log`] as const
 }
 
 const NOW = `local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`
 
-// KEYS: room line seq seen admitted gone. ARGV: user, early score.
+// KEYS: room line seq seen admitted gone log. ARGV: user, early score.
 const JOIN = `${NOW}
 local r = redis.call('HMGET', KEYS[1], 'required', 'status', 'saleStart', 'saleEnd')
 if not r[1] then return {'no_room', now} end
@@ -38,7 +40,7 @@ end
 redis.call('ZADD', KEYS[4], now, user)
 return {'waiting', now, rank}`
 
-// KEYS: room line seq seen admitted gone. ARGV: user. Also the heart-beat of someone in line.
+// KEYS: room line seq seen admitted gone log. ARGV: user. Also the heart-beat of someone in line.
 const STATUS = `${NOW}
 local user = ARGV[1]
 local r = redis.call('HMGET', KEYS[1], 'required', 'status', 'saleStart', 'saleEnd', 'paused', 'rate', 'measured')
@@ -48,7 +50,7 @@ if rank then redis.call('ZADD', KEYS[4], now, user) end
 return {now, r[1] or false, r[2] or false, r[3] or false, r[4] or false, r[5] or false, r[6] or false, r[7] or false,
   admittedUntil or false, rank or false, redis.call('HGET', KEYS[6], user) or false}`
 
-// KEYS: room line seq seen admitted gone. ARGV: user. Returns 1 when they were in line.
+// KEYS: room line seq seen admitted gone log. ARGV: user. Returns 1 when they were in line.
 const LEAVE = `
 local user = ARGV[1]
 redis.call('ZREM', KEYS[4], user)
@@ -58,7 +60,7 @@ if redis.call('ZREM', KEYS[2], user) == 1 then
 end
 return 0`
 
-// KEYS: room line seq seen admitted gone. ARGV: shopping window (ms), largest batch.
+// KEYS: room line seq seen admitted gone log. ARGV: shopping window (ms), largest batch.
 // Admission credit accrues with Redis time at the room's rate, whoever calls: any number of controllers together
 // admit at the rate, and each person is popped once. Stops (and accrues nothing) unless on sale, open and not paused.
 const ADMIT = `${NOW}
@@ -80,14 +82,13 @@ if n > 0 then
     local user = popped[i]
     redis.call('ZADD', KEYS[5], now + tonumber(ARGV[1]), user)
     redis.call('ZREM', KEYS[4], user)
+    redis.call('RPUSH', KEYS[7], served .. '|' .. user .. '|' .. (tonumber(popped[i + 1]) < 1 and 1 or 0) .. '|' .. now)
     out[#out + 1] = user
-    out[#out + 1] = served
-    out[#out + 1] = tonumber(popped[i + 1]) < 1 and 1 or 0
   end
   credit = credit - #popped / 2
 end
 local mStart = tonumber(r[9] or now)
-local mCount = tonumber(r[10] or '0') + (#out - 1) / 3
+local mCount = tonumber(r[10] or '0') + #out - 1
 if now - mStart >= 5000 then
   redis.call('HSET', KEYS[1], 'measured', math.floor(mCount * 60000 / (now - mStart)))
   mStart = now
@@ -96,7 +97,7 @@ end
 redis.call('HSET', KEYS[1], 'credit', tostring(credit), 'creditAt', now, 'served', served, 'mStart', mStart, 'mCount', mCount)
 return out`
 
-// KEYS: room line seq seen admitted gone. ARGV: heart-beat timeout (ms), largest batch.
+// KEYS: room line seq seen admitted gone log. ARGV: heart-beat timeout (ms), largest batch.
 // Silent waiters lose their place; admitted people whose shopping window ended free their slot.
 const SWEEP = `${NOW}
 local silent = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now - tonumber(ARGV[1]), 'LIMIT', 0, tonumber(ARGV[2]))
@@ -115,6 +116,12 @@ for _, user in ipairs(done) do
 end
 return expired`
 
+// KEYS: log. ARGV: count, first entry. Drops the first entries once recorded, unless another instance already did.
+const TRIM_LOG = `
+if redis.call('LINDEX', KEYS[1], 0) ~= ARGV[2] then return 0 end
+redis.call('LTRIM', KEYS[1], tonumber(ARGV[1]), -1)
+return 1`
+
 // KEYS: room. ARGV: field/value pairs, the last two being rulesV and statusV: applied only when neither goes back.
 const SYNC = `
 local v = redis.call('HMGET', KEYS[1], 'rulesV', 'statusV')
@@ -128,6 +135,7 @@ interface RoomScripts {
   queueStatus(...args: [...Keys, string]): Promise<Array<string | number | null>>
   queueLeave(...args: [...Keys, string]): Promise<number>
   queueAdmit(...args: [...Keys, number, number]): Promise<Array<string | number>>
+  queueTrimLog(log: string, count: number, first: string): Promise<number>
   queueSweep(...args: [...Keys, number, number]): Promise<string[]>
   queueSync(room: string, ...fields: Array<string | number>): Promise<number>
 }
@@ -156,17 +164,19 @@ export interface Admitted {
   userId: string
   serial: number
   early: boolean
+  admittedAtMs: number
 }
 
 export function createWaitingRoom(redis: Redis) {
   const scripts = redis as unknown as Redis & RoomScripts
   if (!('queueJoin' in redis)) {
-    redis.defineCommand('queueJoin', { numberOfKeys: 6, lua: JOIN })
-    redis.defineCommand('queueStatus', { numberOfKeys: 6, lua: STATUS })
-    redis.defineCommand('queueLeave', { numberOfKeys: 6, lua: LEAVE })
-    redis.defineCommand('queueAdmit', { numberOfKeys: 6, lua: ADMIT })
-    redis.defineCommand('queueSweep', { numberOfKeys: 6, lua: SWEEP })
+    redis.defineCommand('queueJoin', { numberOfKeys: 7, lua: JOIN })
+    redis.defineCommand('queueStatus', { numberOfKeys: 7, lua: STATUS })
+    redis.defineCommand('queueLeave', { numberOfKeys: 7, lua: LEAVE })
+    redis.defineCommand('queueAdmit', { numberOfKeys: 7, lua: ADMIT })
+    redis.defineCommand('queueSweep', { numberOfKeys: 7, lua: SWEEP })
     redis.defineCommand('queueSync', { numberOfKeys: 1, lua: SYNC })
+    redis.defineCommand('queueTrimLog', { numberOfKeys: 1, lua: TRIM_LOG })
   }
   return {
     /** Mirrors the sale rules into the room; an older copy never overwrites a newer one. */
@@ -215,13 +225,20 @@ export function createWaitingRoom(redis: Redis) {
     async leave(eventId: string, userId: string): Promise<boolean> {
       return (await scripts.queueLeave(...roomKeys(eventId), userId)) === 1
     },
-    /** One admission step: lets in the people the rate allows since the last step (by any instance). */
-    async admit(eventId: string, windowMs: number, maxBatch: number): Promise<{ nowMs: number; admitted: Admitted[] }> {
-      const [now, ...rest] = await scripts.queueAdmit(...roomKeys(eventId), windowMs, maxBatch)
-      const admitted: Admitted[] = []
-      for (let i = 0; i < rest.length; i += 3)
-        admitted.push({ userId: String(rest[i]), serial: Number(rest[i + 1]), early: Number(rest[i + 2]) === 1 })
-      return { nowMs: Number(now), admitted }
+    /** One admission step: lets in the people the rate allows since the last step (by any instance); returns them. */
+    async admit(eventId: string, windowMs: number, maxBatch: number): Promise<string[]> {
+      const [, ...userIds] = await scripts.queueAdmit(...roomKeys(eventId), windowMs, maxBatch)
+      return userIds.map(String)
+    },
+    /** Admissions not yet recorded, oldest first; `recorded` drops them once they are. */
+    async unrecorded(eventId: string, max: number) {
+      const log = roomKeys(eventId)[6]
+      const entries = await redis.lrange(log, 0, max - 1)
+      const admitted: Admitted[] = entries.map((entry) => {
+        const [serial, userId, early, at] = entry.split('|')
+        return { serial: Number(serial), userId: userId!, early: early === '1', admittedAtMs: Number(at) }
+      })
+      return { admitted, recorded: () => (entries.length > 0 ? scripts.queueTrimLog(log, entries.length, entries[0]!) : Promise.resolve(0)) }
     },
     /** Removes silent waiters (returned) and admissions whose window ended. */
     async sweep(eventId: string, heartbeatTimeoutMs: number, maxBatch = 1_000): Promise<string[]> {

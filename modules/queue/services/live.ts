@@ -1,0 +1,112 @@
+import type Redis from 'ioredis'
+import { HttpError } from '../../../runtime/kernel/errors'
+import { describeError, type Logger } from '../../../runtime/kernel/log'
+import type { Queue } from './queue'
+
+export interface LiveSocket {
+  send(data: string): unknown
+  close(code?: number, reason?: string): unknown
+}
+
+interface Connection {
+  eventId: string
+  userId: string
+  socket: LiveSocket
+}
+
+/**
+ * Live waiting-room updates over WebSocket, for the connections of this process: each gets its status every push
+ * interval, and at once when the controller of any instance admits them (announced on Redis pub/sub). Past the
+ * per-process cap new connections are refused, so the process keeps file descriptors and stays responsive.
+ */
+export function createLive(deps: { queue: Queue; subscriber: Redis; channel: string; maxConnections: number; pushIntervalMs: number; log: Logger }) {
+  const { queue, log } = deps
+  const connections = new Map<string, Connection>()
+  // eventId → userId → connection ids: admissions arrive by event and user.
+  const byPerson = new Map<string, Map<string, Set<string>>>()
+  let timer: Timer | undefined
+  let pushing = false
+
+  async function push(connection: Connection, type: 'status' | 'admitted') {
+    try {
+      const status = await queue.status(connection.userId, connection.eventId)
+      connection.socket.send(JSON.stringify({ type, ...status }))
+    } catch (error) {
+      if (error instanceof HttpError) connection.socket.send(JSON.stringify({ type: 'error', error: { code: error.code, message: error.message } }))
+      else log.warn('waiting-room push failed', { eventId: connection.eventId, error: describeError(error) })
+    }
+  }
+
+  async function pushAll() {
+    if (pushing) return
+    pushing = true
+    try {
+      for (const connection of [...connections.values()]) await push(connection, 'status')
+    } finally {
+      pushing = false
+    }
+  }
+
+  const onAdmissions = (_channel: string, message: string) => {
+    const { eventId, userIds } = JSON.parse(message) as { eventId: string; userIds: string[] }
+    const people = byPerson.get(eventId)
+    if (!people) return
+    for (const userId of userIds)
+      for (const id of people.get(userId) ?? []) {
+        const connection = connections.get(id)
+        if (connection) void push(connection, 'admitted')
+      }
+  }
+
+  return {
+    get size() {
+      return connections.size
+    },
+    /** Refuses an upgrade past the cap (a 503 before the socket exists). */
+    checkCapacity() {
+      if (connections.size >= deps.maxConnections)
+        throw new HttpError(503, 'TOO_MANY_CONNECTIONS', 'this server holds as many live connections as it can: poll the status route, or retry later')
+    },
+    open(id: string, eventId: string, userId: string, socket: LiveSocket) {
+      if (connections.size >= deps.maxConnections) {
+        socket.close(1013, 'too many connections')
+        return
+      }
+      const connection = { eventId, userId, socket }
+      connections.set(id, connection)
+      const people = byPerson.get(eventId) ?? new Map<string, Set<string>>()
+      byPerson.set(eventId, people)
+      people.set(userId, (people.get(userId) ?? new Set()).add(id))
+      void push(connection, 'status')
+    },
+    /** Any message from the client is a heart-beat, answered with the status. */
+    message(id: string) {
+      const connection = connections.get(id)
+      if (connection) void push(connection, 'status')
+    },
+    close(id: string) {
+      const connection = connections.get(id)
+      if (!connection) return
+      connections.delete(id)
+      const people = byPerson.get(connection.eventId)
+      const ids = people?.get(connection.userId)
+      ids?.delete(id)
+      if (ids?.size === 0) people!.delete(connection.userId)
+      if (people?.size === 0) byPerson.delete(connection.eventId)
+    },
+    async start() {
+      deps.subscriber.on('message', onAdmissions)
+      await deps.subscriber.subscribe(deps.channel)
+      timer = setInterval(() => void pushAll(), deps.pushIntervalMs)
+    },
+    async stop() {
+      clearInterval(timer)
+      for (const connection of connections.values()) connection.socket.close(1001, 'server shutting down')
+      connections.clear()
+      byPerson.clear()
+      deps.subscriber.disconnect()
+    },
+  }
+}
+
+export type Live = ReturnType<typeof createLive>
