@@ -29,8 +29,9 @@ export async function startDeployment(mode: Mode, modules: string[], env: Record
   const processes = new Map<string, TiketiProcess>()
   const ordered = [...modules].sort((a, b) => Number(b === 'auth') - Number(a === 'auth'))
   for (const name of ordered) {
-    const authUrl = processes.get('auth')?.url
-    processes.set(name, await startTiketi([`--modules=${name}`], { ...env, ...(authUrl ? { AUTH_URL: authUrl } : {}) }))
+    // Each process learns where the ones started before it are (AUTH_URL, QUEUE_URL…), as a deployment configures them.
+    const urls = Object.fromEntries([...processes].map(([started, running]) => [`${started.toUpperCase()}_URL`, running.url]))
+    processes.set(name, await startTiketi([`--modules=${name}`], { ...env, ...urls }))
   }
   return {
     mode,

@@ -143,7 +143,13 @@ export function createReservations(deps: {
 
   async function checkAdmission(request: HoldRequest) {
     if (!deps.admission) throw new HttpError(503, 'UNAVAILABLE', 'admission tokens cannot be checked right now; retry shortly', { 'retry-after': '5' })
-    const check = await deps.admission(request.admissionToken, { userId: request.userId, eventId: request.eventId })
+    let check: AdmissionCheck
+    try {
+      check = await deps.admission(request.admissionToken, { userId: request.userId, eventId: request.eventId })
+    } catch {
+      // The queue's key set could not be fetched: not the buyer's fault, and not a reason to let them through.
+      throw new HttpError(503, 'UNAVAILABLE', 'admission tokens cannot be checked right now; retry shortly', { 'retry-after': '5' })
+    }
     if (!check.ok)
       throw new HttpError(403, 'ADMISSION_REQUIRED', `this event's waiting room admits buyers: admission token ${check.reason.replace('_', ' ')}`)
   }

@@ -1,0 +1,158 @@
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { MODES, startDeployment, type Deployment } from '../../runtime/testing/deployment'
+import { eventually, uniqueEmail } from '../../runtime/testing/platform'
+
+const ADMIN = { email: 'admin@tiketi.test', password: 'admin-password-123' }
+const inMs = (ms: number) => new Date(Date.now() + ms).toISOString()
+const DAY = 86_400_000
+
+// The reservations API end to end, in one process and split (each module in its own process): events are
+// published through the events module and reach reservations as integration events.
+for (const mode of MODES)
+  describe(`reservations API (${mode})`, () => {
+    let api: Deployment
+    let admin: string
+
+    beforeAll(async () => {
+      api = await startDeployment(mode, ['auth', 'events', 'queue', 'reservations'], {
+        ADMIN_EMAIL: ADMIN.email,
+        ADMIN_PASSWORD: ADMIN.password,
+        QUEUE_ADMISSION_TICK_MS: '50',
+      })
+      admin = (await api.request('POST', '/api/auth/login', { body: ADMIN })).body.accessToken
+    }, 90_000)
+    afterAll(() => api.stop())
+
+    const buyer = async () => {
+      const response = await api.request('POST', '/api/auth/register', { body: { email: uniqueEmail('buyer'), password: 'buyer-password-1' } })
+      expect(response.status).toBe(201)
+      return { token: response.body.accessToken as string, userId: response.body.user.id as string }
+    }
+
+    /** An event published through the events module, on sale now unless told otherwise; resolves once reservations has its seats. */
+    async function eventOnSale(overrides: Record<string, unknown> = {}) {
+      const created = await api.request('POST', '/api/events', {
+        token: admin,
+        body: {
+          title: `Hold test ${crypto.randomUUID().slice(0, 8)}`,
+          venue: 'Olympic Hall',
+          eventDate: inMs(10 * DAY),
+          saleStart: inMs(-60_000),
+          saleEnd: inMs(8 * DAY),
+          perUserLimit: 4,
+          seatMap: { priceTiers: [{ name: 'R', price: 100_000 }], sections: [{ name: 'A', rows: 1, seatsPerRow: 6, priceTier: 'R' }] },
+          ticketTypes: [{ name: 'Standing', price: 50_000, quantity: 10 }],
+          ...overrides,
+        },
+      })
+      expect(created.status).toBe(201)
+      expect((await api.request('POST', `/api/events/${created.body.id}/publish`, { token: admin })).status).toBe(200)
+      const seats = await eventually(async () => {
+        const response = await api.request('GET', `/api/seats/${created.body.id}`)
+        return response.status === 200 && response.body.seats.length > 0 ? response.body : undefined
+      }, 15_000, 'the inventory copy')
+      return { id: created.body.id as string, seats: seats.seats as Array<{ id: string; label: string; price: number }>, ticketTypeId: seats.ticketTypes[0].id as string }
+    }
+
+    test('hold seats, a conflict names them, the owner sees and cancels it, the seats come back', async () => {
+      const event = await eventOnSale()
+      const [alice, bob] = [await buyer(), await buyer()]
+      const [a1, a2, a3] = event.seats
+      const held = await api.request('POST', '/api/reservations', { token: alice.token, body: { eventId: event.id, seatIds: [a1!.id, a2!.id] } })
+      expect(held.status).toBe(201)
+      expect(held.body).toMatchObject({ eventId: event.id, state: 'pending', amount: 200_000, currency: 'KRW', quantity: 2, ticketTypeId: null })
+      expect(held.body.number).toMatch(/^R-[0-9A-Z]{10}$/)
+      expect(new Date(held.body.expiresAt).getTime()).toBeGreaterThan(Date.now() + 9 * 60_000)
+
+      const clash = await api.request('POST', '/api/reservations', { token: bob.token, body: { eventId: event.id, seatIds: [a2!.id, a3!.id] } })
+      expect(clash.status).toBe(409)
+      expect(clash.body.error).toEqual({ code: 'SEATS_UNAVAILABLE', message: `seats not available: ${a2!.label}` })
+
+      const map = await api.request('GET', `/api/seats/${event.id}`)
+      expect(map.body.seats.slice(0, 3).map((seat: { status: string }) => seat.status)).toEqual(['held', 'held', 'available'])
+      expect(JSON.stringify(map.body)).not.toContain(alice.userId)
+
+      const mine = await api.request('GET', '/api/reservations/my', { token: alice.token })
+      expect(mine.body.items.map((item: { id: string }) => item.id)).toEqual([held.body.id])
+      expect((await api.request('GET', '/api/reservations/my', { token: bob.token })).body.items).toEqual([])
+      expect((await api.request('GET', `/api/reservations/${held.body.id}`, { token: bob.token })).status).toBe(404)
+      expect((await api.request('POST', `/api/reservations/${held.body.id}/cancel`, { token: bob.token })).status).toBe(404)
+      expect((await api.request('GET', `/api/reservations/${held.body.id}`, { token: admin })).status).toBe(200)
+
+      const cancelled = await api.request('POST', `/api/reservations/${held.body.id}/cancel`, { token: alice.token })
+      expect(cancelled.status).toBe(200)
+      expect(cancelled.body.state).toBe('cancelled')
+      expect((await api.request('POST', `/api/reservations/${held.body.id}/cancel`, { token: alice.token })).body.error.code).toBe('ILLEGAL_TRANSITION')
+      expect((await api.request('POST', '/api/reservations', { token: bob.token, body: { eventId: event.id, seatIds: [a2!.id, a3!.id] } })).status).toBe(201)
+    })
+
+    test('general admission, the per-user limit, and the legacy seat lock/release', async () => {
+      const event = await eventOnSale()
+      const fan = await buyer()
+      const tickets = await api.request('POST', '/api/reservations', { token: fan.token, body: { eventId: event.id, ticketTypeId: event.ticketTypeId, quantity: 3 } })
+      expect(tickets.status).toBe(201)
+      expect(tickets.body).toMatchObject({ quantity: 3, amount: 150_000, seats: [] })
+      const over = await api.request('POST', '/api/seats/lock', { token: fan.token, body: { eventId: event.id, seatIds: [event.seats[0]!.id, event.seats[1]!.id] } })
+      expect(over.status).toBe(409)
+      expect(over.body.error.code).toBe('LIMIT_EXCEEDED')
+      const locked = await api.request('POST', '/api/seats/lock', { token: fan.token, body: { eventId: event.id, seatIds: [event.seats[0]!.id] } })
+      expect(locked.status).toBe(201)
+      const other = await buyer()
+      expect((await api.request('POST', '/api/seats/release', { token: other.token, body: { eventId: event.id, seatIds: [event.seats[0]!.id] } })).body).toEqual({ released: [] })
+      const released = await api.request('POST', '/api/seats/release', { token: fan.token, body: { eventId: event.id, seatIds: [event.seats[0]!.id] } })
+      expect(released.body).toEqual({ released: [locked.body.id] })
+      expect((await api.request('GET', `/api/seats/${event.id}`)).body.ticketTypes[0].available).toBe(7)
+    })
+
+    test('bad input is a 4xx in the envelope, never a 500', async () => {
+      const event = await eventOnSale()
+      const fan = await buyer()
+      const seat = event.seats[0]!.id
+      const cases: Array<[unknown, number, string]> = [
+        [{ eventId: event.id }, 400, 'INVALID_HOLD'],
+        [{ eventId: event.id, seatIds: [seat], ticketTypeId: event.ticketTypeId, quantity: 1 }, 400, 'INVALID_HOLD'],
+        [{ eventId: event.id, ticketTypeId: event.ticketTypeId }, 400, 'INVALID_HOLD'],
+        [{ eventId: event.id, seatIds: [] }, 400, 'VALIDATION_FAILED'],
+        [{ eventId: event.id, seatIds: [seat, seat] }, 400, 'VALIDATION_FAILED'],
+        [{ eventId: 'nope', seatIds: [seat] }, 400, 'VALIDATION_FAILED'],
+        [{ eventId: event.id, seatIds: [seat], extra: 1 }, 400, 'VALIDATION_FAILED'],
+        [{ eventId: event.id, ticketTypeId: event.ticketTypeId, quantity: 0 }, 400, 'VALIDATION_FAILED'],
+        [{ eventId: event.id, seatIds: [crypto.randomUUID()] }, 400, 'UNKNOWN_SEATS'],
+        [{ eventId: event.id, ticketTypeId: crypto.randomUUID(), quantity: 1 }, 400, 'UNKNOWN_TICKET_TYPE'],
+        [{ eventId: crypto.randomUUID(), seatIds: [seat] }, 404, 'NOT_FOUND'],
+      ]
+      for (const [body, status, code] of cases) {
+        const response = await api.request('POST', '/api/reservations', { token: fan.token, body })
+        expect({ body, status: response.status, code: response.body?.error?.code }).toEqual({ body, status, code })
+        expect(typeof response.body.error.message).toBe('string')
+      }
+      expect((await api.request('POST', '/api/reservations', { body: { eventId: event.id, seatIds: [seat] } })).status).toBe(401)
+      expect((await api.request('GET', '/api/reservations/not-a-uuid', { token: fan.token })).status).toBe(400)
+      expect((await api.request('GET', `/api/reservations/${crypto.randomUUID()}`, { token: fan.token })).status).toBe(404)
+      expect((await api.request('GET', `/api/seats/${crypto.randomUUID()}`)).status).toBe(404)
+    })
+
+    test('with a waiting room, a hold needs the admission token the queue gave this buyer for this event', async () => {
+      const event = await eventOnSale({ saleStart: inMs(3_000), queue: { required: true, admissionRatePerMinute: 6_000 } })
+      const fan = await buyer()
+      const seatIds = [event.seats[0]!.id]
+      expect((await api.request('POST', '/api/reservations', { token: fan.token, body: { eventId: event.id, seatIds } })).body.error.code).toBe('NOT_ON_SALE')
+      expect((await api.request('POST', `/api/queue/join/${event.id}`, { token: fan.token })).status).toBe(200)
+      const admission = await eventually(async () => {
+        const status = await api.request('GET', `/api/queue/status/${event.id}`, { token: fan.token })
+        return status.body.admissionToken as string | undefined
+      }, 20_000, 'admission')
+      await eventually(async () => {
+        const response = await api.request('POST', '/api/reservations', { token: fan.token, body: { eventId: event.id, seatIds } })
+        return response.status !== 409 || response.body.error.code !== 'NOT_ON_SALE' ? response : undefined
+      }, 10_000, 'the sale to open').then((response) => {
+        expect(response.status).toBe(403)
+        expect(response.body.error.code).toBe('ADMISSION_REQUIRED')
+      })
+      const other = await buyer()
+      const stolen = await api.request('POST', '/api/reservations', { token: other.token, body: { eventId: event.id, seatIds }, headers: { 'x-admission-token': admission } })
+      expect(stolen.status).toBe(403)
+      const held = await api.request('POST', '/api/reservations', { token: fan.token, body: { eventId: event.id, seatIds }, headers: { 'x-admission-token': admission } })
+      expect(held.status).toBe(201)
+    }, 60_000)
+  })
