@@ -1,0 +1,36 @@
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { eventually, startTestPlatform, uniqueEmail, type TestPlatform } from '../../runtime/testing/platform'
+import { reservationsForTest, snapshot } from './testing'
+
+const { db, seed, published } = reservationsForTest({ poolSize: 2 })
+
+// The module as it runs: a hold's own delayed job expires it on time (the sweep is set far apart, so it is not what
+// does it here).
+describe('hold expiry jobs', () => {
+  let platform: TestPlatform
+  beforeAll(async () => {
+    platform = await startTestPlatform(['auth', 'reservations'], { RESERVATION_HOLD_SECONDS: '1', RESERVATION_SWEEP_MS: '3600000' })
+  }, 30_000)
+  afterAll(async () => {
+    await platform.stop()
+    await db.$disconnect()
+  })
+
+  test('a hold expires on time: EXPIRED, seats on sale, reservation.expired.v1, and restocked after a sell-out', async () => {
+    const event = await seed(snapshot({ seats: 1 }))
+    const registered = await platform.request('POST', '/api/auth/register', { body: { email: uniqueEmail(), password: 'buyer-password-1' } })
+    const held = await platform.request('POST', '/api/reservations', { token: registered.body.accessToken, body: { eventId: event.eventId, seatIds: [event.seats[0]!.id] } })
+    expect(held.status).toBe(201)
+    const expiresAt = new Date(held.body.expiresAt).getTime()
+
+    const recorded = await eventually(async () => {
+      const rows = await db.$queryRawUnsafe<Array<{ state: string }>>('SELECT state FROM reservations.reservations WHERE id = $1::uuid', held.body.id)
+      return rows[0]!.state === 'expired' ? Date.now() : undefined
+    }, 5_000, 'the hold to expire')
+    expect(recorded - expiresAt).toBeLessThan(1_500)
+    expect(recorded).toBeGreaterThanOrEqual(expiresAt)
+    expect((await platform.request('GET', `/api/seats/${event.eventId}`)).body.seats[0].status).toBe('available')
+    const names = (await published(event.eventId)).map((row) => row.event_name)
+    expect(names).toEqual(['reservation.created.v1', 'inventory.sold-out.v1', 'reservation.expired.v1', 'inventory.restocked.v1'])
+  }, 20_000)
+})
