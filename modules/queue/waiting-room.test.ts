@@ -162,6 +162,29 @@ describe('admission', () => {
     expect(count).toBe(rows.length)
   })
 
+  test('an instance that recorded a log batch late never drops admissions recorded and appended since', async () => {
+    const rules = saleRules({ queue: { required: true, admissionRatePerMinute: 60_000 } })
+    await a.apply(rules)
+    await Promise.all(userIds(200).map((user) => a.queue.join(user, rules.eventId)))
+    const admitSome = async () => {
+      await a.room.admit(rules.eventId, 600_000, 20)
+      await Bun.sleep(30)
+      expect((await a.room.admit(rules.eventId, 600_000, 20)).length).toBeGreaterThan(0)
+    }
+    await admitSome()
+    const slow = await a.room.unrecorded(rules.eventId, 1_000) // read, then stalls before trimming
+    await a.queue.setOperatorState(rules.eventId, { paused: true })
+    await b.queue.step(rules.eventId) // records and trims that batch meanwhile
+    await a.queue.setOperatorState(rules.eventId, { paused: false })
+    await admitSome() // new, unrecorded admissions
+    await slow.recorded() // the stalled instance finishes: it must not trim the new ones
+    await a.queue.setOperatorState(rules.eventId, { paused: true })
+    await b.queue.step(rules.eventId)
+    const rows = await admittedRows(rules.eventId)
+    expect(rows.length).toBe((await a.queue.adminView(rules.eventId)).admittedTotal)
+    expect(rows.map((row) => row.serial)).toEqual(Array.from({ length: rows.length }, (_, i) => i + 1))
+  })
+
   test('pause, sold out and closed stop admission; resume starts it again', async () => {
     const rules = saleRules({ queue: { required: true, admissionRatePerMinute: 6_000 } }) // 100 per second
     await a.apply(rules)
@@ -201,6 +224,9 @@ describe('sale rules copy', () => {
     await a.db.$transaction((tx) => a.rooms.applyStatus(tx, { eventId: rules.eventId, version: 4, status: 'on_sale' }))
     const row = await a.rooms.find(a.db, rules.eventId)
     expect(row).toMatchObject({ status: 'sold_out', required: true, rate_per_minute: 120, rules_version: 5, status_version: 5 })
+    expect((await a.queue.join(crypto.randomUUID(), rules.eventId)).state).toBe('sold_out')
+    // Two inbox transactions whose Redis writes land out of order: the older mirror is ignored too.
+    await a.rooms.mirror({ ...row!, status: 'on_sale', rules_version: 4, status_version: 4 })
     expect((await a.queue.join(crypto.randomUUID(), rules.eventId)).state).toBe('sold_out')
     // A newer status applies, and only the status part of it.
     await a.db.$transaction((tx) => a.rooms.applyStatus(tx, { eventId: rules.eventId, version: 6, status: 'on_sale' }))
@@ -242,6 +268,10 @@ describe('liveness', () => {
       await quick.queue.step(rules.eventId)
       expect((await quick.queue.status(polling!, rules.eventId)).state).toBe('admitted')
       await Bun.sleep(1_100)
+      // Ended even before a controller step has swept it: no token after the window.
+      const ended = await quick.queue.status(polling!, rules.eventId)
+      expect(ended.state).toBe('expired')
+      expect(ended.admissionToken).toBeUndefined()
       await quick.queue.step(rules.eventId)
       expect((await quick.queue.status(polling!, rules.eventId)).state).toBe('expired')
       expect((await quick.queue.adminView(rules.eventId)).shopping).toBe(0)
