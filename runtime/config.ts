@@ -46,6 +46,8 @@ export interface Config {
   /** Relayed outbox rows and inbox records are deleted after this many days. */
   eventRetentionDays: number
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent'
+  /** The gateway process (`--modules=gateway`), and the rate limits and CORS it applies in every mode. */
+  gateway: GatewayConfig
   /** Waiting rooms (queue module). */
   queue: {
     /** A waiter with no status poll or WebSocket ping for this long loses their place. */
@@ -68,6 +70,30 @@ export interface Config {
     /** How often due holds are expired whatever happened to their jobs. */
     sweepMs: number
   }
+}
+
+export interface RouteLimit {
+  method: string
+  /** Path below `/api`; `:name` matches one segment, a trailing `/*` any path below. */
+  pattern: string
+  perMinute: number
+}
+
+export interface GatewayConfig {
+  /** Base URL of the process serving each module (<MODULE>_URL); a context without one is not routed. */
+  upstreams: Record<string, string>
+  /** The legacy backend (LEGACY_URL) serving the contexts in `legacyContexts` (LEGACY_CONTEXTS, comma-separated). */
+  legacyUrl?: string
+  legacyContexts: string[]
+  /** How long an upstream may take to start answering before the gateway answers 504. */
+  upstreamTimeoutMs: number
+  /** Requests per minute per signed-in user, per anonymous client address; 0 turns a limit off. Admins are exempt. */
+  userPerMinute: number
+  anonymousPerMinute: number
+  /** Tighter limits on costly or abusable routes (RATE_LIMIT_ROUTES="POST /auth/login=10,..."), counted per route. */
+  routeLimits: RouteLimit[]
+  /** Origins browsers may call the API from (CORS_ORIGINS, comma-separated; `*` any). Empty: no CORS headers. */
+  corsOrigins: string[]
 }
 
 type Env = Record<string, string | undefined>
@@ -106,15 +132,54 @@ function readHost(env: Env): string {
   return raw
 }
 
+/** The process that routes to the others in split mode: selected by name, never part of `all`, always alone. */
+export const GATEWAY = 'gateway'
+
 /** `--modules=a,b` beats TIKETI_MODULES; `all` (the default) selects every module. */
 export function parseModules(argv: string[], env: Env, known: readonly string[] = MODULE_NAMES): string[] {
   const flag = argv.find((arg) => arg.startsWith('--modules='))?.slice('--modules='.length)
   const raw = (flag ?? env.TIKETI_MODULES ?? 'all').trim()
   if (raw === 'all' || raw === '') return [...known]
   const names = [...new Set(raw.split(',').map((name) => name.trim()).filter(Boolean))]
-  const unknown = names.filter((name) => !known.includes(name))
-  if (unknown.length > 0) throw new ConfigError(`unknown module "${unknown.join('", "')}"; valid modules: ${known.join(', ')}`)
+  const unknown = names.filter((name) => !known.includes(name) && name !== GATEWAY)
+  if (unknown.length > 0) throw new ConfigError(`unknown module "${unknown.join('", "')}"; valid modules: ${[...known, GATEWAY].join(', ')}`)
+  if (names.includes(GATEWAY) && names.length > 1) throw new ConfigError(`${GATEWAY} runs in a process of its own`)
   return names
+}
+
+function readList(env: Env, name: string): string[] {
+  return (env[name] ?? '').split(',').map((item) => item.trim()).filter(Boolean)
+}
+
+function readRouteLimits(env: Env, fallback: string): RouteLimit[] {
+  const raw = env.RATE_LIMIT_ROUTES ?? fallback
+  return readList({ RATE_LIMIT_ROUTES: raw }, 'RATE_LIMIT_ROUTES').map((entry) => {
+    const match = /^([A-Z]+) (\/[^\s=]*)=(\d+)$/.exec(entry)
+    if (!match) throw new ConfigError(`RATE_LIMIT_ROUTES entries look like "POST /auth/login=10" (got "${entry}")`)
+    return { method: match[1]!, pattern: match[2]!, perMinute: Number(match[3]) }
+  })
+}
+
+function readGateway(env: Env, known: readonly string[], runtimeEnv: Environment): GatewayConfig {
+  const http = ['http:', 'https:']
+  const upstreams: Record<string, string> = {}
+  for (const name of known) if (env[`${name.toUpperCase()}_URL`]) upstreams[name] = readUrl(env, `${name.toUpperCase()}_URL`, '', http)
+  const legacyContexts = readList(env, 'LEGACY_CONTEXTS')
+  const unknown = legacyContexts.filter((name) => !known.includes(name))
+  if (unknown.length > 0) throw new ConfigError(`LEGACY_CONTEXTS names unknown modules: ${unknown.join(', ')}`)
+  if (legacyContexts.length > 0 && !env.LEGACY_URL) throw new ConfigError('LEGACY_URL must be set when LEGACY_CONTEXTS is')
+  // Off in tests, whose requests all come from one address and one user per scenario.
+  const limits = runtimeEnv !== 'test'
+  return {
+    upstreams,
+    legacyUrl: env.LEGACY_URL ? readUrl(env, 'LEGACY_URL', '', http) : undefined,
+    legacyContexts,
+    upstreamTimeoutMs: readInt(env, 'GATEWAY_UPSTREAM_TIMEOUT_MS', 10_000, 10, 600_000),
+    userPerMinute: readInt(env, 'RATE_LIMIT_USER_PER_MINUTE', limits ? 100 : 0, 0, 1_000_000),
+    anonymousPerMinute: readInt(env, 'RATE_LIMIT_ANONYMOUS_PER_MINUTE', limits ? 60 : 0, 0, 1_000_000),
+    routeLimits: readRouteLimits(env, limits ? 'POST /auth/login=10,POST /auth/register=5,POST /reservations=20,POST /payments/*=10' : ''),
+    corsOrigins: readList(env, 'CORS_ORIGINS'),
+  }
 }
 
 export function loadConfig(env: Env = process.env, argv: string[] = process.argv, known: readonly string[] = MODULE_NAMES): Config {
@@ -178,6 +243,7 @@ export function loadConfig(env: Env = process.env, argv: string[] = process.argv
     },
     eventRetentionDays: readInt(env, 'EVENT_RETENTION_DAYS', 14, 8, 3650),
     logLevel: readEnum(env, 'LOG_LEVEL', runtimeEnv === 'test' ? 'warn' : 'info', ['debug', 'info', 'warn', 'error', 'silent']),
+    gateway: readGateway(env, known, runtimeEnv),
     queue: {
       heartbeatTimeoutSeconds: readInt(env, 'QUEUE_HEARTBEAT_TIMEOUT_SECONDS', 60, 1, 86_400),
       shoppingWindowSeconds: readInt(env, 'QUEUE_SHOPPING_WINDOW_SECONDS', 600, 1, 86_400),

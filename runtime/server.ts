@@ -1,4 +1,5 @@
-import { ConfigError, loadConfig } from './config'
+import { createGateway } from '../modules/gateway/module'
+import { ConfigError, GATEWAY, loadConfig } from './config'
 import { createLogger, describeError } from './kernel/log'
 import type { ModuleRegistry } from './modules'
 import { createPlatform, ListenError } from './platform'
@@ -18,7 +19,8 @@ export async function serve(registry: ModuleRegistry): Promise<void> {
 
   const log = createLogger(config.logLevel, { service: 'tiketi' })
   try {
-    const platform = await createPlatform(config, log, registry)
+    const platform =
+      config.modules[0] === GATEWAY ? createGateway(config, Object.values(registry.contracts), log) : await createPlatform(config, log, registry)
     await platform.start({ listen: true })
 
     const shutdown = (signal: string) => {

@@ -1,0 +1,309 @@
+import { afterAll, afterEach, beforeAll, describe, expect, test } from 'bun:test'
+import { exportJWK, generateKeyPair, SignJWT } from 'jose'
+import { loadConfig } from '../../runtime/config'
+import type { ModuleContract } from '../../runtime/kernel/contract'
+import { createLogger } from '../../runtime/kernel/log'
+import { REGISTRY } from '../../runtime/modules'
+import { createGateway, type Gateway } from './gateway'
+
+/** A stand-in upstream: tells what it received, or runs the test's handler for special paths. */
+type Handler = (request: Request) => Response | Promise<Response>
+function startUpstream(name: string, special: Record<string, Handler> = {}) {
+  return Bun.serve({
+    port: 0,
+    hostname: '127.0.0.1',
+    async fetch(request) {
+      const url = new URL(request.url)
+      if (special[url.pathname]) return special[url.pathname]!(request)
+      return Response.json(
+        { upstream: name, method: request.method, path: url.pathname + url.search, headers: Object.fromEntries(request.headers), body: await request.text() },
+        { status: url.searchParams.has('status') ? Number(url.searchParams.get('status')) : 200, headers: { 'x-upstream': name, 'keep-alive': 'timeout=5', connection: 'keep-alive' } },
+      )
+    },
+  })
+}
+
+const keys = await generateKeyPair('ES256', { extractable: true })
+const jwk = { ...(await exportJWK(keys.publicKey)), kid: 'gateway-test', alg: 'ES256', use: 'sig' }
+async function accessToken(userId: string, role: 'user' | 'admin' = 'user') {
+  return new SignJWT({ role })
+    .setProtectedHeader({ alg: 'ES256', kid: 'gateway-test' })
+    .setIssuer('tiketi')
+    .setAudience('tiketi')
+    .setSubject(userId)
+    .setJti(crypto.randomUUID())
+    .setIssuedAt()
+    .setExpirationTime('10m')
+    .sign(keys.privateKey)
+}
+
+const auth = startUpstream('auth', { '/api/auth/.well-known/jwks.json': () => Response.json({ keys: [jwk] }) })
+const events = startUpstream('events', {
+  '/api/events/slow': async () => {
+    await Bun.sleep(1_000)
+    return Response.json({ late: true })
+  },
+})
+const legacy = startUpstream('legacy')
+const closedPort = (() => {
+  const server = Bun.serve({ port: 0, fetch: () => new Response() })
+  const port = server.port
+  server.stop(true)
+  return port
+})()
+
+const gateways: Gateway[] = []
+async function startGateway(env: Record<string, string> = {}, contracts: readonly ModuleContract[] = Object.values(REGISTRY.contracts)) {
+  const config = loadConfig(
+    { ...process.env, PORT: '0', HOST: '127.0.0.1', AUTH_URL: auth.url.origin, EVENTS_URL: events.url.origin, ...env },
+    ['--modules=gateway'],
+    REGISTRY.names,
+  )
+  const gateway = createGateway(config, contracts, createLogger('silent'))
+  await gateway.start()
+  gateways.push(gateway)
+  return gateway
+}
+
+afterEach(async () => {
+  await Promise.all(gateways.splice(0).map((gateway) => gateway.stop()))
+})
+afterAll(() => {
+  for (const server of [auth, events, legacy]) server.stop(true)
+})
+
+describe('gateway proxying', () => {
+  test('method, path, query, body, status and headers pass through; hop-by-hop headers do not; forwarding headers are added', async () => {
+    const gateway = await startGateway()
+    const response = await fetch(`${gateway.url}/api/events/e1/x%20y?status=418&b=1&b=2`, {
+      method: 'PATCH',
+      headers: { 'content-type': 'text/plain', 'x-custom': 'kept', connection: 'x-secret', 'x-secret': 'dropped', 'proxy-authorization': 'Basic x', te: 'trailers', 'x-request-id': 'client-id-1' },
+      body: 'hello body',
+    })
+    expect(response.status).toBe(418)
+    expect(response.headers.get('x-upstream')).toBe('events')
+    expect(response.headers.get('keep-alive')).toBeNull()
+    expect(response.headers.get('x-request-id')).toBe('client-id-1')
+    const seen = (await response.json()) as any
+    expect(seen.method).toBe('PATCH')
+    expect(seen.path).toBe('/api/events/e1/x%20y?status=418&b=1&b=2')
+    expect(seen.body).toBe('hello body')
+    expect(seen.headers['x-custom']).toBe('kept')
+    expect(seen.headers['content-type']).toBe('text/plain')
+    for (const name of ['x-secret', 'proxy-authorization', 'te']) expect(seen.headers[name]).toBeUndefined()
+    expect(seen.headers['x-request-id']).toBe('client-id-1')
+    expect(seen.headers['x-forwarded-for']).toBe('127.0.0.1')
+    expect(seen.headers['x-forwarded-proto']).toBe('http')
+    expect(seen.headers['x-forwarded-host']).toBe(new URL(gateway.url).host)
+  })
+
+  test('a request without an id gets one, the same upstream and client see', async () => {
+    const gateway = await startGateway()
+    const response = await fetch(`${gateway.url}/api/auth/me`)
+    const seen = (await response.json()) as any
+    expect(seen.upstream).toBe('auth')
+    expect(seen.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/)
+    expect(response.headers.get('x-request-id')).toBe(seen.headers['x-request-id'])
+  })
+
+  test('bodies stream both ways: the client reads the first chunk before the upstream has sent the last', async () => {
+    let release!: () => void
+    const released = new Promise<void>((resolve) => (release = resolve))
+    let firstChunkSeen!: () => void
+    const upstreamSawFirstChunk = new Promise<void>((resolve) => (firstChunkSeen = resolve))
+    const streaming = startUpstream('streaming', {
+      '/api/events/stream-down': () =>
+        new Response(
+          new ReadableStream({
+            async start(controller) {
+              controller.enqueue(new TextEncoder().encode('first;'))
+              await released
+              controller.enqueue(new TextEncoder().encode('last'))
+              controller.close()
+            },
+          }),
+        ),
+      '/api/events/stream-up': async (request) => {
+        const reader = request.body!.getReader()
+        let text = ''
+        for (;;) {
+          const { value, done } = await reader.read()
+          if (done) break
+          text += new TextDecoder().decode(value)
+          if (text.includes('first;')) firstChunkSeen()
+        }
+        return Response.json({ received: text })
+      },
+    })
+    try {
+      const gateway = await startGateway({ EVENTS_URL: streaming.url.origin })
+      const down = await fetch(`${gateway.url}/api/events/stream-down`)
+      const reader = down.body!.getReader()
+      expect(new TextDecoder().decode((await reader.read()).value)).toBe('first;')
+      release()
+      let rest = ''
+      for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) rest += new TextDecoder().decode(chunk.value)
+      expect(rest).toBe('last')
+
+      let sendLast!: () => void
+      const lastMayGo = new Promise<void>((resolve) => (sendLast = resolve))
+      const body = new ReadableStream({
+        async start(controller) {
+          controller.enqueue(new TextEncoder().encode('first;'))
+          await lastMayGo
+          controller.enqueue(new TextEncoder().encode('last'))
+          controller.close()
+        },
+      })
+      const up = fetch(`${gateway.url}/api/events/stream-up`, { method: 'POST', body, duplex: 'half' } as RequestInit)
+      await upstreamSawFirstChunk
+      sendLast()
+      expect(await (await up).json()).toEqual({ received: 'first;last' })
+    } finally {
+      streaming.stop(true)
+    }
+  })
+
+  test('an upstream that is down is a 502, one that is too slow a 504, both in the error envelope; others keep working', async () => {
+    const gateway = await startGateway({ AUTH_URL: auth.url.origin, QUEUE_URL: `http://127.0.0.1:${closedPort}`, GATEWAY_UPSTREAM_TIMEOUT_MS: '200' })
+    const down = await fetch(`${gateway.url}/api/queue/status/e1`)
+    expect(down.status).toBe(502)
+    expect(((await down.json()) as any).error.code).toBe('UPSTREAM_UNAVAILABLE')
+    const started = Date.now()
+    const slow = await fetch(`${gateway.url}/api/events/slow`)
+    expect(slow.status).toBe(504)
+    expect(((await slow.json()) as any).error.code).toBe('UPSTREAM_TIMEOUT')
+    expect(Date.now() - started).toBeLessThan(900)
+    expect((await fetch(`${gateway.url}/api/events`)).status).toBe(200)
+    const ready = (await (await fetch(`${gateway.url}/ready`)).json()) as any
+    expect(ready.upstreams).toEqual({ auth: 'ok', events: 'ok', queue: 'failing' })
+  })
+
+  test('a path no contract declares, or a context with no upstream configured, is a 404 in the envelope', async () => {
+    const gateway = await startGateway()
+    for (const path of ['/api/nowhere', '/api/reservations/my', '/other']) {
+      const response = await fetch(`${gateway.url}${path}`)
+      expect(response.status).toBe(404)
+      expect(((await response.json()) as any).error.code).toBe('ROUTE_NOT_FOUND')
+    }
+  })
+
+  test('the most specific declared route wins through the gateway too', async () => {
+    const seats = startUpstream('seats')
+    try {
+      const contracts = [
+        { module: 'events', routes: ['/events'], publishes: {}, subscribes: [] },
+        { module: 'reservations', routes: ['/events/:id/seats'], publishes: {}, subscribes: [] },
+      ]
+      const gateway = await startGateway({ RESERVATIONS_URL: seats.url.origin }, contracts)
+      expect(((await (await fetch(`${gateway.url}/api/events/e1/seats`)).json()) as any).upstream).toBe('seats')
+      expect(((await (await fetch(`${gateway.url}/api/events/e1`)).json()) as any).upstream).toBe('events')
+    } finally {
+      seats.stop(true)
+    }
+  })
+})
+
+describe('strangler routing', () => {
+  test('a context listed as not migrated goes to the legacy backend under the same paths; the others to their modules', async () => {
+    const gateway = await startGateway({ LEGACY_URL: legacy.url.origin, LEGACY_CONTEXTS: 'events' })
+    const viaLegacy = await fetch(`${gateway.url}/api/events/e1?x=1`, { method: 'POST', body: '{"a":1}', headers: { 'content-type': 'application/json' } })
+    expect(viaLegacy.status).toBe(200)
+    expect(await viaLegacy.json()).toMatchObject({ upstream: 'legacy', method: 'POST', path: '/api/events/e1?x=1', body: '{"a":1}' })
+    expect(((await (await fetch(`${gateway.url}/api/auth/me`)).json()) as any).upstream).toBe('auth')
+    // Migrating the context back is one routing entry.
+    const migrated = await startGateway({ LEGACY_URL: legacy.url.origin, LEGACY_CONTEXTS: '' })
+    expect(((await (await fetch(`${migrated.url}/api/events/e1`)).json()) as any).upstream).toBe('events')
+  })
+})
+
+describe('CORS', () => {
+  test('an allowed origin gets CORS headers and its preflight a 204; another origin gets none and a 403 preflight', async () => {
+    const gateway = await startGateway({ CORS_ORIGINS: 'https://tiketi.example, https://admin.tiketi.example' })
+    const allowed = await fetch(`${gateway.url}/api/events`, { headers: { origin: 'https://tiketi.example' } })
+    expect(allowed.headers.get('access-control-allow-origin')).toBe('https://tiketi.example')
+    expect(allowed.headers.get('vary')).toContain('Origin')
+    const preflight = await fetch(`${gateway.url}/api/reservations`, {
+      method: 'OPTIONS',
+      headers: { origin: 'https://admin.tiketi.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization, content-type' },
+    })
+    expect(preflight.status).toBe(204)
+    expect(preflight.headers.get('access-control-allow-origin')).toBe('https://admin.tiketi.example')
+    expect(preflight.headers.get('access-control-allow-methods')).toContain('POST')
+    expect(preflight.headers.get('access-control-allow-headers')).toContain('authorization')
+
+    const denied = await fetch(`${gateway.url}/api/events`, { headers: { origin: 'https://evil.example' } })
+    expect(denied.headers.get('access-control-allow-origin')).toBeNull()
+    const deniedPreflight = await fetch(`${gateway.url}/api/events`, {
+      method: 'OPTIONS',
+      headers: { origin: 'https://evil.example', 'access-control-request-method': 'GET' },
+    })
+    expect(deniedPreflight.status).toBe(403)
+    expect(((await deniedPreflight.json()) as any).error.code).toBe('CORS_ORIGIN_DENIED')
+    expect(deniedPreflight.headers.get('access-control-allow-origin')).toBeNull()
+  })
+})
+
+describe('rate limits', () => {
+  const limited = { RATE_LIMIT_USER_PER_MINUTE: '100', RATE_LIMIT_ANONYMOUS_PER_MINUTE: '10', RATE_LIMIT_ROUTES: 'POST /auth/login=3', TRUSTED_PROXY_HOPS: '1' }
+  // Each test is a client at an address of its own (behind one trusted proxy).
+  let lastOctet = 0
+  const newAddress = () => ({ 'x-forwarded-for': `198.51.100.${++lastOctet}` })
+
+  test('the 101st call of a user in a minute is a 429 with Retry-After, though the calls were spread over two gateway instances', async () => {
+    const [first, second] = [await startGateway(limited), await startGateway(limited)]
+    const token = await accessToken(`user-${crypto.randomUUID()}`)
+    const statuses = await Promise.all(
+      Array.from({ length: 100 }, (_, i) =>
+        fetch(`${(i % 2 ? first : second).url}/api/events`, { headers: { authorization: `Bearer ${token}` } }).then((response) => response.status),
+      ),
+    )
+    expect(statuses.every((status) => status === 200)).toBe(true)
+    const refused = await fetch(`${first.url}/api/events`, { headers: { authorization: `Bearer ${token}` } })
+    expect(refused.status).toBe(429)
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1)
+    expect(refused.headers.get('ratelimit-limit')).toBe('100')
+    expect(refused.headers.get('ratelimit-remaining')).toBe('0')
+    expect(((await refused.json()) as any).error.code).toBe('RATE_LIMITED')
+    expect((await fetch(`${second.url}/api/events`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(429)
+    // Another user is not affected, and the refusals are counted.
+    expect((await fetch(`${second.url}/api/events`, { headers: { authorization: `Bearer ${await accessToken('someone-else')}` } })).status).toBe(200)
+    expect(await (await fetch(`${first.url}/metrics`)).text()).toContain('tiketi_gateway_rejects_total{limit="user"} 1')
+  })
+
+  test('anonymous calls are limited per address, admins not at all, and a listed route on its own tighter budget', async () => {
+    const gateway = await startGateway(limited)
+    const address = newAddress()
+    const anonymous = await Promise.all(Array.from({ length: 11 }, () => fetch(`${gateway.url}/api/events`, { headers: address }).then((response) => response.status)))
+    expect(anonymous.filter((status) => status === 429)).toHaveLength(1)
+    expect((await fetch(`${gateway.url}/api/events`, { headers: newAddress() })).status).toBe(200)
+    const admin = await accessToken(`admin-${crypto.randomUUID()}`, 'admin')
+    const adminStatuses = await Promise.all(
+      Array.from({ length: 120 }, () => fetch(`${gateway.url}/api/events`, { headers: { authorization: `Bearer ${admin}` } }).then((response) => response.status)),
+    )
+    expect(adminStatuses.every((status) => status === 200)).toBe(true)
+
+    const token = await accessToken(`user-${crypto.randomUUID()}`)
+    const login = () => fetch(`${gateway.url}/api/auth/login`, { method: 'POST', headers: { authorization: `Bearer ${token}` } })
+    const ok = await login()
+    expect(ok.status).toBe(200)
+    expect(ok.headers.get('ratelimit-limit')).toBe('3')
+    expect(ok.headers.get('ratelimit-remaining')).toBe('2')
+    await login()
+    await login()
+    const refused = await login()
+    expect(refused.status).toBe(429)
+    expect(refused.headers.get('ratelimit-limit')).toBe('3')
+    // The user's overall budget still has room for other routes.
+    expect((await fetch(`${gateway.url}/api/events`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(200)
+  })
+
+  test('an invalid token counts as anonymous, not as the user it names', async () => {
+    const gateway = await startGateway(limited)
+    const address = newAddress()
+    const statuses = await Promise.all(
+      Array.from({ length: 11 }, () => fetch(`${gateway.url}/api/events`, { headers: { authorization: 'Bearer not-a-token', ...address } }).then((response) => response.status)),
+    )
+    expect(statuses.filter((status) => status === 429)).toHaveLength(1)
+  })
+})

@@ -1,0 +1,184 @@
+import type { Server, ServerWebSocket } from 'bun'
+import { Counter, Histogram } from 'prom-client'
+import { authHttpClient } from '../auth/contract'
+import type { Config } from '../../runtime/config'
+import { createTokenVerifier } from '../../runtime/kernel/auth-guard'
+import { addressBucket, clientAddress } from '../../runtime/kernel/client-address'
+import type { ModuleContract } from '../../runtime/kernel/contract'
+import { describeError, type Logger } from '../../runtime/kernel/log'
+import { createMetrics } from '../../runtime/kernel/metrics'
+import { connectRedis } from '../../runtime/kernel/redis'
+import { createGatewayPolicies } from './policies'
+import { errorResponse, forward, rawPathOf, stripHopByHop } from './proxy'
+import { buildRoutingTable, routeFor } from './routing'
+
+const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/
+
+interface SocketData {
+  url: string
+  headers: Headers
+  upstream?: WebSocket
+  pending: Array<string | ArrayBufferLike | Uint8Array>
+}
+
+export interface Gateway {
+  url: string
+  start(): Promise<void>
+  stop(): Promise<void>
+}
+
+/** Upstream base URL per routed context: the module's own process, or the legacy backend while not migrated. */
+export function upstreamsOf(config: Config): Record<string, string> {
+  const targets: Record<string, string> = {}
+  for (const [context, url] of Object.entries(config.gateway.upstreams)) targets[context] = url.replace(/\/+$/, '')
+  for (const context of config.gateway.legacyContexts) targets[context] = config.gateway.legacyUrl!.replace(/\/+$/, '')
+  return targets
+}
+
+/**
+ * The gateway process (`--modules=gateway`): one entry point in front of one process per module. Routes by the
+ * contracts' declared paths, applies CORS and rate limits, and proxies (WebSocket upgrades included).
+ */
+export function createGateway(config: Config, contracts: readonly ModuleContract[], log: Logger): Gateway {
+  const table = buildRoutingTable(contracts)
+  const targets = upstreamsOf(config)
+  const legacy = new Set(config.gateway.legacyContexts)
+  const redis = connectRedis(config.redisUrl, config.redisPrefix, log)
+  const metrics = createMetrics()
+  const requests = new Counter({
+    name: 'tiketi_gateway_requests_total',
+    help: 'Requests the gateway sent on, by upstream (context) and status (502/504: unreachable/too slow)',
+    labelNames: ['upstream', 'status'] as const,
+    registers: [metrics.registry],
+  })
+  const latency = new Histogram({
+    name: 'tiketi_gateway_upstream_seconds',
+    help: 'Time until the upstream started answering',
+    labelNames: ['upstream'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [metrics.registry],
+  })
+  const verify = createTokenVerifier({
+    jwks: () => authHttpClient(config.authUrl).jwks(),
+    redis: redis.keys,
+    refetchCooldownMs: config.jwksRefetchCooldownSeconds * 1000,
+  })
+  const policies = createGatewayPolicies({ config: config.gateway, redis: redis.keys, verify, registry: metrics.registry, log })
+  let draining = false
+  let server: Server<SocketData> | undefined
+
+  async function ready(): Promise<Response> {
+    if (draining) return Response.json({ status: 'draining', upstreams: {} }, { status: 503 })
+    const upstreams: Record<string, 'ok' | 'failing'> = {}
+    await Promise.all(
+      Object.entries(targets).map(async ([context, target]) => {
+        try {
+          // The legacy backend answers whatever it answers; a module must say it is ready.
+          const response = await fetch(`${target}${legacy.has(context) ? '/' : '/ready'}`, { signal: AbortSignal.timeout(1_500) })
+          await response.body?.cancel()
+          upstreams[context] = legacy.has(context) || response.ok ? 'ok' : 'failing'
+        } catch {
+          upstreams[context] = 'failing'
+        }
+      }),
+    )
+    // Ready even when an upstream is not: that context answers 502, the others keep working (failure isolation).
+    return Response.json({ status: 'ready', upstreams })
+  }
+
+  async function handle(request: Request, server: Server<SocketData>): Promise<Response | undefined> {
+    const incoming = request.headers.get('x-request-id')
+    const requestId = incoming && REQUEST_ID.test(incoming) ? incoming : crypto.randomUUID()
+    const raw = rawPathOf(request.url)
+    const path = raw.split('?')[0]!
+    if (path === '/health') return Response.json({ status: 'ok', modules: ['gateway'] })
+    if (path === '/ready') return ready()
+    if (path === '/metrics') return new Response(await metrics.render(), { headers: { 'content-type': metrics.registry.contentType } })
+    if (path !== '/api' && !path.startsWith('/api/')) return errorResponse(404, 'ROUTE_NOT_FOUND', 'no such route', { 'x-request-id': requestId })
+
+    const apiPath = path.slice('/api'.length) || '/'
+    const admission = await policies.admit(request, apiPath, addressBucket(clientAddress(request, server, config.trustedProxyHops)))
+    const finish = (response: Response) => {
+      for (const [name, value] of Object.entries(admission.headers)) response.headers.set(name, value)
+      response.headers.set('x-request-id', requestId)
+      return response
+    }
+    if (admission.response) return finish(admission.response)
+    const context = routeFor(table, apiPath)?.context
+    const target = context && targets[context]
+    if (!target) return finish(errorResponse(404, 'ROUTE_NOT_FOUND', 'no such route'))
+
+    const peer = server.requestIP(request)?.address ?? 'unknown'
+    if (request.headers.get('upgrade')?.toLowerCase() === 'websocket') {
+      const headers = stripHopByHop(new Headers(request.headers))
+      for (const name of [...headers.keys()]) if (name.startsWith('sec-websocket-') || name === 'host') headers.delete(name)
+      headers.set('x-request-id', requestId)
+      headers.set('x-forwarded-for', [request.headers.get('x-forwarded-for'), peer].filter(Boolean).join(', '))
+      if (server.upgrade(request, { data: { url: target.replace(/^http/, 'ws') + raw, headers, pending: [] } })) return undefined
+      return finish(errorResponse(400, 'UPGRADE_FAILED', 'WebSocket upgrade failed'))
+    }
+
+    const started = performance.now()
+    const { response, outcome } = await forward(request, { target, requestId, peer, timeoutMs: config.gateway.upstreamTimeoutMs })
+    if (outcome === 'answered') latency.observe({ upstream: context! }, (performance.now() - started) / 1000)
+    else log.warn('upstream failed', { requestId, upstream: context, outcome })
+    requests.inc({ upstream: context!, status: String(response.status) })
+    return finish(response)
+  }
+
+  const websocket = {
+    // The client's socket opens at once; what it sends before the upstream's socket is open waits in `pending`.
+    open(socket: ServerWebSocket<SocketData>) {
+      const upstream = new WebSocket(socket.data.url, { headers: socket.data.headers } as unknown as string[])
+      upstream.binaryType = 'arraybuffer'
+      socket.data.upstream = upstream
+      upstream.onopen = () => {
+        for (const message of socket.data.pending.splice(0)) upstream.send(message)
+      }
+      upstream.onmessage = (event) => socket.send(event.data as string | ArrayBuffer)
+      upstream.onclose = (event) => socket.close(event.code === 1005 || event.code === 1006 ? 1011 : event.code, event.reason)
+      upstream.onerror = () => socket.close(1011, 'upstream unavailable')
+    },
+    message(socket: ServerWebSocket<SocketData>, message: string | Buffer) {
+      const upstream = socket.data.upstream
+      if (upstream?.readyState === WebSocket.OPEN) upstream.send(message)
+      else socket.data.pending.push(message)
+    },
+    close(socket: ServerWebSocket<SocketData>, code: number, reason: string) {
+      const upstream = socket.data.upstream
+      if (!upstream || upstream.readyState >= WebSocket.CLOSING) return
+      upstream.close(code >= 3000 || code === 1000 ? code : 1000, reason)
+    },
+  }
+
+  return {
+    get url() {
+      return `http://127.0.0.1:${server?.port}`
+    },
+    async start() {
+      await redis.ready()
+      server = Bun.serve<SocketData>({
+        port: config.port,
+        hostname: config.host,
+        reusePort: config.reusePort,
+        idleTimeout: 30,
+        // Bodies stream through: each module enforces its own routes' limits.
+        maxRequestBodySize: Number.MAX_SAFE_INTEGER,
+        fetch: (request, server) =>
+          handle(request, server).catch((error) => {
+            log.error('gateway request failed', { error: describeError(error) })
+            return errorResponse(500, 'INTERNAL', 'internal error')
+          }),
+        websocket,
+      })
+      log.info('listening', { host: config.host, port: server.port, modules: ['gateway'], upstreams: targets })
+    },
+    async stop() {
+      draining = true
+      if (server && config.drainDelaySeconds > 0) await Bun.sleep(config.drainDelaySeconds * 1000)
+      await Promise.race([server?.stop(false), Bun.sleep(6_000)])
+      server?.stop(true)
+      await redis.close()
+    },
+  }
+}

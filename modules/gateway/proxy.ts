@@ -1,0 +1,81 @@
+import { errorBody } from '../../runtime/kernel/errors'
+
+/** Headers that describe one connection, not the message (RFC 9110 §7.6.1): never forwarded. */
+const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']
+
+/** Removes hop-by-hop headers, including those the Connection header names. */
+export function stripHopByHop(headers: Headers): Headers {
+  const listed = headers.get('connection')?.split(',').map((name) => name.trim().toLowerCase()) ?? []
+  for (const name of [...HOP_BY_HOP, ...listed]) if (name) headers.delete(name)
+  return headers
+}
+
+/** The path and query exactly as the client sent them (a URL object would normalise `..` and encodings). */
+export function rawPathOf(url: string): string {
+  const start = url.indexOf('/', url.indexOf('//') + 2)
+  return start < 0 ? '/' : url.slice(start)
+}
+
+export function errorResponse(status: number, code: string, message: string, headers: Record<string, string> = {}): Response {
+  return Response.json(errorBody(code, message), { status, headers })
+}
+
+export interface ForwardOptions {
+  /** Base URL of the upstream, without a trailing slash. */
+  target: string
+  requestId: string
+  /** The address the request came from (this hop's peer), appended to X-Forwarded-For. */
+  peer: string
+  /** Time allowed until the upstream's response headers; the body then streams for as long as it takes. */
+  timeoutMs: number
+}
+
+export type ForwardResult = { response: Response; outcome: 'answered' | 'unreachable' | 'timeout' }
+
+/**
+ * Sends a request on to an upstream and streams its answer back: method, path, query, body, status and headers
+ * preserved (hop-by-hop removed, X-Forwarded-* and X-Request-Id added). An upstream that cannot be reached is a
+ * 502, one that does not start answering in time a 504, both in the standard error envelope.
+ */
+export async function forward(request: Request, options: ForwardOptions): Promise<ForwardResult> {
+  const headers = stripHopByHop(new Headers(request.headers))
+  const host = request.headers.get('host')
+  headers.delete('host')
+  headers.set('x-request-id', options.requestId)
+  const chain = request.headers.get('x-forwarded-for')
+  headers.set('x-forwarded-for', chain ? `${chain}, ${options.peer}` : options.peer)
+  if (host) headers.set('x-forwarded-host', request.headers.get('x-forwarded-host') ?? host)
+  headers.set('x-forwarded-proto', request.headers.get('x-forwarded-proto') ?? new URL(request.url).protocol.slice(0, -1))
+
+  const controller = new AbortController()
+  let timedOut = false
+  const timer = setTimeout(() => {
+    timedOut = true
+    controller.abort()
+  }, options.timeoutMs)
+  // A client that goes away stops the upstream call too.
+  const onClientGone = () => controller.abort()
+  request.signal.addEventListener('abort', onClientGone, { once: true })
+  try {
+    const upstream = await fetch(options.target + rawPathOf(request.url), {
+      method: request.method,
+      headers,
+      body: request.method === 'GET' || request.method === 'HEAD' ? undefined : request.body,
+      redirect: 'manual',
+      // Pass the upstream's encoding through untouched: the client asked for it, and re-encoding costs CPU.
+      decompress: false,
+      signal: controller.signal,
+    })
+    clearTimeout(timer)
+    const responseHeaders = stripHopByHop(new Headers(upstream.headers))
+    responseHeaders.set('x-request-id', options.requestId)
+    return { response: new Response(upstream.body, { status: upstream.status, statusText: upstream.statusText, headers: responseHeaders }), outcome: 'answered' }
+  } catch {
+    clearTimeout(timer)
+    const headers = { 'x-request-id': options.requestId, 'retry-after': '5' }
+    if (timedOut) return { response: errorResponse(504, 'UPSTREAM_TIMEOUT', 'the service did not answer in time; retry shortly', headers), outcome: 'timeout' }
+    return { response: errorResponse(502, 'UPSTREAM_UNAVAILABLE', 'the service is unavailable; retry shortly', headers), outcome: 'unreachable' }
+  } finally {
+    request.signal.removeEventListener('abort', onClientGone)
+  }
+}
