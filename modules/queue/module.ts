@@ -6,6 +6,7 @@ import { createQueueDb, type QueueTx } from './db'
 import { queueHttp } from './http'
 import { loadAdmissionSigner } from './services/admission-tokens'
 import Redis from 'ioredis'
+import { Counter, Gauge } from 'prom-client'
 import { createController } from './services/controller'
 import { createLive } from './services/live'
 import { createQueue } from './services/queue'
@@ -43,7 +44,33 @@ export const queueModule = defineModule({
       pushIntervalMs: settings.pushIntervalMs,
       log: ctx.log,
     })
-    const controller = createController({ db, rooms, queue, tickMs: settings.admissionTickMs, log: ctx.log })
+    const registers = [ctx.metrics.registry]
+    const admittedTotal = new Counter({
+      name: 'tiketi_waiting_room_admitted_total',
+      help: 'People let in from a waiting room by this instance (rate() gives admissions per second)',
+      labelNames: ['event'] as const,
+      registers,
+    })
+    const people = new Gauge({ name: 'tiketi_waiting_room_people', help: 'People waiting in line, and admitted people shopping, per event', labelNames: ['event', 'state'] as const, registers })
+    const measuredRate = new Gauge({ name: 'tiketi_waiting_room_admissions_per_minute', help: 'Admission rate measured over the last seconds, per event', labelNames: ['event'] as const, registers })
+    const controller = createController({
+      db,
+      rooms,
+      queue,
+      tickMs: settings.admissionTickMs,
+      log: ctx.log,
+      admitted: (eventId, count) => admittedTotal.inc({ event: eventId }, count),
+    })
+    ctx.metrics.onScrape(async () => {
+      people.reset()
+      measuredRate.reset()
+      for (const eventId of controller.rooms) {
+        const counts = await room.counts(eventId)
+        people.set({ event: eventId, state: 'waiting' }, counts.waiting)
+        people.set({ event: eventId, state: 'shopping' }, counts.shopping)
+        measuredRate.set({ event: eventId }, counts.measuredRatePerMinute)
+      }
+    })
     const jwks = async () => signer.keySet
     const client: QueueClient = { jwks, verifyAdmission: admissionVerifier(jwks), admissionRequired: (eventId) => queue.admissionRequired(eventId) }
 

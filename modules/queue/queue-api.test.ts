@@ -74,6 +74,13 @@ for (const mode of MODES)
       expect(proof.entrants.map((entry: { userId: string }) => entry.userId).sort()).toEqual([first.userId, second.userId].sort())
       const view = await api.request('GET', `/api/queue/admin/${event.id}`, { token: admin })
       expect(view.body).toMatchObject({ waiting: 0, shopping: 2, admittedTotal: 2, eventStatus: 'on_sale' })
+      if (mode === 'monolith') {
+        // (Split mode's requests without a module prefix go to the auth process.)
+        const metrics = (await api.request('GET', '/metrics')).body as string
+        expect(metrics).toContain(`tiketi_waiting_room_admitted_total{event="${event.id}"} 2`)
+        expect(metrics).toContain(`tiketi_waiting_room_people{event="${event.id}",state="shopping"} 2`)
+        expect(metrics).toContain(`tiketi_waiting_room_people{event="${event.id}",state="waiting"} 0`)
+      }
       // The one who left is not in the room any more.
       expect((await api.request('GET', `/api/queue/status/${event.id}`, { token: third.token })).body.error.code).toBe('NOT_IN_QUEUE')
     }, 30_000)

@@ -11,7 +11,15 @@ const ROOM_LIST_REFRESH_MS = 2_000
  * The steps are atomic in Redis and the rate is accrued there, so several controllers together admit at the
  * room's rate, each person once, and when one instance dies the others go on without a hand-over.
  */
-export function createController(deps: { db: SqlClient; rooms: Rooms; queue: Queue; tickMs: number; log: Logger }) {
+export function createController(deps: {
+  db: SqlClient
+  rooms: Rooms
+  queue: Queue
+  tickMs: number
+  log: Logger
+  /** Told how many people this instance let in (for the metrics). */
+  admitted?: (eventId: string, count: number) => void
+}) {
   let timer: Timer | undefined
   let running: Promise<void> | undefined
   let live: string[] = []
@@ -23,7 +31,10 @@ export function createController(deps: { db: SqlClient; rooms: Rooms; queue: Que
       listedAt = Date.now()
     }
     for (const eventId of live)
-      await deps.queue.step(eventId).catch((error) => deps.log.warn('admission step failed', { eventId, error: describeError(error) }))
+      await deps.queue
+        .step(eventId)
+        .then((count) => count > 0 && deps.admitted?.(eventId, count))
+        .catch((error) => deps.log.warn('admission step failed', { eventId, error: describeError(error) }))
   }
 
   return {
@@ -39,9 +50,13 @@ export function createController(deps: { db: SqlClient; rooms: Rooms; queue: Que
       clearInterval(timer)
       await running
     },
-    /** Runs the next tick's room list from the database now (after a room changed). */
+    /** Reads the room list from the database again at the next tick (after a room changed). */
     refresh() {
       listedAt = 0
+    },
+    /** The rooms the controller is working on. */
+    get rooms(): readonly string[] {
+      return live
     },
   }
 }
