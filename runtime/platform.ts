@@ -1,10 +1,12 @@
 import { Elysia, ValidationError } from 'elysia'
 import type { Worker } from 'bullmq'
 import { authHttpClient, type AuthClient } from '../modules/auth/contract'
+import { createGatewayPolicies } from '../modules/gateway/module'
 import type { Config } from './config'
 import { apiDocs } from './kernel/api-docs'
 import { authGuard, createTokenVerifier } from './kernel/auth-guard'
 import { OutboxRelay, pruneDelivered, QueueRegistry, startInboxWorker } from './kernel/bus'
+import { addressBucket, clientAddress } from './kernel/client-address'
 import { buildCatalog } from './kernel/contract'
 import { ensureDatabase } from './kernel/db'
 import { errorBody, HttpError, isDatabaseBusy, isDependencyUnreachable, validationMessage } from './kernel/errors'
@@ -104,6 +106,8 @@ export async function createPlatform(
     refetchCooldownMs: config.jwksRefetchCooldownSeconds * 1000,
   })
   const guard = authGuard(verify)
+  // The gateway's rate limits and CORS hold in one process too, where nothing needs proxying.
+  const policies = createGatewayPolicies({ config: config.gateway, redis: redis.keys, verify, registry: metrics.registry, log })
 
   for (const name of selected) {
     const module = await registry.loaders[name]!()
@@ -145,10 +149,18 @@ export async function createPlatform(
     // Bun's own limit would answer 413 with an empty body; the edge enforces each route's limit in the envelope.
     serve: { maxRequestBodySize: Number.MAX_SAFE_INTEGER, idleTimeout: 30 },
   })
-    .onRequest(({ request, set }) => {
+    .onRequest(async ({ request, set, server }) => {
       started.set(request, performance.now())
       const incoming = request.headers.get('x-request-id')
-      set.headers['x-request-id'] = incoming && REQUEST_ID.test(incoming) ? incoming : crypto.randomUUID()
+      const requestId = (set.headers['x-request-id'] = incoming && REQUEST_ID.test(incoming) ? incoming : crypto.randomUUID())
+      if (!policies.active) return
+      const path = request.url.slice(request.url.indexOf('/', request.url.indexOf('//') + 2)).split('?')[0]!
+      if (!path.startsWith('/api/')) return
+      const admission = await policies.admit(request, path.slice('/api'.length), addressBucket(clientAddress(request, server, config.trustedProxyHops)))
+      Object.assign(set.headers, admission.headers)
+      if (!admission.response) return
+      admission.response.headers.set('x-request-id', requestId)
+      return admission.response
     })
     .use(edge.plugin)
     .onError({ as: 'global' }, ({ code, error, set, request }) => {

@@ -38,7 +38,10 @@ export function createGatewayPolicies(options: { config: GatewayConfig; redis: R
     },
   })
 
+  const config = options.config
   return {
+    /** False when there is nothing to apply (no CORS origins, no limits): callers skip the call. */
+    active: config.corsOrigins.length > 0 || config.userPerMinute > 0 || config.anonymousPerMinute > 0 || config.routeLimits.length > 0,
     /** `apiPath` is the path below `/api`, without the query. */
     async admit(request: Request, apiPath: string, addressBucket: string): Promise<Admission> {
       const corsDecision = cors(request)
