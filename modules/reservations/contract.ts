@@ -104,6 +104,10 @@ export const ReservationView = t.Object({
 export const ReservationList = t.Object({ items: t.Array(ReservationView) })
 export const ReleaseResult = t.Object({ released: t.Array(Uuid, { description: 'Reservations cancelled (a hold is released whole)' }) })
 
+export const PausedSales = t.Object({
+  items: t.Array(t.Object({ eventId: Uuid, pausedAt: Instant, reason: t.String({ description: 'What the oversell monitor found' }) })),
+})
+
 export const SeatStatus = OneOf(['available', 'held', 'sold', 'blocked'])
 export const SeatStatusView = t.Object({
   eventId: Uuid,

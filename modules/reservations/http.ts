@@ -1,20 +1,23 @@
-import { Elysia } from 'elysia'
+import { Elysia, t } from 'elysia'
 import type { AuthGuard } from '../../runtime/kernel/auth-guard'
+import { notFound } from '../../runtime/kernel/errors'
 import { bodyLimits } from '../../runtime/kernel/http-edge'
 import { ADMISSION_TOKEN_HEADER } from '../queue/contract'
 import {
   EventParams,
   HoldInput,
   IdParams,
+  PausedSales,
   ReleaseResult,
   ReservationList,
   ReservationView,
   SeatLockInput,
   SeatStatusView,
 } from './contract'
+import type { Audit } from './services/audit'
 import type { Reservations } from './services/reservations'
 
-export function reservationsHttp(deps: { reservations: Reservations; guard: AuthGuard }) {
+export function reservationsHttp(deps: { reservations: Reservations; audit: Audit; guard: AuthGuard }) {
   const { reservations } = deps
   const one = async (row: Parameters<Reservations['views']>[0][number]) => (await reservations.views([row]))[0]!
   return new Elysia({ name: 'reservations-http', detail: { tags: ['reservations'] } })
@@ -42,6 +45,19 @@ export function reservationsHttp(deps: { reservations: Reservations; guard: Auth
       response: { 200: ReservationList },
       detail: { summary: 'My reservations, newest first (the latest 100)' },
     })
+    .get('/reservations/admin/paused', async () => ({ items: await deps.audit.pausedEvents() }), {
+      auth: 'admin',
+      response: { 200: PausedSales },
+      detail: { summary: 'Events whose sales the oversell monitor paused, with its evidence (admin)' },
+    })
+    .post(
+      '/reservations/admin/paused/:eventId/resume',
+      async ({ params, status }) => {
+        if (!(await deps.audit.resume(params.eventId))) throw notFound('paused sale')
+        return status(204, undefined)
+      },
+      { auth: 'admin', params: EventParams, response: { 204: t.Undefined() }, detail: { summary: 'Resume the sales of an event paused by the oversell monitor (admin)' } },
+    )
     .get('/reservations/:id', async ({ params, principal }) => one(await reservations.find(params.id, { userId: principal.userId, admin: principal.role === 'admin' })), {
       auth: 'user',
       params: IdParams,

@@ -1,10 +1,13 @@
+import { Gauge } from 'prom-client'
 import { Outbox } from '../../runtime/kernel/bus'
 import { describeError } from '../../runtime/kernel/log'
 import { defineModule } from '../../runtime/kernel/module'
+import { periodicSweep } from '../../runtime/kernel/schedule'
 import { queueHttpClient, type QueueClient } from '../queue/contract'
 import { reservationsContract, type ReservationsClient } from './contract'
 import { createReservationsDb } from './db'
 import { reservationsHttp } from './http'
+import { createAudit } from './services/audit'
 import { createExpiry, EXPIRY_QUEUE } from './services/expiry'
 import { inventorySubscriptions } from './services/inventory'
 import { createReservations } from './services/reservations'
@@ -33,6 +36,14 @@ export const reservationsModule = defineModule({
     })
     expiry = createExpiry({ reservations, queue: ctx.queues.get(EXPIRY_QUEUE), redis: ctx.redis, log: ctx.log, sweepMs: settings.sweepMs })
 
+    const pausedSales = new Gauge({
+      name: 'tiketi_reservations_paused_sales',
+      help: 'Events whose sales the oversell monitor paused (alert when above zero)',
+      registers: [ctx.metrics.registry],
+    })
+    const audit = createAudit({ db, log: ctx.log, onBreaches: (paused) => pausedSales.set(paused) })
+    const auditor = periodicSweep({ name: 'reservations-audit', redis: ctx.redis, everyMs: settings.auditMs, log: ctx.log, sweep: async () => void (await audit.audit()) })
+
     const client: ReservationsClient = {
       async get(id, userId) {
         try {
@@ -51,7 +62,7 @@ export const reservationsModule = defineModule({
 
     return {
       db,
-      http: reservationsHttp({ reservations, guard: ctx.guard }),
+      http: reservationsHttp({ reservations, audit, guard: ctx.guard }),
       subscriptions: inventorySubscriptions((tx, eventId) => reservations.cancelAllForEvent(tx, eventId)),
       client,
       async start() {
@@ -59,8 +70,10 @@ export const reservationsModule = defineModule({
           ctx.log.error('hold expiry could not start', { error: describeError(error) })
           throw error
         })
+        await auditor.start()
       },
       async stop() {
+        await auditor.stop()
         await expiry!.stop()
       },
     }

@@ -47,6 +47,7 @@ interface EventCopy {
   queue_required: boolean
   rules_version: number
   deleted: boolean
+  sales_paused_at: Date | null
 }
 
 /** Statuses in which holds are taken: a sold-out event may have seats back at any moment. */
@@ -92,7 +93,7 @@ export function createReservations(deps: {
 
   async function eventCopy(client: Tx | ReservationsDb, eventId: string): Promise<EventCopy | undefined> {
     const rows = await client.$queryRawUnsafe<EventCopy[]>(
-      `SELECT status, sale_start, sale_end, event_date, per_user_limit, queue_required, rules_version, deleted
+      `SELECT status, sale_start, sale_end, event_date, per_user_limit, queue_required, rules_version, deleted, sales_paused_at
        FROM reservations.events WHERE event_id = $1::uuid`,
       eventId,
     )
@@ -214,6 +215,7 @@ export function createReservations(deps: {
     const now = Date.now()
     if (!SELLING.has(event.status) || event.sale_start!.getTime() > now || event.sale_end!.getTime() <= now)
       throw conflict('NOT_ON_SALE', 'this event is not on sale')
+    if (event.sales_paused_at) throw conflict('SALES_PAUSED', 'sales of this event are paused; try again later')
     if (event.queue_required) await checkAdmission(request)
 
     const requested = request.seatIds?.length ?? request.quantity!
