@@ -69,8 +69,25 @@ export interface Config {
     extensionSeconds: number
     /** How often due holds are expired whatever happened to their jobs. */
     sweepMs: number
-    /** How often the oversell monitor looks for seats or tickets sold twice. */
-    auditMs: number
+  }
+  /** Payments and points (payments module). */
+  payments: {
+    /** `toss`: the Toss Payments API at `providerUrl`; `simulated`: a provider simulator on loopback (development). */
+    provider: 'toss' | 'simulated'
+    providerUrl: string
+    /** Toss secret key (sent as HTTP Basic); empty: not configured (a process running payments in production refuses to start). */
+    secretKey: string
+    /** Verifies provider callbacks' signatures; empty: not configured. */
+    webhookSecret: string
+    /** One provider call may take this long. */
+    providerTimeoutMs: number
+    /** Consecutive provider outages that open the circuit, and how long it stays open before a trial call. */
+    breakerThreshold: number
+    breakerHalfOpenAfterMs: number
+    /** How long a prepared payment waits for its confirmation. */
+    readyTtlSeconds: number
+    /** How often delayed confirmations, crash leftovers, expiries and refunds are worked through. */
+    sweepMs: number
   }
 }
 
@@ -257,7 +274,21 @@ export function loadConfig(env: Env = process.env, argv: string[] = process.argv
       holdSeconds: readInt(env, 'RESERVATION_HOLD_SECONDS', 600, 1, 86_400),
       extensionSeconds: readInt(env, 'RESERVATION_HOLD_EXTENSION_SECONDS', 300, 0, 86_400),
       sweepMs: readInt(env, 'RESERVATION_SWEEP_MS', 10_000, 50, 3_600_000),
-      auditMs: readInt(env, 'RESERVATION_AUDIT_MS', 30_000, 50, 3_600_000),
     },
+    payments: readPayments(env, runtimeEnv),
+  }
+}
+
+function readPayments(env: Env, runtimeEnv: Environment): Config['payments'] {
+  return {
+    provider: readEnum(env, 'PAYMENTS_PROVIDER', runtimeEnv === 'production' ? 'toss' : 'simulated', ['toss', 'simulated'] as const),
+    providerUrl: readUrl(env, 'TOSS_API_URL', 'https://api.tosspayments.com', ['http:', 'https:']),
+    secretKey: env.TOSS_SECRET_KEY ?? '',
+    webhookSecret: env.TOSS_WEBHOOK_SECRET ?? '',
+    providerTimeoutMs: readInt(env, 'PAYMENTS_PROVIDER_TIMEOUT_MS', 5_000, 50, 60_000),
+    breakerThreshold: readInt(env, 'PAYMENTS_BREAKER_THRESHOLD', 5, 1, 1_000),
+    breakerHalfOpenAfterMs: readInt(env, 'PAYMENTS_BREAKER_HALF_OPEN_MS', 15_000, 50, 600_000),
+    readyTtlSeconds: readInt(env, 'PAYMENTS_READY_TTL_SECONDS', 1_800, 1, 86_400),
+    sweepMs: readInt(env, 'PAYMENTS_SWEEP_MS', 5_000, 50, 3_600_000),
   }
 }

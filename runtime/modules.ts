@@ -1,5 +1,6 @@
 import { authContract } from '../modules/auth/contract'
 import { eventsContract } from '../modules/events/contract'
+import { paymentsContract } from '../modules/payments/contract'
 import { queueContract } from '../modules/queue/contract'
 import { reservationsContract } from '../modules/reservations/contract'
 import type { ModuleContract } from './kernel/contract'
@@ -17,13 +18,14 @@ export interface ModuleRegistry {
 
 /** TIKETI's modules. A new module is added here and nowhere else in runtime/. */
 export const REGISTRY: ModuleRegistry = {
-  names: ['auth', 'events', 'queue', 'reservations'],
-  contracts: { auth: authContract, events: eventsContract, queue: queueContract, reservations: reservationsContract },
+  names: ['auth', 'events', 'queue', 'reservations', 'payments'],
+  contracts: { auth: authContract, events: eventsContract, queue: queueContract, reservations: reservationsContract, payments: paymentsContract },
   loaders: {
     auth: async () => (await import('../modules/auth/module')).authModule,
     events: async () => (await import('../modules/events/module')).eventsModule,
     queue: async () => (await import('../modules/queue/module')).queueModule,
     reservations: async () => (await import('../modules/reservations/module')).reservationsModule,
+    payments: async () => (await import('../modules/payments/module')).paymentsModule,
   },
 }
 

@@ -1,0 +1,141 @@
+import { Counter, Gauge, Histogram } from 'prom-client'
+import { ConfigError, type Config } from '../../runtime/config'
+import { Outbox, subscriber } from '../../runtime/kernel/bus'
+import { HttpError } from '../../runtime/kernel/errors'
+import { describeError } from '../../runtime/kernel/log'
+import { defineModule } from '../../runtime/kernel/module'
+import { periodicSweep } from '../../runtime/kernel/schedule'
+import { reservationsContract, type ReservationsClient } from '../reservations/contract'
+import { PAYMENT_STATES, paymentsContract } from './contract'
+import { createPaymentsDb, type PaymentsTx } from './db'
+import { paymentsHttp } from './http'
+import { ProviderUnavailable } from './provider/port'
+import { startProviderSimulator, type ProviderSimulator } from './provider/simulator'
+import { tossProvider } from './provider/toss'
+import { resilientProvider } from './provider/resilient'
+import { createIdempotency } from './services/idempotency'
+import { createPayments } from './services/payments'
+import { createWallet } from './services/wallet'
+
+/** Idempotency answers are kept two days (the promise is at least one). */
+const IDEMPOTENCY_KEEP_MS = 2 * 86_400_000
+
+/** Development and tests may run without a provider account: the simulator's key and secret then apply. */
+function resolveSettings(config: Config): Config['payments'] {
+  const settings = config.payments
+  if (config.env === 'production' && (settings.provider !== 'toss' || !settings.secretKey || !settings.webhookSecret))
+    throw new ConfigError('the payments module takes real payments in production: set PAYMENTS_PROVIDER=toss, TOSS_SECRET_KEY and TOSS_WEBHOOK_SECRET')
+  if (settings.secretKey && settings.webhookSecret) return settings
+  return { ...settings, secretKey: settings.secretKey || 'test_sk_tiketi_development', webhookSecret: settings.webhookSecret || 'tiketi-development-webhook-secret' }
+}
+
+export const paymentsModule = defineModule({
+  contract: paymentsContract,
+  async create(ctx) {
+    const settings = resolveSettings(ctx.config)
+    const db = createPaymentsDb(ctx.databaseUrl, () => ctx.metrics.dbQueries.inc({ module: 'payments' }))
+    const registers = [ctx.metrics.registry]
+    const providerSeconds = new Histogram({
+      name: 'tiketi_payment_provider_seconds',
+      help: 'Payment provider calls by operation and outcome',
+      labelNames: ['operation', 'outcome'] as const,
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    })
+    const breakerOpen = new Gauge({ name: 'tiketi_payment_breaker_open', help: '1 while the payment provider circuit is open or half open', registers })
+    const breakerChanges = new Counter({ name: 'tiketi_payment_breaker_changes_total', help: 'Payment provider circuit state changes', labelNames: ['state'] as const, registers })
+    const byState = new Gauge({ name: 'tiketi_payments', help: 'Payments by state', labelNames: ['state'] as const, registers })
+    ctx.metrics.onScrape(async () => {
+      const rows = await db.payment.groupBy({ by: ['state'], _count: { _all: true } })
+      for (const state of PAYMENT_STATES) byState.set({ state }, rows.find((row) => row.state === state)?._count._all ?? 0)
+    })
+
+    // Development without a provider account: the simulator on loopback, reached through the same HTTP adapter.
+    let simulator: ProviderSimulator | undefined
+    if (settings.provider === 'simulated') simulator = startProviderSimulator({ secretKey: settings.secretKey })
+    const provider = resilientProvider(tossProvider({ baseUrl: simulator?.url ?? settings.providerUrl, secretKey: settings.secretKey, timeoutMs: settings.providerTimeoutMs }), {
+      breakerThreshold: settings.breakerThreshold,
+      breakerHalfOpenAfterMs: settings.breakerHalfOpenAfterMs,
+      lookupAttempts: 3,
+      onCall: (operation, seconds, outcome) => providerSeconds.observe({ operation, outcome }, seconds),
+      onBreakerState: (state) => {
+        breakerOpen.set(state === 'closed' ? 0 : 1)
+        breakerChanges.inc({ state })
+        ctx.log.warn('payment provider circuit changed', { state })
+      },
+    })
+    const outbox = new Outbox(paymentsContract, ctx.catalog)
+    const wallet = createWallet({ db, outbox })
+    const payments = createPayments({
+      db,
+      outbox,
+      published: ctx.wakeRelay,
+      provider,
+      wallet,
+      reservations() {
+        const client = ctx.clientOf('reservations') as ReservationsClient | undefined
+        // TODO(reservations): an HTTP ReservationsClient for split mode, declared in the reservations contract.
+        if (!client) throw new HttpError(503, 'RESERVATIONS_UNAVAILABLE', 'reservations cannot be reached from this process')
+        return client
+      },
+      log: ctx.log,
+      readyTtlMs: settings.readyTtlSeconds * 1000,
+      // Past one provider call's timeout, an IN_PROGRESS payment is no longer being worked on by a live request.
+      reconcileAfterMs: settings.providerTimeoutMs * 2,
+    })
+    const idempotency = createIdempotency({ db, waitMs: settings.providerTimeoutMs * 2, abandonedAfterMs: 60_000, keepMs: IDEMPOTENCY_KEEP_MS })
+
+    // Delayed confirmations, crash leftovers and expired READY payments: finished from PostgreSQL every period.
+    const sweep = periodicSweep({
+      name: 'payments',
+      redis: ctx.redis,
+      everyMs: settings.sweepMs,
+      log: ctx.log,
+      async sweep() {
+        const due = await payments.due()
+        for (const id of due.expired) await payments.expire(id)
+        for (const payment of due.unconfirmed) await payments.confirmReservation(payment)
+
+        // While the provider is down (the breaker answers at once), the rest waits for a later period.
+        const work = [...due.inProgress.map((id) => () => payments.reconcile(id)), ...due.refunds.map((id) => () => payments.refund(id))]
+        for (const step of work) {
+          const down = await step().then(
+            (payment) => payment.state === 'IN_PROGRESS' && payment.delayed,
+            (error) => {
+              if (!(error instanceof ProviderUnavailable)) ctx.log.warn('reconciling a payment failed', { error: describeError(error) })
+              return error instanceof ProviderUnavailable
+            },
+          )
+          if (down) break
+        }
+        await idempotency.prune()
+      },
+    })
+
+    // A refund owed is recorded in the inbox transaction; the provider is called after it commits (soon, or by the sweep).
+    const refundSoon = (reservationId: string) =>
+      setTimeout(async () => {
+        for (const payment of await db.payment.findMany({ where: { reservationId, refundReason: { not: null }, state: 'DONE' }, select: { id: true } }))
+          await payments.refund(payment.id).catch((error) => ctx.log.warn('refunding a payment failed', { paymentId: payment.id, error: describeError(error) }))
+      }, 100)
+    const on = subscriber<PaymentsTx>()
+    const subscriptions = [
+      on(reservationsContract, 'reservation.cancelled.v1', (event, { tx }) => payments.reservationEnded(tx, event.reservationId, event.reason, false)),
+      on(reservationsContract, 'reservation.refund-due.v1', async (event, { tx }) => {
+        await payments.reservationEnded(tx, event.reservationId, event.reason, true)
+        refundSoon(event.reservationId)
+      }),
+    ]
+
+    return {
+      db,
+      subscriptions,
+      http: paymentsHttp({ payments, wallet, idempotency, guard: ctx.guard, db, webhookSecret: settings.webhookSecret }),
+      start: () => sweep.start(),
+      async stop() {
+        await sweep.stop()
+        await simulator?.stop()
+      },
+    }
+  },
+})

@@ -1,0 +1,188 @@
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { eventually, startTestPlatform, type TestPlatform } from '../../runtime/testing/platform'
+import { createPaymentsDb } from './db'
+import type { ProviderSimulator } from './provider/simulator'
+import { signWebhook } from './services/webhook'
+import { TEST_WEBHOOK_SECRET, paymentsTestProvider, signUp } from './testing'
+
+let platform: TestPlatform
+let simulator: ProviderSimulator
+const db = createPaymentsDb(process.env.DATABASE_URL!)
+
+beforeAll(async () => {
+  const provider = paymentsTestProvider()
+  simulator = provider.simulator
+  platform = await startTestPlatform(['auth', 'payments'], provider.env)
+})
+afterAll(async () => {
+  await platform.stop()
+  await simulator.stop()
+  await db.$disconnect()
+})
+
+type View = { id: string; orderId: string; state: string; status: string; amount: number; cardAmount: number }
+const key = () => crypto.randomUUID()
+
+/** A points purchase prepared and authorised at the (simulated) provider: ready to confirm. */
+async function authorised(token: string, amount = 10_000) {
+  const prepared = await platform.request('POST', '/api/points/charge', { token, body: { amount }, headers: { 'idempotency-key': key() } })
+  expect(prepared.status).toBe(201)
+  const payment = prepared.body as View
+  const paymentKey = await simulator.checkout(payment.orderId, payment.cardAmount)
+  return { payment, paymentKey, body: { paymentId: payment.id, paymentKey, amount: payment.cardAmount } }
+}
+const confirm = (token: string, body: object, idempotencyKey = key()) =>
+  platform.request('POST', '/api/payments/confirm', { token, body, headers: { 'idempotency-key': idempotencyKey } })
+const balance = async (token: string) => ((await platform.request('GET', '/api/points', { token })).body as { balance: number }).balance
+
+describe('confirm: exactly once', () => {
+  test('double confirm with one Idempotency-Key charges once and answers the same', async () => {
+    const { token } = await signUp(platform)
+    const { body, paymentKey } = await authorised(token)
+    const idempotencyKey = key()
+    const first = await confirm(token, body, idempotencyKey)
+    const second = await confirm(token, body, idempotencyKey)
+    expect(first.status).toBe(200)
+    expect((first.body as View).state).toBe('DONE')
+    expect(second.status).toBe(200)
+    expect(second.body).toEqual(first.body)
+    expect(simulator.payment(paymentKey)!.charges).toBe(1)
+    expect(await balance(token)).toBe(10_000)
+  })
+
+  test('the same key with another body is a 422; a call without a key is a 400; nothing is charged by either', async () => {
+    const { token } = await signUp(platform)
+    const { body, paymentKey } = await authorised(token)
+    const idempotencyKey = key()
+    expect((await confirm(token, { ...body, amount: body.amount + 1 }, idempotencyKey)).status).toBe(400)
+    const reused = await confirm(token, body, idempotencyKey)
+    expect(reused.status).toBe(422)
+    expect((reused.body as { error: { code: string } }).error.code).toBe('IDEMPOTENCY_KEY_REUSED')
+    const keyless = await platform.request('POST', '/api/payments/confirm', { token, body })
+    expect(keyless.status).toBe(400)
+    expect((keyless.body as { error: { code: string } }).error.code).toBe('IDEMPOTENCY_KEY_REQUIRED')
+    expect(simulator.payment(paymentKey)!.charges).toBe(0)
+  })
+
+  test('50 concurrent confirms of one payment (same key and distinct keys) charge once; the points arrive once', async () => {
+    const { token } = await signUp(platform)
+    const { body, paymentKey, payment } = await authorised(token, 7_000)
+    simulator.configure({ latencyMs: 50 })
+    try {
+      const sharedKey = key()
+      const answers = await Promise.all(Array.from({ length: 50 }, (_, i) => confirm(token, body, i % 2 ? sharedKey : key())))
+      for (const answer of answers) expect([200, 409]).toContain(answer.status)
+      // Every keyed duplicate of the shared key waited for the first and got its answer.
+      const shared = answers.filter((_, i) => i % 2)
+      for (const answer of shared) expect(answer.body).toEqual(shared[0]!.body)
+    } finally {
+      simulator.configure({ latencyMs: 0 })
+    }
+    await eventually(async () => (await db.payment.findUnique({ where: { id: payment.id } }))?.state === 'DONE', 5_000, 'payment done')
+    expect(simulator.payment(paymentKey)!.charges).toBe(1)
+    expect(await db.ledgerEntry.count({ where: { paymentId: payment.id } })).toBe(1)
+    expect(await balance(token)).toBe(7_000)
+  })
+
+  test('amount tampering is refused before the provider is called; the payment stays READY', async () => {
+    const { token } = await signUp(platform)
+    const { body, paymentKey, payment } = await authorised(token, 50_000)
+    const calls = simulator.calls()
+    const tampered = await confirm(token, { ...body, amount: 1_000 })
+    expect(tampered.status).toBe(400)
+    expect((tampered.body as { error: { code: string } }).error.code).toBe('AMOUNT_MISMATCH')
+    expect(simulator.calls()).toBe(calls)
+    expect((await db.payment.findUnique({ where: { id: payment.id } }))!.state).toBe('READY')
+    expect(simulator.payment(paymentKey)!.charges).toBe(0)
+  })
+
+  test("another user's payment is a 404; illegal moves are 409", async () => {
+    const owner = await signUp(platform)
+    const stranger = await signUp(platform)
+    const { body } = await authorised(owner.token)
+    expect((await confirm(stranger.token, body)).status).toBe(404)
+    expect((await platform.request('GET', `/api/payments/${body.paymentId}/status`, { token: stranger.token })).status).toBe(404)
+    expect((await confirm(owner.token, body)).status).toBe(200)
+    const cancelPaid = await platform.request('POST', '/api/payments/cancel', { token: owner.token, body: { paymentId: body.paymentId }, headers: { 'idempotency-key': key() } })
+    expect(cancelPaid.status).toBe(409)
+    // An abandoned payment cannot be confirmed.
+    const other = await authorised(owner.token)
+    const abandoned = await platform.request('POST', '/api/payments/cancel', { token: owner.token, body: { paymentId: other.body.paymentId }, headers: { 'idempotency-key': key() } })
+    expect((abandoned.body as View).state).toBe('ABORTED')
+    const late = await confirm(owner.token, other.body)
+    expect(late.status).toBe(409)
+    expect(simulator.payment(other.paymentKey)!.charges).toBe(0)
+  })
+})
+
+describe('provider outage', () => {
+  test('the breaker opens, confirm answers in under 1 s with payment_delayed, and the confirmation completes after recovery', async () => {
+    const { token } = await signUp(platform)
+    const payments = await Promise.all(Array.from({ length: 5 }, () => authorised(token, 5_000)))
+    const outageEnds = Date.now() + 2_500
+    simulator.configure({ outages: [{ from: new Date(), to: new Date(outageEnds) }] })
+    try {
+      // The first calls wait out the 300 ms timeout, until three in a row open the breaker.
+      for (const { body } of payments.slice(0, 3)) expect(((await confirm(token, body)).body as View).status).toBe('payment_delayed')
+      for (const { body } of payments.slice(3)) {
+        const started = performance.now()
+        const answer = await confirm(token, body)
+        expect(performance.now() - started).toBeLessThan(1_000)
+        expect(answer.status).toBe(200)
+        expect(answer.body).toMatchObject({ state: 'IN_PROGRESS', status: 'payment_delayed' })
+      }
+      // The rest of the platform keeps serving meanwhile.
+      const started = performance.now()
+      expect((await platform.request('GET', '/api/points', { token })).status).toBe(200)
+      expect(performance.now() - started).toBeLessThan(500)
+    } finally {
+      await Bun.sleep(Math.max(0, outageEnds - Date.now()))
+      simulator.configure({ outages: [] })
+    }
+    for (const { body } of payments)
+      await eventually(async () => (await db.payment.findUnique({ where: { id: body.paymentId } }))?.state === 'DONE', 15_000, 'delayed payment done')
+    for (const { paymentKey } of payments) expect(simulator.payment(paymentKey)!.charges).toBe(1)
+    expect(await balance(token)).toBe(25_000)
+  })
+})
+
+describe('webhook', () => {
+  const send = (body: string, transmissionId: string, secret = TEST_WEBHOOK_SECRET, time = new Date().toISOString()) =>
+    platform.app
+      .handle(
+        new Request('http://localhost/api/payments/webhook', {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            'tosspayments-webhook-signature': signWebhook(secret, body, time),
+            'tosspayments-webhook-transmission-time': time,
+            'tosspayments-webhook-transmission-id': transmissionId,
+          },
+          body,
+        }),
+      )
+      .then((response) => response.status)
+
+  test('a bad signature is a 401; a signed callback reconciles the payment it names by look-up, once per transmission', async () => {
+    const { token } = await signUp(platform)
+    const { body, payment, paymentKey } = await authorised(token, 3_000)
+    // The intent is recorded and the provider charges, but our answer is lost.
+    await db.payment.update({ where: { id: payment.id }, data: { state: 'IN_PROGRESS', paymentKey, updatedAt: new Date(Date.now() + 60_000) } })
+    await fetch(`${simulator.url}/v1/payments/confirm`, {
+      method: 'POST',
+      headers: { authorization: `Basic ${Buffer.from('test_sk_tiketi:').toString('base64')}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ paymentKey, orderId: payment.orderId, amount: body.amount }),
+    })
+    const callback = JSON.stringify({ eventType: 'PAYMENT_STATUS_CHANGED', data: { orderId: payment.orderId, status: 'DONE' } })
+    expect(await send(callback, 'tx-1', 'wrong-secret')).toBe(401)
+    expect(await send(callback, 'tx-1', TEST_WEBHOOK_SECRET, new Date(Date.now() - 3_600_000).toISOString())).toBe(401)
+    expect((await db.payment.findUnique({ where: { id: payment.id } }))!.state).toBe('IN_PROGRESS')
+    const transmission = `tx-${crypto.randomUUID()}`
+    expect(await send(callback, transmission)).toBe(200)
+    expect((await db.payment.findUnique({ where: { id: payment.id } }))!.state).toBe('DONE')
+    expect(await send(callback, transmission)).toBe(200)
+    expect(await db.webhookEvent.count({ where: { id: transmission } })).toBe(1)
+    expect(simulator.payment(paymentKey)!.charges).toBe(1)
+    expect(await balance(token)).toBe(3_000)
+  })
+})

@@ -1,0 +1,67 @@
+import { afterAll, describe, expect, test } from 'bun:test'
+import { Outbox } from '../../runtime/kernel/bus'
+import { buildCatalog } from '../../runtime/kernel/contract'
+import { REGISTRY } from '../../runtime/modules'
+import { paymentsContract } from './contract'
+import { createPaymentsDb } from './db'
+import { createWallet } from './services/wallet'
+
+const db = createPaymentsDb(process.env.DATABASE_URL!)
+const wallet = createWallet({ db, outbox: new Outbox(paymentsContract, buildCatalog(Object.values(REGISTRY.contracts))) })
+afterAll(() => db.$disconnect())
+
+const ledgerSum = async (userId: string) => (await db.ledgerEntry.aggregate({ where: { userId }, _sum: { amount: true } }))._sum.amount ?? 0
+const balanceOf = async (userId: string) => (await db.wallet.findUnique({ where: { userId } }))?.balance ?? 0
+
+describe('points wallet', () => {
+  test('200 concurrent mixed operations: the ledger sums to the balance, which never went negative, and every refused use left no trace', async () => {
+    const userId = crypto.randomUUID()
+    await db.$transaction((tx) => wallet.apply(tx, userId, 'CHARGE', 1_000))
+    const kinds = ['CHARGE', 'USE', 'USE', 'USE', 'REFUND', 'EXPIRE'] as const
+    const operations = Array.from({ length: 200 }, (_, i) => ({ kind: kinds[i % kinds.length]!, points: 100 + (i % 7) * 50 }))
+    const results = await Promise.all(
+      operations.map(({ kind, points }) =>
+        // Two hundred transactions queue for ten connections: they wait their turn rather than give up after 2 s.
+        db.$transaction((tx) => wallet.apply(tx, userId, kind, points), { maxWait: 60_000 }).then(
+          () => 'applied' as const,
+          (error: { code?: string }) => (error.code === 'INSUFFICIENT_POINTS' ? ('refused' as const) : Promise.reject(error)),
+        ),
+      ),
+    )
+    const applied = operations.filter((_, i) => results[i] === 'applied')
+    const expected = 1_000 + applied.reduce((sum, { kind, points }) => sum + (kind === 'CHARGE' || kind === 'REFUND' ? points : -points), 0)
+    expect(results.filter((result) => result === 'refused').length).toBeGreaterThan(0)
+    expect(await balanceOf(userId)).toBe(expected)
+    expect(await ledgerSum(userId)).toBe(expected)
+    expect(await db.ledgerEntry.count({ where: { userId } })).toBe(1 + applied.length)
+    // Replayed in commit order, the ledger's running balance is each entry's balance_after and never below zero.
+    let running = 0
+    for (const entry of await db.ledgerEntry.findMany({ where: { userId }, orderBy: { id: 'asc' } })) {
+      running += entry.amount
+      expect(entry.balanceAfter).toBe(running)
+      expect(running).toBeGreaterThanOrEqual(0)
+    }
+    // Each change was announced with the balance after it.
+    const announced = await db.outbox.count({ where: { eventName: 'points.changed.v1', payload: { path: ['userId'], equals: userId } } })
+    expect(announced).toBe(1 + applied.length)
+  })
+
+  test('a use larger than the balance is refused whole', async () => {
+    const userId = crypto.randomUUID()
+    await db.$transaction((tx) => wallet.apply(tx, userId, 'CHARGE', 500))
+    expect(await db.$transaction((tx) => wallet.apply(tx, userId, 'USE', 501)).catch((error) => error.code)).toBe('INSUFFICIENT_POINTS')
+    expect(await balanceOf(userId)).toBe(500)
+    expect(await ledgerSum(userId)).toBe(500)
+  })
+
+  test('the statement pages the ledger newest first', async () => {
+    const userId = crypto.randomUUID()
+    for (const points of [100, 200, 300]) await db.$transaction((tx) => wallet.apply(tx, userId, 'CHARGE', points))
+    const first = await wallet.statement(userId, 2)
+    expect(first.balance).toBe(600)
+    expect(first.entries.map((entry) => entry.amount)).toEqual([300, 200])
+    const second = await wallet.statement(userId, 2, first.nextBefore!)
+    expect(second.entries.map((entry) => entry.amount)).toEqual([100])
+    expect(second.nextBefore).toBeNull()
+  })
+})
