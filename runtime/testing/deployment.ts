@@ -1,4 +1,3 @@
-import { REGISTRY } from '../modules'
 import { buildRequest, readResponse, startTestPlatform, type ApiTarget, type RequestOptions } from './platform'
 import { startTiketi, type TiketiProcess } from './processes'
 
@@ -8,18 +7,16 @@ export type Mode = (typeof MODES)[number]
 
 export interface Deployment extends ApiTarget {
   mode: Mode
+  /** Split mode: the gateway (every request goes through it) and each module's process, to stop or kill one. */
+  gateway?: TiketiProcess
+  processes?: ReadonlyMap<string, TiketiProcess>
   stop(): Promise<void>
-}
-
-/** Which module serves a path, from the contracts' routes (what the gateway will do in front of split mode). */
-function moduleFor(path: string, modules: string[]): string | undefined {
-  const local = path.replace(/^\/api/, '').split('?')[0]!
-  return modules.find((name) => REGISTRY.contracts[name]!.routes.some((route) => local === route || local.startsWith(`${route}/`)))
 }
 
 /**
  * Monolith: the modules in one platform in this process. Split: one `runtime/main.ts` process per module on
- * its own port, auth first (the others verify tokens against its JWKS), requests routed by contract routes.
+ * its own port, auth first (the others verify tokens against its JWKS), and a gateway process in front of them
+ * (`--modules=gateway`, told every module's URL) that every request goes through.
  */
 export async function startDeployment(mode: Mode, modules: string[], env: Record<string, string> = {}): Promise<Deployment> {
   if (mode === 'monolith') {
@@ -33,13 +30,23 @@ export async function startDeployment(mode: Mode, modules: string[], env: Record
     const urls = Object.fromEntries([...processes].map(([started, running]) => [`${started.toUpperCase()}_URL`, running.url]))
     processes.set(name, await startTiketi([`--modules=${name}`], { ...env, ...urls }))
   }
+  const urls = Object.fromEntries([...processes].map(([name, running]) => [`${name.toUpperCase()}_URL`, running.url]))
+  let gateway: TiketiProcess
+  try {
+    gateway = await startTiketi(['--modules=gateway'], { ...env, ...urls })
+  } catch (error) {
+    await Promise.all([...processes.values()].map((process) => process.stop()))
+    throw error
+  }
   return {
     mode,
+    gateway,
+    processes,
     async request(method: string, path: string, options: RequestOptions = {}) {
-      const target = processes.get(moduleFor(path, modules) ?? ordered[0]!)!
-      return readResponse(await fetch(buildRequest(target.url, method, path, options)))
+      return readResponse(await fetch(buildRequest(gateway.url, method, path, options)))
     },
     async stop() {
+      await gateway.stop()
       await Promise.all([...processes.values()].map((process) => process.stop()))
     },
   }
