@@ -32,7 +32,7 @@ const EVENT_BODY_LIMIT = 8 * 1024 * 1024
 
 /** Serves a cached read, or 404 when the loader found nothing. */
 function serve(cached: Awaited<ReturnType<ResponseCache['get']>>, headers: Record<string, string | undefined>, set: { status?: number | string }, what: string) {
-  const response = cachedJsonResponse(cached, headers['if-none-match'])
+  const response = cachedJsonResponse(cached, headers['if-none-match'], headers['accept-encoding'])
   if (!response) throw notFound(what)
   set.status = response.status
   return response

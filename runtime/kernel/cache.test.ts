@@ -326,3 +326,128 @@ describe('ETags', () => {
     expect(cachedJsonResponse(undefined, null)).toBeUndefined()
   })
 })
+
+describe('in-process layer (local): the writer sees its write at once, other processes within staleMs', () => {
+  const localCache = (connection: Redis, name: string, options: Partial<Parameters<typeof createResponseCache>[0]> = {}) =>
+    createResponseCache({ redis: connection, name, ttlSeconds: 60, log, local: { staleMs: 1_000 }, ...options })
+  const closing: { close(): Promise<void> }[] = []
+  afterAll(() => Promise.all(closing.map((cache) => cache.close())))
+  const pair = (options: Partial<Parameters<typeof createResponseCache>[0]> = {}) => {
+    const name = uniqueName()
+    const made = [localCache(redis, name, options), localCache(otherProcess, name, options)] as const
+    closing.push(...made)
+    return made
+  }
+
+  test('warm reads are answered in process: 1,000 reads, no Redis read', async () => {
+    const { counter, read } = lookupCounter()
+    const [a] = pair({ lookups: counter })
+    await a.get(['s'], ['k'], async () => 'v')
+    const before = (await read()).load
+    const results = await Promise.all(Array.from({ length: 1_000 }, () => a.get(['s'], ['k'], async () => 'other')))
+    expect(results.every((result) => bodyOf(result) === 'v')).toBe(true)
+    expect(await read()).toEqual({ load: before, local: 1_000 })
+  })
+
+  test('raced 300 times: the writing process reads its write at once; the other reads it within 1 s', async () => {
+    const [a, b] = pair()
+    await Bun.sleep(50) // subscribers connected
+    const late: number[] = []
+    const stale: number[] = []
+    await Promise.all(
+      Array.from({ length: 300 }, async (_, i) => {
+        const scope: CacheKey = ['event', i]
+        let database = 'old'
+        const load = async () => {
+          const seen = database
+          await Bun.sleep(5 + Math.random() * 20)
+          return seen
+        }
+        // Both processes hold the old value in process; a's copy may be loading when the write lands.
+        await Promise.all([a.get(scope, ['map'], load), b.get(scope, ['map'], load)])
+        const slow = a.get(scope, ['map'], load)
+        await Bun.sleep(Math.random() * 8)
+        database = 'new'
+        await b.invalidate(scope) // acknowledged by process b
+        if (bodyOf(await b.get(scope, ['map'], load)) !== 'new') stale.push(i)
+        const written = performance.now()
+        while (bodyOf(await a.get(scope, ['map'], load)) !== 'new') {
+          if (performance.now() - written > 1_000) {
+            late.push(i)
+            break
+          }
+          await Bun.sleep(5)
+        }
+        await slow
+      }),
+    )
+    expect(stale).toEqual([])
+    expect(late).toEqual([])
+  })
+
+  test('a lost invalidation message cannot stretch the bound: the copy is not answered past staleMs', async () => {
+    const name = uniqueName()
+    const a = localCache(redis, name, { local: { staleMs: 300 } })
+    closing.push(a)
+    let database = 'old'
+    expect(bodyOf(await a.get(['s'], ['k'], async () => database))).toBe('old')
+    // Another process's write whose message never arrives: only the generation moves.
+    database = 'new'
+    await otherProcess.incr(`cache:${name}:gen:${JSON.stringify(['s'])}`)
+    const written = performance.now()
+    while (bodyOf(await a.get(['s'], ['k'], async () => database)) !== 'new') await Bun.sleep(10)
+    expect(performance.now() - written).toBeLessThan(400)
+  })
+
+  test('a lookup sent before a write this process heard of keeps nothing in process', async () => {
+    const [a, b] = pair()
+    await Bun.sleep(50)
+    let release!: () => void
+    let database = 'old'
+    const slow = a.get(['s'], ['k'], () => {
+      const seen = database
+      return new Promise((resolve) => (release = () => resolve(seen)))
+    })
+    await Bun.sleep(20)
+    database = 'new'
+    await b.invalidate(['s'])
+    await Bun.sleep(50) // the message has reached a
+    release()
+    expect(bodyOf(await slow)).toBe('old')
+    expect(bodyOf(await a.get(['s'], ['k'], async () => database))).toBe('new')
+  })
+
+  test('bounded: at most maxEntries copies', async () => {
+    const { counter, read } = lookupCounter()
+    const [a] = pair({ local: { staleMs: 1_000, maxEntries: 10 }, lookups: counter })
+    for (let i = 0; i < 30; i++) await a.get(['s'], ['k', i], async () => i)
+    await Promise.all(Array.from({ length: 30 }, (_, i) => a.get(['s'], ['k', i], async () => -1)))
+    expect((await read()).local).toBe(10)
+  })
+
+  test('large bodies are gzipped once in process and served compressed to clients that accept gzip', async () => {
+    const [a] = pair()
+    const seats = Array.from({ length: 1_000 }, (_, i) => ({ id: crypto.randomUUID(), label: `A-${i}`, price: 110_000 }))
+    const big = (await a.get(['s'], ['seat-map'], async () => seats))!
+    expect(big.gzip!.byteLength).toBeLessThan(big.body.length / 2)
+    expect((await a.get(['s'], ['seat-map'], async () => []))!.gzip).toBe(big.gzip!) // the same bytes, not recompressed
+    expect((await a.get(['s'], ['small'], async () => ({ a: 1 })))!.gzip).toBeUndefined()
+
+    const gzipped = cachedJsonResponse(big, null, 'br, gzip;q=0.8')!
+    expect(gzipped.headers.get('content-encoding')).toBe('gzip')
+    expect(gzipped.headers.get('vary')).toBe('Accept-Encoding')
+    expect(new TextDecoder().decode(Bun.gunzipSync(new Uint8Array(await gzipped.arrayBuffer())))).toBe(big.body)
+    for (const refused of [null, 'br', 'gzip;q=0', 'identity']) {
+      const plain = cachedJsonResponse(big, null, refused)!
+      expect(plain.headers.get('content-encoding')).toBeNull()
+      expect(plain.headers.get('vary')).toBe('Accept-Encoding')
+      expect(await plain.text()).toBe(big.body)
+    }
+    // Each representation has its own ETag; either one is a 304 for both.
+    const gzipEtag = gzipped.headers.get('etag')!
+    expect(gzipEtag).not.toBe(big.etag)
+    expect(cachedJsonResponse(big, gzipEtag, 'gzip')!.status).toBe(304)
+    expect(cachedJsonResponse(big, big.etag, 'gzip')!.status).toBe(304)
+    expect(cachedJsonResponse(big, gzipEtag, null)!.status).toBe(304)
+  })
+})

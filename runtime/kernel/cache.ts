@@ -7,7 +7,12 @@ import { describeError, type Logger } from './log'
 export interface CachedResponse {
   body: string
   etag: string
+  /** The body gzipped once, when a large value entered this process's layer (see `local`). */
+  gzip?: Uint8Array
 }
+
+/** Bodies from this size up are kept gzipped beside the JSON (smaller ones gain too little to pay the client's inflate). */
+export const GZIP_MIN_BYTES = 2_048
 
 const NOT_FOUND = '\u0000404'
 
@@ -101,6 +106,12 @@ interface InFlight {
  * load without storing: a flood of distinct list queries costs database loads, as it would without a cache, but
  * not Redis memory, which BullMQ shares. Only writes start a new generation. Keys are canonical (`keyPart`), so
  * spellings of one value do not count as distinct. Not-found answers are not counted: they live 2 s.
+ *
+ * With `local`, hot values are also kept in this process and answered without a Redis round trip, which trades the
+ * promise above for a bound: the writing process sees its write at once, other processes within `staleMs`. A write
+ * publishes its scopes (Redis pub/sub) and every process drops its copies on receipt (milliseconds); a copy is
+ * answered only for `staleMs` after the Redis read that produced it was sent, so a lost message (a subscriber
+ * reconnecting) cannot stretch the bound. Large bodies are gzipped once when they enter the layer.
  */
 export function createResponseCache(options: {
   redis: RedisClient
@@ -112,6 +123,8 @@ export function createResponseCache(options: {
   maxKeysPerScope?: number
   lockMs?: number
   lookups?: Counter<'cache' | 'result'>
+  /** The in-process layer: other processes may serve a value up to `staleMs` after a write; bounded in entries and bytes. */
+  local?: { staleMs: number; maxEntries?: number; maxBytes?: number }
 }) {
   const { name, ttlSeconds, log } = options
   const lockMs = options.lockMs ?? 3_000
@@ -123,6 +136,8 @@ export function createResponseCache(options: {
   const keyPrefix = String(redis.options.keyPrefix ?? '')
   const inFlight = new Map<string, InFlight>()
   const count = (result: 'hit' | 'load' | 'load_not_stored' | 'shared' | 'waited') => options.lookups?.inc({ cache: name, result })
+  const local = options.local && createLocalLayer(redis, `${keyPrefix}cache:${name}:invalidated`, options.local, log)
+  const localHit = options.lookups?.labels({ cache: name, result: 'local' })
 
   const generationKey = (scope: string) => `cache:${name}:gen:${scope}`
   const valueKey = (scope: string, key: string) => `cache:${name}:val:${scope}:${key}:`
@@ -197,6 +212,13 @@ export function createResponseCache(options: {
       const scope = encodeKey(scopeParts)
       const key = encodeKey(keyParts)
       const id = `${scope}\u0000${key}`
+      if (local) {
+        const copy = local.fresh(id)
+        if (copy) {
+          localHit?.inc()
+          return Promise.resolve(copy.value)
+        }
+      }
       let work = inFlight.get(id)
       if (work?.batch) {
         count('shared')
@@ -210,7 +232,11 @@ export function createResponseCache(options: {
         const done = () => {
           if (!work.batch && work.loads.size === 0) inFlight.delete(id)
         }
-        lookup(work, scope, key, load).then(batch.resolve, batch.reject).then(done)
+        const keep = local?.begin(id, scope)
+        lookup(work, scope, key, load)
+          .then((value) => (keep ? keep(value) : value))
+          .then(batch.resolve, batch.reject)
+          .then(done)
       })
       return batch.promise
     },
@@ -221,8 +247,10 @@ export function createResponseCache(options: {
      * for a committed write would only make the client retry it).
      */
     async invalidate(...scopes: CacheKey[]): Promise<void> {
+      const encoded = scopes.map(encodeKey)
       const pipeline = redis.pipeline()
-      for (const scope of scopes.map(encodeKey)) pipeline.incr(generationKey(scope)).expire(generationKey(scope), 7 * 86_400)
+      for (const scope of encoded) pipeline.incr(generationKey(scope)).expire(generationKey(scope), 7 * 86_400)
+      if (local) pipeline.publish(local.channel, JSON.stringify(encoded))
       try {
         for (const [error] of (await pipeline.exec()) ?? []) if (error) throw error
       } catch (error) {
@@ -232,9 +260,113 @@ export function createResponseCache(options: {
           staleForAtMostSeconds: ttlSeconds,
           error: describeError(error),
         })
+      } finally {
+        // After the new generation is set: a read from now on in this process goes to Redis and finds it.
+        local?.drop(encoded)
       }
     },
+
+    /** Closes the invalidation subscriber of the in-process layer (a no-op without one). */
+    async close(): Promise<void> {
+      await local?.close()
+    },
   }
+}
+
+/**
+ * The in-process copies of one cache: Redis reads' results, answered for `staleMs` after their read was sent, dropped
+ * when any process publishes a write to their scope. A lookup whose Redis read was sent before a write that reached
+ * this process keeps nothing (its value may predate the write).
+ */
+function createLocalLayer(redis: RedisClient, channel: string, limits: { staleMs: number; maxEntries?: number; maxBytes?: number }, log: Logger) {
+  const maxEntries = limits.maxEntries ?? 1_000
+  const maxBytes = limits.maxBytes ?? 64 * 1024 * 1024
+  interface Copy {
+    scope: string
+    value: CachedResponse | undefined
+    readSentAt: number
+    bytes: number
+  }
+  // Insertion order is age order: the oldest copy is evicted first.
+  const copies = new Map<string, Copy>()
+  let bytes = 0
+  // Bumped by every write heard of; a lookup keeps its result only if none arrived while it ran.
+  let writesSeen = 0
+
+  const remove = (id: string) => {
+    const copy = copies.get(id)
+    if (!copy) return
+    copies.delete(id)
+    bytes -= copy.bytes
+  }
+  const drop = (scopes: string[]) => {
+    writesSeen++
+    const dropped = new Set(scopes)
+    for (const [id, copy] of copies) if (dropped.has(copy.scope)) remove(id)
+  }
+
+  const subscriber = redis.duplicate()
+  subscriber.on('message', (_channel: string, message: string) => {
+    try {
+      drop(JSON.parse(message) as string[])
+    } catch {
+      drop([...new Set([...copies.values()].map((copy) => copy.scope))])
+    }
+  })
+  subscriber.on('error', (error: unknown) => log.warn('cache invalidation subscriber', { channel, error: describeError(error) }))
+  subscriber.subscribe(channel).catch((error: unknown) => log.warn('cache invalidation subscribe failed', { channel, error: describeError(error) }))
+
+  return {
+    channel,
+    drop,
+    /** A copy still within its bound, or undefined. */
+    fresh(id: string): Copy | undefined {
+      const copy = copies.get(id)
+      if (copy && performance.now() - copy.readSentAt < limits.staleMs) return copy
+      return undefined
+    },
+    /** Called as a lookup's Redis read is about to be sent: returns what keeps its result. */
+    begin(id: string, scope: string) {
+      const readSentAt = performance.now()
+      const seen = writesSeen
+      return (value: CachedResponse | undefined): CachedResponse | undefined => {
+        if (writesSeen !== seen) return value
+        const previous = copies.get(id)
+        // The same body as before keeps its gzip: compressed once per value and process.
+        const kept = previous && previous.value?.etag === value?.etag ? previous.value : withGzip(value)
+        const size = kept ? kept.body.length + (kept.gzip?.byteLength ?? 0) : 0
+        remove(id)
+        if (size > maxBytes / 4) return kept
+        copies.set(id, { scope, value: kept, readSentAt, bytes: size })
+        bytes += size
+        for (const oldest of copies.keys()) {
+          if (copies.size <= maxEntries && bytes <= maxBytes) break
+          remove(oldest)
+        }
+        return kept
+      }
+    },
+    async close() {
+      await subscriber.quit().catch(() => subscriber.disconnect())
+    },
+  }
+}
+
+function withGzip(value: CachedResponse | undefined): CachedResponse | undefined {
+  if (!value || value.body.length < GZIP_MIN_BYTES) return value
+  const gzip = Bun.gzipSync(value.body)
+  return gzip.byteLength < value.body.length ? { ...value, gzip } : value
+}
+
+/** True when an Accept-Encoding header accepts gzip (`gzip` or `*`, with a q-value above zero). */
+export function acceptsGzip(acceptEncoding: string | null | undefined): boolean {
+  if (!acceptEncoding) return false
+  return acceptEncoding.split(',').some((part) => {
+    const [coding, ...params] = part.trim().toLowerCase().split(';')
+    if (coding !== 'gzip' && coding !== '*') return false
+    const q = params.map((param) => param.trim()).find((param) => param.startsWith('q='))
+    return q === undefined || Number(q.slice(2)) > 0
+  })
 }
 
 export type ResponseCache = ReturnType<typeof createResponseCache>
@@ -246,10 +378,20 @@ export type ResponseCache = ReturnType<typeof createResponseCache>
 export function cachedJsonResponse(
   cached: CachedResponse | undefined,
   ifNoneMatch: string | null | undefined,
+  acceptEncoding?: string | null,
   cacheControl = 'public, max-age=5, s-maxage=5, stale-while-revalidate=30',
 ): Response | undefined {
   if (!cached) return undefined
-  const headers = { etag: cached.etag, 'cache-control': cacheControl }
-  if (matchesEtag(ifNoneMatch, cached.etag)) return new Response(null, { status: 304, headers })
-  return new Response(cached.body, { headers: { ...headers, 'content-type': 'application/json;charset=utf-8' } })
+  if (!cached.gzip) {
+    const headers = { etag: cached.etag, 'cache-control': cacheControl }
+    if (matchesEtag(ifNoneMatch, cached.etag)) return new Response(null, { status: 304, headers })
+    return new Response(cached.body, { headers: { ...headers, 'content-type': 'application/json;charset=utf-8' } })
+  }
+  // Two representations of one value: each its own strong ETag; either one in If-None-Match means the client has it.
+  const gzipped = acceptsGzip(acceptEncoding)
+  const gzipEtag = `${cached.etag.slice(0, -1)}-gz"`
+  const headers = { etag: gzipped ? gzipEtag : cached.etag, 'cache-control': cacheControl, vary: 'Accept-Encoding' }
+  if (matchesEtag(ifNoneMatch, cached.etag) || matchesEtag(ifNoneMatch, gzipEtag)) return new Response(null, { status: 304, headers })
+  if (!gzipped) return new Response(cached.body, { headers: { ...headers, 'content-type': 'application/json;charset=utf-8' } })
+  return new Response(cached.gzip, { headers: { ...headers, 'content-type': 'application/json;charset=utf-8', 'content-encoding': 'gzip' } })
 }
