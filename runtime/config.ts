@@ -23,6 +23,8 @@ export interface Config {
   authUrl: string
   /** Base URL of the process serving the queue module, used to verify admission tokens when queue runs elsewhere. */
   queueUrl: string
+  /** Shared by the deployment's processes: module-to-module HTTP calls (contract clients) carry it; unset, internal routes answer 404. */
+  internalApiKey?: string
   /** Create the database and apply migrations at start-up (development and test default). */
   autoMigrate: boolean
   /** Proxies in front of this process that append to X-Forwarded-For; the client address is the entry the outermost one added (0: the socket's peer). */
@@ -145,6 +147,13 @@ function readEnum<T extends string>(env: Env, name: string, fallback: T, allowed
   return raw as T
 }
 
+function readSecret(env: Env, name: string): string | undefined {
+  const raw = env[name]
+  if (!raw) return undefined
+  if (raw.length < 32) throw new ConfigError(`${name} must be at least 32 characters`)
+  return raw
+}
+
 function readHost(env: Env): string {
   const raw = env.HOST || '0.0.0.0'
   if (/\s/.test(raw)) throw new ConfigError(`HOST must be an address or host name (got "${raw}")`)
@@ -243,6 +252,7 @@ export function loadConfig(env: Env = process.env, argv: string[] = process.argv
     redisPrefix,
     authUrl: readUrl(env, 'AUTH_URL', `http://127.0.0.1:${port}`, ['http:', 'https:']),
     queueUrl: readUrl(env, 'QUEUE_URL', `http://127.0.0.1:${port}`, ['http:', 'https:']),
+    internalApiKey: readSecret(env, 'INTERNAL_API_KEY'),
     autoMigrate: readEnum(env, 'AUTO_MIGRATE', runtimeEnv === 'production' ? 'false' : 'true', ['true', 'false']) === 'true',
     // TRUST_PROXY=true is the older spelling of one trusted hop.
     trustedProxyHops: readInt(env, 'TRUSTED_PROXY_HOPS', readEnum(env, 'TRUST_PROXY', 'false', ['true', 'false']) === 'true' ? 1 : 0, 0, 10),

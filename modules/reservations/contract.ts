@@ -152,3 +152,42 @@ export interface ReservationsClient {
   /** Extends a pending hold once, when payment starts, by the configured extension. */
   extendHold(reservationId: string, userId: string): Promise<ExtendOutcome>
 }
+
+/** Module-to-module calls carry the deployment's INTERNAL_API_KEY in this header; without it the internal routes do not exist. */
+export const INTERNAL_KEY_HEADER = 'x-internal-key'
+/** Where the HTTP client's calls land (hidden from the public API documentation). */
+export const RESERVATIONS_INTERNAL_PATH = '/reservations/internal'
+
+export const InternalGetInput = t.Object({ reservationId: Uuid, userId: Uuid }, closed)
+export const InternalConfirmInput = t.Object({ reservationId: Uuid, paymentId: t.String({ minLength: 1, maxLength: 200 }) }, closed)
+
+type Wire<T> = { [K in keyof T]: T[K] extends Date ? string : T[K] }
+const revive = (summary: Wire<ReservationSummary>): ReservationSummary => ({ ...summary, expiresAt: new Date(summary.expiresAt) })
+
+/** The reservations client over HTTP, for processes that do not run the reservations module (split mode). */
+export function reservationsHttpClient(baseUrl: string, internalKey: string): ReservationsClient {
+  const call = async <T>(operation: string, body: unknown): Promise<T> => {
+    const response = await fetch(`${baseUrl.replace(/\/+$/, '')}/api${RESERVATIONS_INTERNAL_PATH}/${operation}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', [INTERNAL_KEY_HEADER]: internalKey },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(5_000),
+    })
+    if (!response.ok) throw new Error(`reservations ${operation} failed with status ${response.status}`)
+    return (await response.json()) as T
+  }
+  return {
+    async get(reservationId, userId) {
+      const { reservation } = await call<{ reservation: Wire<ReservationSummary> | null }>('get', { reservationId, userId })
+      return reservation ? revive(reservation) : undefined
+    },
+    async confirm(reservationId, paymentId) {
+      const result = await call<{ outcome: ConfirmOutcome['outcome']; reservation: Wire<ReservationSummary> }>('confirm', { reservationId, paymentId })
+      return { outcome: result.outcome, reservation: revive(result.reservation) } as ConfirmOutcome
+    },
+    async extendHold(reservationId, userId) {
+      const result = await call<{ ok: true; expiresAt: string } | { ok: false; reason: 'not_found' | 'not_pending' | 'expired' | 'already_extended' }>('extend', { reservationId, userId })
+      return result.ok ? { ok: true, expiresAt: new Date(result.expiresAt) } : result
+    },
+  }
+}

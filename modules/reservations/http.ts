@@ -1,3 +1,4 @@
+import { timingSafeEqual } from 'node:crypto'
 import { Elysia, t } from 'elysia'
 import type { AuthGuard } from '../../runtime/kernel/auth-guard'
 import { notFound } from '../../runtime/kernel/errors'
@@ -7,18 +8,39 @@ import {
   EventParams,
   HoldInput,
   IdParams,
+  INTERNAL_KEY_HEADER,
+  InternalConfirmInput,
+  InternalGetInput,
+  RESERVATIONS_INTERNAL_PATH,
   PausedSales,
   ReleaseResult,
   ReservationList,
   ReservationView,
   SeatLockInput,
   SeatStatusView,
+  type ReservationsClient,
 } from './contract'
 import type { Audit } from './services/audit'
 import type { Reservations } from './services/reservations'
 
-export function reservationsHttp(deps: { reservations: Reservations; audit: Audit; guard: AuthGuard }) {
-  const { reservations } = deps
+/** Whether a module-to-module call carries the deployment's internal key (compared in constant time). */
+function internalCaller(expected: string | undefined, given: string | undefined): boolean {
+  if (!expected || !given) return false
+  const a = Buffer.from(expected)
+  const b = Buffer.from(given)
+  return a.length === b.length && timingSafeEqual(a, b)
+}
+
+export function reservationsHttp(deps: { reservations: Reservations; audit: Audit; guard: AuthGuard; client: ReservationsClient; internalKey?: string }) {
+  const { reservations, client } = deps
+  // Other modules' calls (the ReservationsClient over HTTP): a route that does not exist for anyone without the key.
+  const internal = {
+    detail: { hide: true },
+    // Before body validation: a caller without the key learns nothing about the route.
+    transform({ headers }: { headers: Record<string, string | undefined> }) {
+      if (!internalCaller(deps.internalKey, headers[INTERNAL_KEY_HEADER])) throw notFound('route')
+    },
+  }
   const one = async (row: Parameters<Reservations['views']>[0][number]) => (await reservations.views([row]))[0]!
   return new Elysia({ name: 'reservations-http', detail: { tags: ['reservations'] } })
     .use(deps.guard)
@@ -58,6 +80,12 @@ export function reservationsHttp(deps: { reservations: Reservations; audit: Audi
       },
       { auth: 'admin', params: EventParams, response: { 204: t.Undefined() }, detail: { summary: 'Resume the sales of an event paused by the oversell monitor (admin)' } },
     )
+    .post(`${RESERVATIONS_INTERNAL_PATH}/get`, async ({ body }) => ({ reservation: (await client.get(body.reservationId, body.userId)) ?? null }), {
+      ...internal,
+      body: InternalGetInput,
+    })
+    .post(`${RESERVATIONS_INTERNAL_PATH}/confirm`, async ({ body }) => client.confirm(body.reservationId, body.paymentId), { ...internal, body: InternalConfirmInput })
+    .post(`${RESERVATIONS_INTERNAL_PATH}/extend`, async ({ body }) => client.extendHold(body.reservationId, body.userId), { ...internal, body: InternalGetInput })
     .get('/reservations/:id', async ({ params, principal }) => one(await reservations.find(params.id, { userId: principal.userId, admin: principal.role === 'admin' })), {
       auth: 'user',
       params: IdParams,

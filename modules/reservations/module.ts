@@ -1,5 +1,6 @@
 import { Gauge } from 'prom-client'
 import { Outbox } from '../../runtime/kernel/bus'
+import { notFound } from '../../runtime/kernel/errors'
 import { describeError } from '../../runtime/kernel/log'
 import { defineModule } from '../../runtime/kernel/module'
 import { periodicSweep } from '../../runtime/kernel/schedule'
@@ -54,7 +55,7 @@ export const reservationsModule = defineModule({
       },
       async confirm(id, paymentId) {
         const result = await reservations.confirm(id, paymentId)
-        if (result.outcome === 'not_found') throw new Error(`reservation ${id} does not exist`)
+        if (result.outcome === 'not_found') throw notFound('reservation')
         return result
       },
       extendHold: (id, userId) => reservations.extendHold(id, userId),
@@ -62,7 +63,7 @@ export const reservationsModule = defineModule({
 
     return {
       db,
-      http: reservationsHttp({ reservations, audit, guard: ctx.guard }),
+      http: reservationsHttp({ reservations, audit, guard: ctx.guard, client, internalKey: ctx.config.internalApiKey }),
       subscriptions: inventorySubscriptions((tx, eventId) => reservations.cancelAllForEvent(tx, eventId)),
       client,
       async start() {
