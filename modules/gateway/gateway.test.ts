@@ -204,6 +204,45 @@ describe('gateway proxying', () => {
   })
 })
 
+describe('WebSocket upgrades', () => {
+  test('a socket is proxied both ways with the client\'s headers and query; the upstream closing closes the client', async () => {
+    const upstream = Bun.serve<{ authorization: string | null; query: string }>({
+      port: 0,
+      hostname: '127.0.0.1',
+      fetch(request, server) {
+        const url = new URL(request.url)
+        if (server.upgrade(request, { data: { authorization: request.headers.get('authorization'), query: url.pathname + url.search } })) return undefined
+        return new Response('no upgrade', { status: 426 })
+      },
+      websocket: {
+        open(socket) {
+          socket.send(JSON.stringify(socket.data))
+        },
+        message(socket, message) {
+          if (message === 'bye') socket.close(4000, 'done')
+          else socket.send(`echo:${message}`)
+        },
+      },
+    })
+    try {
+      const gateway = await startGateway({ QUEUE_URL: upstream.url.origin })
+      const socket = new WebSocket(`${gateway.url.replace('http', 'ws')}/api/queue/ws?eventId=e1`, { headers: { authorization: 'Bearer abc' } } as any)
+      const received: string[] = []
+      const closed = new Promise<number>((resolve) => (socket.onclose = (event) => resolve(event.code)))
+      socket.onmessage = (event) => received.push(String(event.data))
+      socket.onopen = () => socket.send('hello')
+      const deadline = Date.now() + 5_000
+      while (received.length < 2 && Date.now() < deadline) await Bun.sleep(10)
+      expect(JSON.parse(received[0]!)).toEqual({ authorization: 'Bearer abc', query: '/api/queue/ws?eventId=e1' })
+      expect(received[1]).toBe('echo:hello')
+      socket.send('bye')
+      expect(await closed).toBe(4000)
+    } finally {
+      upstream.stop(true)
+    }
+  })
+})
+
 describe('strangler routing', () => {
   test('a context listed as not migrated goes to the legacy backend under the same paths; the others to their modules', async () => {
     const gateway = await startGateway({ LEGACY_URL: legacy.url.origin, LEGACY_CONTEXTS: 'events' })
