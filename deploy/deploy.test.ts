@@ -157,7 +157,7 @@ describe('deploy files and code agree', () => {
     const names = new Set<string>()
     for (const service of Object.values<any>(compose.services)) for (const name of Object.keys(service.environment ?? {})) names.add(name)
     for (const doc of manifests.filter((doc) => doc.kind === 'Deployment'))
-      for (const container of [...doc.spec.template.spec.initContainers, ...doc.spec.template.spec.containers])
+      for (const container of [...(doc.spec.template.spec.initContainers ?? []), ...doc.spec.template.spec.containers])
         for (const entry of container.env) names.add(entry.name)
     names.delete('POSTGRES_PASSWORD') // the postgres image's own
     names.delete('POSTGRES_DB')
