@@ -343,7 +343,7 @@ describe('in-process layer (local): the writer sees its write at once, other pro
     const { counter, read } = lookupCounter()
     const [a] = pair({ lookups: counter })
     await a.get(['s'], ['k'], async () => 'v')
-    const before = (await read()).load
+    const before = (await read()).load!
     const results = await Promise.all(Array.from({ length: 1_000 }, () => a.get(['s'], ['k'], async () => 'other')))
     expect(results.every((result) => bodyOf(result) === 'v')).toBe(true)
     expect(await read()).toEqual({ load: before, local: 1_000 })
