@@ -337,12 +337,24 @@ describe('rate limits', () => {
     expect((await fetch(`${gateway.url}/api/events`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(200)
   })
 
-  test('an invalid token counts as anonymous, not as the user it names', async () => {
+  test('an invalid or forged token counts as anonymous, not as the user (or admin) it names', async () => {
     const gateway = await startGateway(limited)
-    const address = newAddress()
-    const statuses = await Promise.all(
-      Array.from({ length: 11 }, () => fetch(`${gateway.url}/api/events`, { headers: { authorization: 'Bearer not-a-token', ...address } }).then((response) => response.status)),
-    )
-    expect(statuses.filter((status) => status === 429)).toHaveLength(1)
+    const otherKeys = await generateKeyPair('ES256')
+    const forged = await new SignJWT({ role: 'admin' })
+      .setProtectedHeader({ alg: 'ES256', kid: 'gateway-test' })
+      .setIssuer('tiketi')
+      .setAudience('tiketi')
+      .setSubject('victim')
+      .setJti(crypto.randomUUID())
+      .setIssuedAt()
+      .setExpirationTime('10m')
+      .sign(otherKeys.privateKey)
+    for (const token of ['not-a-token', forged]) {
+      const address = newAddress()
+      const statuses = await Promise.all(
+        Array.from({ length: 11 }, () => fetch(`${gateway.url}/api/events`, { headers: { authorization: `Bearer ${token}`, ...address } }).then((response) => response.status)),
+      )
+      expect(statuses.filter((status) => status === 429)).toHaveLength(1)
+    }
   })
 })
