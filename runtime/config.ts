@@ -71,6 +71,8 @@ export interface Config {
     extensionSeconds: number
     /** How often due holds are expired whatever happened to their jobs. */
     sweepMs: number
+    /** How often the oversell monitor looks for seats or tickets sold twice. */
+    auditMs: number
   }
   /** Payments and points (payments module). */
   payments: {
@@ -284,6 +286,7 @@ export function loadConfig(env: Env = process.env, argv: string[] = process.argv
       holdSeconds: readInt(env, 'RESERVATION_HOLD_SECONDS', 600, 1, 86_400),
       extensionSeconds: readInt(env, 'RESERVATION_HOLD_EXTENSION_SECONDS', 300, 0, 86_400),
       sweepMs: readInt(env, 'RESERVATION_SWEEP_MS', 10_000, 50, 3_600_000),
+      auditMs: readInt(env, 'RESERVATION_AUDIT_MS', 30_000, 50, 3_600_000),
     },
     payments: readPayments(env, runtimeEnv),
   }
