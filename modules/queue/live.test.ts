@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { eventually, uniqueEmail } from '../../runtime/testing/platform'
 import { startTiketi, type TiketiProcess } from '../../runtime/testing/processes'
-import { ADMIN, ADMIN_ENV, eventInput } from '../events/testing'
+import { ADMIN, ADMIN_ENV, eventInput } from './testing'
 import { admissionVerifier } from './contract'
 
 // Live updates across processes: auth, events and two queue processes. A runs the admission controller often and
@@ -70,7 +70,7 @@ describe('WS /queue/ws', () => {
   test('position updates and the admission, pushed across processes; a reconnect keeps the place; the cap refuses cleanly', async () => {
     const admin = (await call(auth.url, 'POST', '/auth/login', undefined, ADMIN)).body.accessToken as string
     const fans = await Promise.all(
-      [1, 2].map(async () => (await call(auth.url, 'POST', '/auth/register', undefined, { email: uniqueEmail('ws'), password: 'fan-password-123' })).body),
+      [1, 2].map(async () => (await call(auth.url, 'POST', '/auth/register', undefined, { email: uniqueEmail('ws'), password: 'fan-password-123', name: 'Fan' })).body),
     )
     const [first, second] = fans as [any, any]
     const opening = Date.now() + 3_000

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { MODES, startDeployment, type Deployment } from '../../runtime/testing/deployment'
 import { eventually, uniqueEmail } from '../../runtime/testing/platform'
-import { ADMIN_ENV, adminToken, publishedEvent } from '../events/testing'
+import { ADMIN_ENV, adminToken, publishedEvent } from './testing'
 import { admissionVerifier } from './contract'
 import { commitmentOf } from './domain/ordering'
 
@@ -19,7 +19,7 @@ for (const mode of MODES)
     afterAll(() => api.stop())
 
     const register = async () => {
-      const response = await api.request('POST', '/api/auth/register', { body: { email: uniqueEmail('fan'), password: 'fan-password-123' } })
+      const response = await api.request('POST', '/api/auth/register', { body: { email: uniqueEmail('fan'), password: 'fan-password-123', name: 'Fan' } })
       expect(response.status).toBe(201)
       return { token: response.body.accessToken as string, userId: response.body.user.id as string }
     }
