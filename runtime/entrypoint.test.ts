@@ -38,7 +38,7 @@ describe('entrypoint', () => {
     const inFlight = fetch(`${tiketi.url}/api/auth/register`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ email: `sigterm-${crypto.randomUUID()}@example.test`, password: 'graceful-password' }),
+      body: JSON.stringify({ email: `sigterm-${crypto.randomUUID()}@example.test`, password: 'graceful-password', name: 'Graceful' }),
     })
     await Bun.sleep(20)
     const started = performance.now()

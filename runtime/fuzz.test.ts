@@ -214,7 +214,7 @@ afterAll(() => platform.stop())
 
 async function signIn(): Promise<Tokens> {
   const credentials = { email: uniqueEmail('fuzz'), password: 'fuzz-password-123' }
-  await platform.request('POST', '/api/auth/register', { body: credentials })
+  await platform.request('POST', '/api/auth/register', { body: { ...credentials, name: 'Fuzz' } })
   const user = (await platform.request('POST', '/api/auth/login', { body: credentials })).body.accessToken
   return { user, admin: await adminToken(platform) }
 }

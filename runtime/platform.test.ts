@@ -28,7 +28,7 @@ describe('operations endpoints', () => {
   })
 
   test('/metrics exposes request counts by route, queue depths and outbox backlog', async () => {
-    await platform.request('POST', '/api/auth/register', { body: { email: uniqueEmail(), password: 'metrics-password' } })
+    await platform.request('POST', '/api/auth/register', { body: { email: uniqueEmail(), password: 'metrics-password', name: 'Metrics' } })
     await eventually(async () => (await platform.relays.auth!.backlog()) === 0, 5_000, 'outbox drained')
     const metrics = await platform.app.handle(new Request('http://localhost/metrics'))
     expect(metrics.headers.get('content-type')).toContain('text/plain')
@@ -44,7 +44,7 @@ describe('operations endpoints', () => {
     expect(docs.status).toBe(200)
     expect(docs.body.openapi).toMatch(/^3\./)
     const register = docs.body.paths['/api/auth/register'].post
-    expect(register.requestBody.content['application/json'].schema.required).toEqual(['email', 'password'])
+    expect(register.requestBody.content['application/json'].schema.required).toEqual(['email', 'password', 'name'])
     expect(docs.body.paths['/api/auth/me'].get.security).toEqual([{ bearer: [] }])
     expect(docs.body.paths['/api/auth/login'].post.security).toBeUndefined()
     expect(docs.body.components.securitySchemes.bearer).toMatchObject({ type: 'http', scheme: 'bearer' })
@@ -159,8 +159,8 @@ describe('readiness follows Redis', () => {
       try {
         await eventually(async () => (await own.request('GET', '/ready')).status === 200, 5_000, 'ready with Redis up')
         const email = uniqueEmail()
-        await own.request('POST', '/api/auth/register', { body: { email, password: 'redis-down-password' } })
-        const { accessToken } = (await own.request('POST', '/api/auth/login', { body: { email, password: 'redis-down-password' } })).body
+        await own.request('POST', '/api/auth/register', { body: { email, password: 'redis-down-password', name: 'Redis Down' } })
+        const { accessToken } = (await own.request('POST', '/api/auth/login', { body: { email, password: 'redis-down-password', name: 'Redis Down' } })).body
         redis.kill()
         await redis.exited
         const started = performance.now()
@@ -219,7 +219,7 @@ describe('the HTTP edge: bodies, methods and query parameters', () => {
     edge.app.post('/edge-test/optional', ({ body }) => ({ given: body !== undefined }), { body: t.Optional(t.Object({ a: t.String() })) })
     admin = await adminToken(edge)
     const credentials = { email: uniqueEmail(), password: 'edge-test-password' }
-    await edge.request('POST', '/api/auth/register', { body: credentials })
+    await edge.request('POST', '/api/auth/register', { body: { ...credentials, name: 'Edge' } })
     user = (await edge.request('POST', '/api/auth/login', { body: credentials })).body.accessToken
   })
   afterAll(() => edge.stop())

@@ -36,7 +36,7 @@ describe('administrator bootstrap', () => {
   const register = async (email: string, password: string) => {
     const platform = await startTestPlatform(['auth'])
     try {
-      expect((await platform.request('POST', '/api/auth/register', { body: { email, password } })).status).toBe(201)
+      expect((await platform.request('POST', '/api/auth/register', { body: { email, password, name: 'Fan' } })).status).toBe(201)
     } finally {
       await platform.stop()
     }
@@ -109,7 +109,7 @@ for (const mode of MODES)
 
     async function signUp(password = 'correct horse battery') {
       const email = uniqueEmail()
-      expect((await platform.request('POST', '/api/auth/register', { body: { email, password } })).status).toBe(201)
+      expect((await platform.request('POST', '/api/auth/register', { body: { email, password, name: 'Fan' } })).status).toBe(201)
       const login = await platform.request('POST', '/api/auth/login', { body: { email, password } })
       expect(login.status).toBe(200)
       return { email, password, ...login.body } as { email: string; password: string; accessToken: string; refreshToken: string; user: { id: string } }
@@ -118,7 +118,7 @@ for (const mode of MODES)
     describe('auth flow', () => {
       test('register → login → me → refresh → logout', async () => {
         const email = uniqueEmail()
-        const registered = await platform.request('POST', '/api/auth/register', { body: { email: `  ${email.toUpperCase()} `.trim(), password: 'pa55word-long' } })
+        const registered = await platform.request('POST', '/api/auth/register', { body: { email: `  ${email.toUpperCase()} `.trim(), password: 'pa55word-long', name: 'Fan' } })
         expect(registered.status).toBe(201)
         expect(registered.body.user).toMatchObject({ email, role: 'user' })
         expect(registered.body.user.passwordHash).toBeUndefined()
@@ -159,8 +159,8 @@ for (const mode of MODES)
 
       test('a duplicate email is a 409, whatever its case', async () => {
         const email = uniqueEmail()
-        await platform.request('POST', '/api/auth/register', { body: { email, password: 'password-one' } })
-        const again = await platform.request('POST', '/api/auth/register', { body: { email: email.toUpperCase(), password: 'password-two' } })
+        await platform.request('POST', '/api/auth/register', { body: { email, password: 'password-one', name: 'Fan' } })
+        const again = await platform.request('POST', '/api/auth/register', { body: { email: email.toUpperCase(), password: 'password-two', name: 'Fan' } })
         expect(again.status).toBe(409)
         expect(again.body.error.code).toBe('EMAIL_TAKEN')
       })
@@ -168,7 +168,7 @@ for (const mode of MODES)
       test('200 concurrent registrations of one email create exactly one account', async () => {
         const email = uniqueEmail('race')
         const results = await Promise.all(
-          Array.from({ length: 200 }, () => platform.request('POST', '/api/auth/register', { body: { email, password: 'race-password' } })),
+          Array.from({ length: 200 }, () => platform.request('POST', '/api/auth/register', { body: { email, password: 'race-password', name: 'Fan' } })),
         )
         const statuses = results.map((result) => result.status)
         expect(statuses.filter((status) => status === 201)).toHaveLength(1)
@@ -342,11 +342,11 @@ for (const mode of MODES)
     describe('bad input on every auth route', () => {
       const cases: Array<[string, string, unknown]> = [
         ['POST', '/api/auth/register', {}],
-        ['POST', '/api/auth/register', { email: 'not-an-email', password: 'long-enough' }],
-        ['POST', '/api/auth/register', { email: 'a@b.co', password: 'short' }],
-        ['POST', '/api/auth/register', { email: 'a@b.co', password: 'x'.repeat(129) }],
-        ['POST', '/api/auth/register', { email: 'a@b.co', password: 'long-enough', role: 'admin' }],
-        ['POST', '/api/auth/register', { email: 42, password: 'long-enough' }],
+        ['POST', '/api/auth/register', { email: 'not-an-email', password: 'long-enough', name: 'Fan' }],
+        ['POST', '/api/auth/register', { email: 'a@b.co', password: 'short', name: 'Fan' }],
+        ['POST', '/api/auth/register', { email: 'a@b.co', password: 'x'.repeat(129), name: 'Fan' }],
+        ['POST', '/api/auth/register', { email: 'a@b.co', password: 'long-enough', name: 'Fan', role: 'admin' }],
+        ['POST', '/api/auth/register', { email: 42, password: 'long-enough', name: 'Fan' }],
         ['POST', '/api/auth/login', { email: 'a@b.co' }],
         ['POST', '/api/auth/login', []],
         ['POST', '/api/auth/refresh-token', {}],

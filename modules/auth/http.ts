@@ -2,7 +2,7 @@ import { Elysia, t } from 'elysia'
 import type { Config } from '../../runtime/config'
 import type { AuthGuard } from '../../runtime/kernel/auth-guard'
 import { clientAddress } from '../../runtime/kernel/client-address'
-import { Credentials, Jwks, JWKS_PATH, KeyRevocation, KeyRotation, LogoutRequest, PublicUser, RefreshRequest, TokenPair, UserPage, UsersQuery } from './contract'
+import { Credentials, Jwks, ProfileChange, Registration, JWKS_PATH, KeyRevocation, KeyRotation, LogoutRequest, PublicUser, RefreshRequest, TokenPair, UserPage, UsersQuery } from './contract'
 import type { Accounts } from './services/accounts'
 import type { SigningKeys } from './services/signing-keys'
 
@@ -30,14 +30,18 @@ export function authHttp(deps: {
     .post(
       '/register',
       async ({ body, set, request, server }) => {
-        const tokens = await accounts.register(body.email, body.password, clientAddress(request, server, config.trustedProxyHops))
+        const tokens = await accounts.register(body, clientAddress(request, server, config.trustedProxyHops))
         set.status = 201
         return tokens
       },
       {
-        body: Credentials,
+        body: Registration,
         response: { 201: TokenPair },
-        detail: { summary: 'Create an account and sign in: the same token pair as a login' },
+        detail: {
+          summary: 'Create an account and sign in: the same token pair as a login',
+          description:
+            'Limited per client address (429 with `Retry-After` past the limit). An invalid phone number is a 400 naming `body.phone`; a taken email is a 409.',
+        },
       },
     )
     .post(
@@ -53,7 +57,17 @@ export function authHttp(deps: {
     .get('/me', ({ principal }) => accounts.me(principal.userId), {
       auth: 'user',
       response: { 200: PublicUser },
-      detail: { summary: 'The signed-in user' },
+      detail: { summary: 'The signed-in user and their profile' },
+    })
+    .patch('/me', ({ principal, body }) => accounts.updateProfile(principal.userId, body), {
+      auth: 'user',
+      body: ProfileChange,
+      response: { 200: PublicUser },
+      detail: {
+        summary: 'Change your name, phone or locale',
+        description:
+          'Changes exactly the fields sent (at least one); `"phone": null` removes the phone number. A change of name or locale publishes `user.updated.v1`.',
+      },
     })
     .post(
       '/logout',

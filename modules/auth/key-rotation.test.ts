@@ -28,7 +28,7 @@ describe('signing key rotation', () => {
     const admin = (await rotating.request('POST', '/api/auth/login', { body: ADMIN })).body.accessToken
     const email = uniqueEmail()
     const password = 'rotation-password'
-    await rotating.request('POST', '/api/auth/register', { body: { email, password } })
+    await rotating.request('POST', '/api/auth/register', { body: { email, password, name: 'Fan' } })
     const before = (await rotating.request('POST', '/api/auth/login', { body: { email, password } })).body
     const oldKid = kidOf(before.accessToken)
 
@@ -87,7 +87,7 @@ describe('rotate and revoke now', () => {
     try {
       const email = uniqueEmail()
       const password = 'revocation-password'
-      await rotating.request('POST', '/api/auth/register', { body: { email, password } })
+      await rotating.request('POST', '/api/auth/register', { body: { email, password, name: 'Fan' } })
       const before = (await rotating.request('POST', '/api/auth/login', { body: { email, password } })).body.accessToken
       for (const platform of [rotating, other]) expect((await platform.request('GET', '/api/auth/me', { token: before })).status).toBe(200)
       // The other process has signed with the old key, so it holds that key in its signer's cache.

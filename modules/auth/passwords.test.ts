@@ -56,7 +56,7 @@ describe('hashing budget', () => {
     try {
       const timed = async () => {
         const started = performance.now()
-        const response = await platform.request('POST', '/api/auth/register', { body: { email: uniqueEmail('burst'), password: 'burst-password' } })
+        const response = await platform.request('POST', '/api/auth/register', { body: { email: uniqueEmail('burst'), password: 'burst-password', name: 'Fan' } })
         return { response, ms: performance.now() - started }
       }
       const results = await Promise.all(Array.from({ length: 300 }, timed))
@@ -93,7 +93,7 @@ describe('refresh-token pruning', () => {
       refreshTokenTtlSeconds: 86_400,
     })
     await accounts.pruneRefreshTokens(86_400_000) // leftovers of earlier runs
-    const user = await db.user.create({ data: { id: crypto.randomUUID(), email: uniqueEmail('prune'), passwordHash: 'x', role: 'user' } })
+    const user = await db.user.create({ data: { id: crypto.randomUUID(), email: uniqueEmail('prune'), passwordHash: 'x', role: 'user', name: 'Prune' } })
     const daysAgo = (days: number) => new Date(Date.now() - days * 86_400_000)
     const rows = {
       expiredLongAgo: { expiresAt: daysAgo(2) },

@@ -19,7 +19,7 @@ const PASSWORD = 'the-right-password'
 
 async function signUp() {
   const email = uniqueEmail()
-  const registered = await platform.request('POST', '/api/auth/register', { body: { email, password: PASSWORD }, headers: from(randomAddress()) })
+  const registered = await platform.request('POST', '/api/auth/register', { body: { email, password: PASSWORD, name: 'Fan' }, headers: from(randomAddress()) })
   expect(registered.status).toBe(201)
   return { email, ...registered.body } as { email: string; accessToken: string; refreshToken: string; user: { id: string } }
 }
@@ -51,7 +51,7 @@ describe('register', () => {
 
   test('an email with surrounding spaces is trimmed, not refused', async () => {
     const email = uniqueEmail()
-    const registered = await platform.request('POST', '/api/auth/register', { body: { email: `  ${email.toUpperCase()}\t`, password: PASSWORD } })
+    const registered = await platform.request('POST', '/api/auth/register', { body: { email: `  ${email.toUpperCase()}\t`, password: PASSWORD, name: 'Fan' } })
     expect(registered.status).toBe(201)
     expect(registered.body.user.email).toBe(email)
     expect((await login(` ${email} `, PASSWORD, randomAddress())).status).toBe(200)
@@ -63,7 +63,7 @@ test('registrations are limited per client address (REGISTRATIONS_PER_ADDRESS_PE
   try {
     const prefix = `2001:db8:${Math.floor(Math.random() * 0xffff).toString(16)}:7`
     const register = (address: string) =>
-      limited.request('POST', '/api/auth/register', { body: { email: uniqueEmail('farm'), password: PASSWORD }, headers: from(address) })
+      limited.request('POST', '/api/auth/register', { body: { email: uniqueEmail('farm'), password: PASSWORD, name: 'Fan' }, headers: from(address) })
     for (let i = 1; i <= 3; i++) expect((await register(`${prefix}::${i}`)).status).toBe(201)
     const refused = await register(`${prefix}::99`)
     expect(refused.status).toBe(429)

@@ -18,8 +18,8 @@ for (const mode of MODES)
       platform = await startDeployment(mode, ['auth', 'events'], ADMIN_ENV)
       admin = await adminToken(platform)
       const email = uniqueEmail()
-      await platform.request('POST', '/api/auth/register', { body: { email, password: 'buyer-password' } })
-      user = (await platform.request('POST', '/api/auth/login', { body: { email, password: 'buyer-password' } })).body.accessToken
+      await platform.request('POST', '/api/auth/register', { body: { email, password: 'buyer-password', name: 'Buyer' } })
+      user = (await platform.request('POST', '/api/auth/login', { body: { email, password: 'buyer-password', name: 'Buyer' } })).body.accessToken
     }, 60_000)
     afterAll(() => platform.stop())
 

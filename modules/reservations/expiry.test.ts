@@ -18,7 +18,7 @@ describe('hold expiry jobs', () => {
 
   test('a hold expires on time: EXPIRED, seats on sale, reservation.expired.v1, and restocked after a sell-out', async () => {
     const event = await seed(snapshot({ seats: 1 }))
-    const registered = await platform.request('POST', '/api/auth/register', { body: { email: uniqueEmail(), password: 'buyer-password-1' } })
+    const registered = await platform.request('POST', '/api/auth/register', { body: { email: uniqueEmail(), password: 'buyer-password-1', name: 'Buyer' } })
     const held = await platform.request('POST', '/api/reservations', { token: registered.body.accessToken, body: { eventId: event.eventId, seatIds: [event.seats[0]!.id] } })
     expect(held.status).toBe(201)
     const expiresAt = new Date(held.body.expiresAt).getTime()

@@ -24,7 +24,7 @@ for (const mode of MODES)
     afterAll(() => api.stop())
 
     const buyer = async () => {
-      const response = await api.request('POST', '/api/auth/register', { body: { email: uniqueEmail('buyer'), password: 'buyer-password-1' } })
+      const response = await api.request('POST', '/api/auth/register', { body: { email: uniqueEmail('buyer'), password: 'buyer-password-1', name: 'Buyer' } })
       expect(response.status).toBe(201)
       return { token: response.body.accessToken as string, userId: response.body.user.id as string }
     }
@@ -102,6 +102,11 @@ for (const mode of MODES)
       const released = await api.request('POST', '/api/seats/release', { token: fan.token, body: { eventId: event.id, seatIds: [event.seats[0]!.id] } })
       expect(released.body).toEqual({ released: [locked.body.id] })
       expect((await api.request('GET', `/api/seats/${event.id}`)).body.ticketTypes[0].available).toBe(7)
+      const best = await api.request('POST', '/api/reservations', { token: other.token, body: { eventId: event.id, best: { quantity: 2, section: 'A' } } })
+      expect(best.status).toBe(201)
+      expect(best.body.seats.map((seat: { label: string }) => seat.label)).toEqual(['A-1-1', 'A-1-2'])
+      const none = await api.request('POST', '/api/reservations', { token: other.token, body: { eventId: event.id, best: { quantity: 2, section: 'Z' } } })
+      expect(none.body.error.code).toBe('NO_ADJACENT_SEATS')
     })
 
     test('bad input is a 4xx in the envelope, never a 500', async () => {
@@ -112,6 +117,9 @@ for (const mode of MODES)
         [{ eventId: event.id }, 400, 'INVALID_HOLD'],
         [{ eventId: event.id, seatIds: [seat], ticketTypeId: event.ticketTypeId, quantity: 1 }, 400, 'INVALID_HOLD'],
         [{ eventId: event.id, ticketTypeId: event.ticketTypeId }, 400, 'INVALID_HOLD'],
+        [{ eventId: event.id, seatIds: [seat], best: { quantity: 1 } }, 400, 'INVALID_HOLD'],
+        [{ eventId: event.id, best: { quantity: 0 } }, 400, 'VALIDATION_FAILED'],
+        [{ eventId: event.id, best: { quantity: 1, row: '1' } }, 400, 'VALIDATION_FAILED'],
         [{ eventId: event.id, seatIds: [] }, 400, 'VALIDATION_FAILED'],
         [{ eventId: event.id, seatIds: [seat, seat] }, 400, 'VALIDATION_FAILED'],
         [{ eventId: 'nope', seatIds: [seat] }, 400, 'VALIDATION_FAILED'],

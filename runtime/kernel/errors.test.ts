@@ -29,8 +29,8 @@ describe('dependency errors', () => {
     const db = createAuthDb(process.env.DATABASE_URL!)
     const id = crypto.randomUUID()
     const email = `dup-${id}@example.test`
-    await db.user.create({ data: { id, email, passwordHash: 'x', role: 'user' } })
-    const error = await caught(() => db.user.create({ data: { id: crypto.randomUUID(), email, passwordHash: 'x', role: 'user' } }))
+    await db.user.create({ data: { id, email, passwordHash: 'x', role: 'user', name: 'dup' } })
+    const error = await caught(() => db.user.create({ data: { id: crypto.randomUUID(), email, passwordHash: 'x', role: 'user', name: 'dup' } }))
     await db.user.delete({ where: { id } })
     await db.$disconnect()
     expect(isUniqueViolation(error)).toBe(true)

@@ -18,6 +18,7 @@ import type { Logger } from '../../../runtime/kernel/log'
 import type { authContract } from '../contract'
 import type { AuthDb } from '../db'
 import { hashToken, newRefreshToken, normaliseEmail } from '../domain/credentials'
+import { DEFAULT_LOCALE, normalisePhone, PHONE_RULE, type Locale } from '../domain/profile'
 import type { LoginThrottle } from './login-throttle'
 import type { Passwords } from './passwords'
 import type { RegistrationThrottle } from './registration-throttle'
@@ -26,8 +27,25 @@ import type { SigningKeys } from './signing-keys'
 interface UserRow {
   id: string
   email: string
+  name: string
+  phone: string | null
+  locale: string
   role: string
   createdAt: Date
+}
+
+export interface Profile {
+  name: string
+  phone?: string | null
+  locale?: Locale
+}
+
+/** The E.164 form of a phone number sent by a client, or a 400 naming the field. */
+function phoneOf(phone: string | null | undefined): string | null {
+  if (phone == null) return null
+  const normalised = normalisePhone(phone)
+  if (!normalised) throw badRequest('VALIDATION_FAILED', `body.phone: ${PHONE_RULE}`)
+  return normalised
 }
 
 type Tx = Parameters<Parameters<AuthDb['$transaction']>[0]>[0]
@@ -35,6 +53,9 @@ type Tx = Parameters<Parameters<AuthDb['$transaction']>[0]>[0]
 export const publicUser = (user: UserRow) => ({
   id: user.id,
   email: user.email,
+  name: user.name,
+  phone: user.phone,
+  locale: user.locale as Locale,
   role: user.role as Role,
   createdAt: user.createdAt.toISOString(),
 })
@@ -133,12 +154,17 @@ export function createAccounts(deps: AccountsDeps) {
     await revokeSignIn(deps.redis, signInId, deps.accessTokenTtlSeconds)
   }
 
-  async function createUser(email: string, passwordHash: string, role: Role) {
+  async function createUser(email: string, passwordHash: string, role: Role, profile: Profile) {
+    const locale = profile.locale ?? DEFAULT_LOCALE
+    const phone = phoneOf(profile.phone)
     const user = await db.$transaction(async (tx) => {
-      const created = await tx.user.create({ data: { id: randomUUID(), email, passwordHash, role } })
+      const created = await tx.user.create({ data: { id: randomUUID(), email, passwordHash, role, name: profile.name, phone, locale } })
       await outbox.publish(tx, 'user.registered.v1', {
         userId: created.id,
+        version: created.version,
         email: created.email,
+        name: created.name,
+        locale,
         role,
         registeredAt: created.createdAt.toISOString(),
       })
@@ -150,13 +176,14 @@ export function createAccounts(deps: AccountsDeps) {
 
   return {
     /** Creates an account and signs it in: the answer is the same token pair as a login's. */
-    async register(email: string, password: string, address: string) {
-      const normalised = normaliseEmail(email)
+    async register(input: { email: string; password: string } & Profile, address: string) {
+      const normalised = normaliseEmail(input.email)
       if (normalised.length > 254) throw badRequest('VALIDATION_FAILED', 'body.email: must be at most 254 characters')
+      phoneOf(input.phone) // refused before the throttle counts and Argon2 hashes
       await deps.registrations.count(address)
-      const passwordHash = await passwords.hash(password)
+      const passwordHash = await passwords.hash(input.password)
       try {
-        return issueTokens(await createUser(normalised, passwordHash, 'user'))
+        return issueTokens(await createUser(normalised, passwordHash, 'user', input))
       } catch (error) {
         if (isUniqueViolation(error)) throw conflict('EMAIL_TAKEN', 'an account with this email already exists')
         throw error
@@ -240,8 +267,43 @@ export function createAccounts(deps: AccountsDeps) {
     },
 
     async me(userId: string) {
-      const user = await db.user.findUnique({ where: { id: userId } })
+      const user = await db.user.findUnique({ where: { id: userId, deletedAt: null } })
       if (!user) throw notFound('user')
+      return publicUser(user)
+    },
+
+    /**
+     * Changes what `change` names and nothing else. A change of name or locale publishes user.updated.v1 with the
+     * user's next version; the phone is not in any event, so changing only it publishes nothing.
+     */
+    async updateProfile(userId: string, change: Partial<Profile>) {
+      if (change.name === undefined && change.phone === undefined && change.locale === undefined)
+        throw badRequest('VALIDATION_FAILED', 'body: must contain at least one of name, phone, locale')
+      const data = {
+        ...(change.name !== undefined ? { name: change.name } : {}),
+        ...(change.phone !== undefined ? { phone: phoneOf(change.phone) } : {}),
+        ...(change.locale !== undefined ? { locale: change.locale } : {}),
+      }
+      const announced = change.name !== undefined || change.locale !== undefined
+      const user = await db.$transaction(async (tx) => {
+        const updated = await tx.user
+          .update({ where: { id: userId, deletedAt: null }, data: { ...data, ...(announced ? { version: { increment: 1 } } : {}) } })
+          .catch((error) => {
+            if ((error as { code?: string }).code === 'P2025') throw notFound('user')
+            throw error
+          })
+        if (announced)
+          await outbox.publish(tx, 'user.updated.v1', {
+            userId,
+            version: updated.version,
+            email: updated.email,
+            name: updated.name,
+            locale: updated.locale as Locale,
+            updatedAt: new Date().toISOString(),
+          })
+        return updated
+      })
+      if (announced) deps.published()
       return publicUser(user)
     },
 
@@ -265,7 +327,7 @@ export function createAccounts(deps: AccountsDeps) {
       let existing = await db.user.findUnique({ where: { email } })
       if (!existing) {
         try {
-          await createUser(email, await passwords.hash(admin.password), 'admin')
+          await createUser(email, await passwords.hash(admin.password), 'admin', { name: 'Administrator' })
           deps.log.info('administrator account created', { email })
           return
         } catch (error) {

@@ -1,0 +1,164 @@
+// Waiting-room benchmark. `bun bench/waiting-room.ts [--seconds=5] [--concurrency=64] [--entrants=1000000]`
+// Uses its own database (tiketi_bench_queue) and Redis database 13; prints figures beside `redis-benchmark` GET run
+// in the same sitting, and writes bench/results/waiting-room.json. Measures, on one TIKETI process:
+// - status reads/s over HTTP (GET /api/queue/status/:id, each client its own user: the auth guard's token check,
+//   one Lua call, the answer);
+// - joins/s over HTTP: rejoins of those users (idempotent: the same Lua step without the insert);
+// - fresh joins/s of the join step on Redis alone (new user ids, `concurrency` callers, one ioredis connection);
+// - Redis memory per entrant, from `--entrants` fresh joins into one room.
+import { mkdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import Redis from 'ioredis'
+import { Client } from 'pg'
+import { earlyScore, newSeed, shuffleKey } from '../modules/queue/domain/ordering'
+import { createWaitingRoom } from '../modules/queue/services/waiting-room'
+import { startTiketi } from '../runtime/testing/processes'
+
+const arg = (name: string, fallback: number) => Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? fallback)
+const seconds = arg('seconds', 5)
+const concurrency = arg('concurrency', 64)
+const entrants = arg('entrants', 1_000_000)
+const ADMIN = { email: 'bench-admin@tiketi.test', password: 'bench-admin-password' }
+const DATABASE_URL = 'postgresql://postgres@127.0.0.1:5432/tiketi_bench_queue'
+const REDIS_URL = 'redis://127.0.0.1:6379/13'
+const PREFIX = 'tiketi-bench'
+
+function redisBenchmarkGet(): number {
+  const run = Bun.spawnSync(['redis-benchmark', '-h', '127.0.0.1', '-p', '6379', '-n', String(20_000 * seconds), '-c', String(concurrency), '-t', 'get', '-q'])
+  const match = run.stdout.toString().match(/GET: ([\d.]+) requests per second/)
+  if (!match) throw new Error('redis-benchmark printed no GET figure')
+  return Number(match[1])
+}
+
+/** Closed loop: `concurrency` clients, client i with its own request. */
+async function closedLoop(request: (client: number) => Promise<boolean>) {
+  let done = 0
+  let errors = 0
+  const started = performance.now()
+  const deadline = started + seconds * 1000
+  await Promise.all(
+    Array.from({ length: concurrency }, async (_, client) => {
+      while (performance.now() < deadline) {
+        if (!(await request(client).catch(() => false))) errors++
+        done++
+      }
+    }),
+  )
+  return { perSecond: done / ((performance.now() - started) / 1000), errors }
+}
+
+const pgAdmin = new Client({ connectionString: 'postgresql://postgres@127.0.0.1:5432/postgres' })
+await pgAdmin.connect()
+await pgAdmin.query('DROP DATABASE IF EXISTS tiketi_bench_queue WITH (FORCE)')
+await pgAdmin.end()
+const redis = new Redis(REDIS_URL)
+await redis.flushdb()
+
+const tiketi = await startTiketi(
+  ['--modules=auth,events,queue'],
+  { DATABASE_URL, REDIS_URL, REDIS_PREFIX: PREFIX, AUTO_MIGRATE: 'true', NODE_ENV: 'development', ADMIN_EMAIL: ADMIN.email, ADMIN_PASSWORD: ADMIN.password },
+  { timeoutMs: 60_000 },
+)
+const results: Record<string, unknown> = { date: new Date().toISOString(), seconds, concurrency }
+try {
+  const api = async (method: string, path: string, token?: string, body?: unknown) => {
+    const response = await fetch(`${tiketi.url}/api${path}`, {
+      method,
+      headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body ? { 'content-type': 'application/json' } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    })
+    return { status: response.status, body: (await response.json()) as any }
+  }
+  const admin = (await api('POST', '/auth/login', undefined, ADMIN)).body.accessToken
+  const day = 86_400_000
+  const event = (
+    await api('POST', '/events', admin, {
+      title: 'Bench waiting room',
+      venue: 'Olympic Hall',
+      eventDate: new Date(Date.now() + 30 * day).toISOString(),
+      saleStart: new Date(Date.now() + day).toISOString(),
+      saleEnd: new Date(Date.now() + 20 * day).toISOString(),
+      ticketTypes: [{ name: 'Standing', price: 88_000, quantity: 1_000 }],
+      queue: { required: true, admissionRatePerMinute: 3_000 },
+    })
+  ).body
+  await api('POST', `/events/${event.id}/publish`, admin)
+  while ((await api('GET', `/queue/rooms/${event.id}`)).status !== 200) await Bun.sleep(100)
+  const tokens: string[] = []
+  for (let i = 0; i < concurrency; i++)
+    tokens.push((await api('POST', '/auth/register', undefined, { email: `bench-${i}-${Date.now()}@tiketi.test`, password: 'bench-password-123', name: 'Bench' })).body.accessToken)
+  for (const token of tokens) await api('POST', `/queue/join/${event.id}`, token)
+
+  const probe = await api('GET', `/queue/status/${event.id}`, tokens[0])
+  if (probe.status !== 200) throw new Error(`status read answered ${probe.status}: ${JSON.stringify(probe.body)}`)
+  const getBefore = redisBenchmarkGet()
+  const failures = new Map<number, number>()
+  const statusReads = await closedLoop(async (client) => {
+    const response = await fetch(`${tiketi.url}/api/queue/status/${event.id}`, { headers: { authorization: `Bearer ${tokens[client]}` } })
+    await response.arrayBuffer()
+    if (response.status !== 200) failures.set(response.status, (failures.get(response.status) ?? 0) + 1)
+    return response.status === 200
+  })
+  console.log('status read failures by status:', Object.fromEntries(failures))
+  const rejoins = await closedLoop(async (client) => {
+    const response = await fetch(`${tiketi.url}/api/queue/join/${event.id}`, { method: 'POST', headers: { authorization: `Bearer ${tokens[client]}` } })
+    await response.arrayBuffer()
+    return response.status === 200
+  })
+
+  // The join step on Redis alone: a room of our own, fresh user ids.
+  const keys = new Redis(REDIS_URL, { keyPrefix: `${PREFIX}:` })
+  const room = createWaitingRoom(keys)
+  const seed = newSeed()
+  const mirror = (id: string) =>
+    room.sync(id, { required: true, status: 'upcoming', saleStartMs: Date.now() + day, saleEndMs: Date.now() + 2 * day, ratePerMinute: 3_000, paused: true, seed, rulesVersion: 1, statusVersion: 1 })
+  const joinRoom = crypto.randomUUID()
+  await mirror(joinRoom)
+  const freshJoins = await closedLoop(async () => {
+    const user = crypto.randomUUID()
+    return (await room.join(joinRoom, user, earlyScore(shuffleKey(seed, user)))).outcome === 'waiting'
+  })
+  const getAfter = redisBenchmarkGet()
+  const get = (getBefore + getAfter) / 2
+
+  // Memory per entrant: `entrants` joins into an empty room, 64 in flight.
+  const memoryRoom = crypto.randomUUID()
+  await mirror(memoryRoom)
+  const usedMemory = async () => Number((await redis.info('memory')).match(/used_memory:(\d+)/)![1])
+  const before = await usedMemory()
+  let next = 0
+  await Promise.all(
+    Array.from({ length: 64 }, async () => {
+      while (next < entrants) {
+        next++
+        const user = crypto.randomUUID()
+        await room.join(memoryRoom, user, earlyScore(shuffleKey(seed, user)))
+      }
+    }),
+  )
+  const bytesPerEntrant = ((await usedMemory()) - before) / entrants
+  keys.disconnect()
+
+  Object.assign(results, {
+    redisBenchmarkGet: { before: getBefore, after: getAfter },
+    statusReadsPerSecond: statusReads.perSecond,
+    statusReadErrors: statusReads.errors,
+    httpRejoinsPerSecond: rejoins.perSecond,
+    redisFreshJoinsPerSecond: freshJoins.perSecond,
+    entrants,
+    bytesPerEntrant,
+  })
+  const row = (name: string, value: number) => `| ${name} | ${Math.round(value).toLocaleString('en')} | ${(value / get).toFixed(2)} |`
+  console.log(`| measure | per second | × redis-benchmark GET |\n|---|---|---|`)
+  console.log(row('redis-benchmark GET (mean of before and after)', get))
+  console.log(row('GET /api/queue/status/:id (HTTP, 64 users)', statusReads.perSecond))
+  console.log(row('POST /api/queue/join/:id (HTTP, rejoins)', rejoins.perSecond))
+  console.log(row('join step on Redis (fresh users)', freshJoins.perSecond))
+  console.log(`\nstatus read errors: ${statusReads.errors}; Redis memory per entrant (${entrants.toLocaleString('en')} entrants): ${bytesPerEntrant.toFixed(0)} bytes`)
+  await mkdir(join(import.meta.dir, 'results'), { recursive: true })
+  await Bun.write(join(import.meta.dir, 'results', 'waiting-room.json'), JSON.stringify(results, null, 2))
+} finally {
+  await tiketi.stop()
+  await redis.flushdb()
+  await redis.quit()
+}
