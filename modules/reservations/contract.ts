@@ -1,6 +1,6 @@
 import { t } from 'elysia'
 import { defineContract } from '../../runtime/kernel/contract'
-import { Int, Integer, OneOf } from '../../runtime/kernel/schema'
+import { Int, Integer, OneOf, Text } from '../../runtime/kernel/schema'
 
 const Uuid = t.String({ format: 'uuid' })
 const Instant = t.String({ format: 'date-time' })
@@ -79,8 +79,17 @@ export const HoldInput = t.Object(
     seatIds: t.Optional(SeatIds),
     ticketTypeId: t.Optional(t.String({ format: 'uuid', description: 'A general-admission ticket type (with `quantity`)' })),
     quantity: t.Optional(Int({ minimum: 1, maximum: MAX_ITEMS_PER_HOLD, description: 'How many tickets of `ticketTypeId`' })),
+    best: t.Optional(
+      t.Object(
+        {
+          quantity: Int({ minimum: 1, maximum: MAX_ITEMS_PER_HOLD, description: 'How many adjacent seats (one row)', examples: [2] }),
+          section: t.Optional(Text({ maxLength: 20, description: 'Only in this section; without it, any section, cheapest first', examples: ['A'] })),
+        },
+        closed,
+      ),
+    ),
   },
-  { ...closed, description: 'Either `seatIds`, or `ticketTypeId` with `quantity`' },
+  { ...closed, description: 'Either `seatIds`, or `ticketTypeId` with `quantity`, or `best` (the best adjacent seats available)' },
 )
 export const SeatLockInput = t.Object({ eventId: t.String({ format: 'uuid' }), seatIds: SeatIds }, closed)
 export const IdParams = t.Object({ id: t.String({ format: 'uuid' }) }, closed)

@@ -104,6 +104,30 @@ describe('holds under contention (real PostgreSQL)', () => {
     await expect(reservations.hold({ userId: other, eventId: event.eventId, seatIds: [event.seats[31]!.id] })).rejects.toMatchObject({ code: 'LIMIT_EXCEEDED' })
   }, 60_000)
 
+  test('300 buyers race for the best 2 adjacent seats among 100: every hold is a pair side by side, none shared', async () => {
+    const event = await seed(snapshot({ seats: 100, perUserLimit: 10 }))
+    const outcomes = await race(300, 100, () => reservations.hold({ userId: crypto.randomUUID(), eventId: event.eventId, best: { quantity: 2 } }))
+    const pairs = outcomes.filter((outcome) => outcome.ok).map((outcome) => (outcome as { value: { seat_ids: string[] } }).value.seat_ids)
+    const refused = outcomes.filter((outcome) => !outcome.ok) as Array<{ code: string }>
+    expect(refused.every((outcome) => ['NO_ADJACENT_SEATS', 'SEATS_UNAVAILABLE'].includes(outcome.code))).toBe(true)
+    expect(pairs.length).toBeGreaterThan(25)
+    // Buyers who come after the rush take what is left: pairs never strand a single seat, so every seat sells in pairs.
+    for (;;) {
+      const late = await reservations.hold({ userId: crypto.randomUUID(), eventId: event.eventId, best: { quantity: 2 } }).catch((error) => error)
+      if (late instanceof HttpError) break
+      pairs.push(late.seat_ids)
+    }
+    expect(pairs).toHaveLength(50)
+    const byId = new Map<string, (typeof event.seats)[number]>(event.seats.map((seat) => [seat.id, seat]))
+    for (const [a, b] of pairs) {
+      const [first, second] = [byId.get(a!)!, byId.get(b!)!].sort((x, y) => x.number - y.number)
+      expect(first!.row).toBe(second!.row)
+      expect(second!.number - first!.number).toBe(1)
+    }
+    await checkInvariants(event.eventId)
+    await expect(reservations.hold({ userId: crypto.randomUUID(), eventId: event.eventId, best: { quantity: 1 } })).rejects.toMatchObject({ status: 409, code: 'NO_ADJACENT_SEATS' })
+  }, 60_000)
+
   test('a request that overlaps a held seat gets nothing, and the 409 names the seat', async () => {
     const event = await seed(snapshot({ seats: 10 }))
     const [a, b, c] = event.seats

@@ -3,6 +3,7 @@ import { conflict, HttpError, notFound, badRequest } from '../../../runtime/kern
 import type { AdmissionCheck } from '../../queue/contract'
 import type { ConfirmOutcome, ExtendOutcome, reservationsContract, ReservationStateName, ReservationSummary } from '../contract'
 import type { ReservationsDb, ReservationsTx as Tx } from '../db'
+import { chooseBestSeats, type FreeSeat } from '../domain/best-available'
 import { effectiveState, reservationNumber } from '../domain/reservation'
 
 type ReservationsOutbox = Outbox<typeof reservationsContract>
@@ -13,6 +14,8 @@ export interface HoldRequest {
   seatIds?: string[]
   ticketTypeId?: string
   quantity?: number
+  /** The best `quantity` adjacent seats available (in `section`, or anywhere cheapest first). */
+  best?: { quantity: number; section?: string }
   admissionToken?: string
 }
 
@@ -137,7 +140,8 @@ export function createReservations(deps: {
   function checkRequest(request: HoldRequest) {
     const bySeat = request.seatIds !== undefined
     const byType = request.ticketTypeId !== undefined || request.quantity !== undefined
-    if (bySeat === byType) throw badRequest('INVALID_HOLD', 'send either seatIds, or ticketTypeId with quantity')
+    if (Number(bySeat) + Number(byType) + Number(request.best !== undefined) !== 1)
+      throw badRequest('INVALID_HOLD', 'send either seatIds, or ticketTypeId with quantity, or best')
     if (byType && (request.ticketTypeId === undefined || request.quantity === undefined))
       throw badRequest('INVALID_HOLD', 'ticketTypeId and quantity go together')
   }
@@ -156,9 +160,8 @@ export function createReservations(deps: {
   }
 
   /** Claims every requested seat or none: one statement, skipping seats another hold is taking right now. */
-  async function claimSeats(tx: Tx, eventId: string, reservationId: string, seatIds: string[]) {
-    const sorted = [...seatIds].sort()
-    const claimed = await tx.$queryRawUnsafe<Array<{ id: string; price: number }>>(
+  async function tryClaim(tx: Tx, eventId: string, reservationId: string, sorted: string[]) {
+    return tx.$queryRawUnsafe<Array<{ id: string; price: number }>>(
       `UPDATE reservations.seats AS s SET state = 'held', reservation_id = $3::uuid, held_until = now() + make_interval(secs => $4)
        FROM (SELECT id FROM reservations.seats
              WHERE event_id = $1::uuid AND id = ANY($2::uuid[]) AND NOT blocked
@@ -171,7 +174,12 @@ export function createReservations(deps: {
       reservationId,
       deps.holdSeconds,
     )
-    if (claimed.length === sorted.length) return claimed.reduce((sum, seat) => sum + seat.price, 0)
+  }
+
+  async function claimSeats(tx: Tx, eventId: string, reservationId: string, seatIds: string[]) {
+    const sorted = [...seatIds].sort()
+    const claimed = await tryClaim(tx, eventId, reservationId, sorted)
+    if (claimed.length === sorted.length) return { seatIds, amount: claimed.reduce((sum, seat) => sum + seat.price, 0) }
     const got = new Set(claimed.map((seat) => seat.id))
     const missing = sorted.filter((id) => !got.has(id))
     const known = await tx.$queryRawUnsafe<Array<{ id: string; label: string }>>(
@@ -184,6 +192,34 @@ export function createReservations(deps: {
       throw badRequest('UNKNOWN_SEATS', `no such seats in this event: ${unknown.join(', ')}`)
     }
     throw conflict('SEATS_UNAVAILABLE', `seats not available: ${known.map((seat) => seat.label).join(', ')}`)
+  }
+
+  /**
+   * Picks the best adjacent seats from those free now and claims them; when another hold is taking one of them,
+   * the claim is undone (savepoint) and the pick made again without the seats others are taking, a few times at most
+   * (concurrent buyers all want the same best seats: each retry steers away from the crowd).
+   */
+  async function claimBest(tx: Tx, eventId: string, reservationId: string, best: { quantity: number; section?: string }) {
+    const contested = new Set<string>()
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const free = await tx.$queryRawUnsafe<FreeSeat[]>(
+        `SELECT id::text, section, "row", number, price, ordinal FROM reservations.seats
+         WHERE event_id = $1::uuid AND NOT blocked AND (state = 'available' OR (state = 'held' AND held_until < now()))
+           AND ($2::text IS NULL OR section = $2)`,
+        eventId,
+        best.section ?? null,
+      )
+      const chosen = chooseBestSeats(contested.size ? free.filter((seat) => !contested.has(seat.id)) : free, best.quantity)
+      if (!chosen) throw conflict('NO_ADJACENT_SEATS', `no ${best.quantity} adjacent seats left${best.section ? ` in section ${best.section}` : ''}`)
+      const seatIds = chosen.map((seat) => seat.id)
+      await tx.$executeRawUnsafe('SAVEPOINT best_available')
+      const claimed = await tryClaim(tx, eventId, reservationId, [...seatIds].sort())
+      if (claimed.length === seatIds.length) return { seatIds, amount: claimed.reduce((sum, seat) => sum + seat.price, 0) }
+      const got = new Set(claimed.map((seat) => seat.id))
+      for (const id of seatIds) if (!got.has(id)) contested.add(id)
+      await tx.$executeRawUnsafe('ROLLBACK TO SAVEPOINT best_available')
+    }
+    throw conflict('SEATS_UNAVAILABLE', 'the best seats were taken while choosing; retry')
   }
 
   /** Takes `quantity` tickets of a type, never beyond its quantity (the table's constraint is the last guard). */
@@ -218,7 +254,7 @@ export function createReservations(deps: {
     if (event.sales_paused_at) throw conflict('SALES_PAUSED', 'sales of this event are paused; try again later')
     if (event.queue_required) await checkAdmission(request)
 
-    const requested = request.seatIds?.length ?? request.quantity!
+    const requested = request.seatIds?.length ?? request.best?.quantity ?? request.quantity!
     const id = crypto.randomUUID()
     const row = await inTransaction(async (tx) => {
       // One hold at a time per buyer and event, so that parallel requests cannot each pass the limit.
@@ -232,9 +268,11 @@ export function createReservations(deps: {
       if (taken + requested > event.per_user_limit)
         throw conflict('LIMIT_EXCEEDED', `at most ${event.per_user_limit} tickets per buyer for this event (${taken} already held or bought)`)
 
-      const amount = request.seatIds
+      const { seatIds, amount } = request.seatIds
         ? await claimSeats(tx, eventId, id, request.seatIds)
-        : await claimTickets(tx, eventId, request.ticketTypeId!, request.quantity!)
+        : request.best
+          ? await claimBest(tx, eventId, id, request.best)
+          : { seatIds: [], amount: await claimTickets(tx, eventId, request.ticketTypeId!, request.quantity!) }
       const [created] = await tx.$queryRawUnsafe<ReservationRow[]>(
         `INSERT INTO reservations.reservations (id, number, event_id, user_id, state, seat_ids, ticket_type_id, quantity, amount, expires_at)
          VALUES ($1::uuid, $2, $3::uuid, $4::uuid, 'pending', $5::uuid[], $6::uuid, $7, $8, now() + make_interval(secs => $9))
@@ -243,7 +281,7 @@ export function createReservations(deps: {
         reservationNumber(),
         eventId,
         userId,
-        request.seatIds ?? [],
+        seatIds,
         request.ticketTypeId ?? null,
         requested,
         amount,
