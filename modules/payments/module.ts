@@ -5,7 +5,7 @@ import { HttpError } from '../../runtime/kernel/errors'
 import { describeError } from '../../runtime/kernel/log'
 import { defineModule } from '../../runtime/kernel/module'
 import { periodicSweep } from '../../runtime/kernel/schedule'
-import { reservationsContract, type ReservationsClient } from '../reservations/contract'
+import { reservationsContract, reservationsHttpClient, type ReservationsClient } from '../reservations/contract'
 import { PAYMENT_STATES, paymentsContract } from './contract'
 import { createPaymentsDb, type PaymentsTx } from './db'
 import { paymentsHttp } from './http'
@@ -64,6 +64,16 @@ export const paymentsModule = defineModule({
         ctx.log.warn('payment provider circuit changed', { state })
       },
     })
+    // The reservations module in this process, or over HTTP (RESERVATIONS_URL + INTERNAL_API_KEY) where it runs elsewhere.
+    let reservations: ReservationsClient | undefined
+    const reservationsClient = (): ReservationsClient => {
+      const local = ctx.clientOf('reservations') as ReservationsClient | undefined
+      if (local) return local
+      const url = ctx.config.gateway.upstreams.reservations
+      if (!url || !ctx.config.internalApiKey)
+        throw new HttpError(503, 'RESERVATIONS_UNAVAILABLE', 'reservations cannot be reached from this process (RESERVATIONS_URL and INTERNAL_API_KEY)')
+      return reservationsHttpClient(url, ctx.config.internalApiKey)
+    }
     const outbox = new Outbox(paymentsContract, ctx.catalog)
     const wallet = createWallet({ db, outbox })
     const payments = createPayments({
@@ -72,12 +82,7 @@ export const paymentsModule = defineModule({
       published: ctx.wakeRelay,
       provider,
       wallet,
-      reservations() {
-        const client = ctx.clientOf('reservations') as ReservationsClient | undefined
-        // TODO(reservations): an HTTP ReservationsClient for split mode, declared in the reservations contract.
-        if (!client) throw new HttpError(503, 'RESERVATIONS_UNAVAILABLE', 'reservations cannot be reached from this process')
-        return client
-      },
+      reservations: () => (reservations ??= reservationsClient()),
       log: ctx.log,
       readyTtlMs: settings.readyTtlSeconds * 1000,
       // Past one provider call's timeout, an IN_PROGRESS payment is no longer being worked on by a live request.

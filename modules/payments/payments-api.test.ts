@@ -1,0 +1,171 @@
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { MODES, startDeployment, type Deployment } from '../../runtime/testing/deployment'
+import { eventually } from '../../runtime/testing/platform'
+import { createPaymentsDb } from './db'
+import type { ProviderSimulator } from './provider/simulator'
+import { paymentsTestProvider, signUp } from './testing'
+
+const ADMIN = { email: 'admin@tiketi.test', password: 'admin-password-123' }
+const inMs = (ms: number) => new Date(Date.now() + ms).toISOString()
+const DAY = 86_400_000
+const key = () => crypto.randomUUID()
+
+// Paying for a reservation end to end, in one process and split (one process per module behind the gateway):
+// hold → prepare → confirm → CONFIRMED → cancel → refund → seats on sale again; and the ways money must not stick.
+for (const mode of MODES)
+  describe(`payments API (${mode})`, () => {
+    let api: Deployment
+    let admin: string
+    let simulator: ProviderSimulator
+    const db = createPaymentsDb(process.env.DATABASE_URL!)
+
+    beforeAll(async () => {
+      const provider = paymentsTestProvider()
+      simulator = provider.simulator
+      api = await startDeployment(mode, ['auth', 'events', 'queue', 'reservations', 'payments'], { ADMIN_EMAIL: ADMIN.email, ADMIN_PASSWORD: ADMIN.password, ...provider.env })
+      admin = (await api.request('POST', '/api/auth/login', { body: ADMIN })).body.accessToken
+    }, 120_000)
+    afterAll(async () => {
+      await api.stop()
+      await simulator.stop()
+      await db.$disconnect()
+    })
+
+    async function eventOnSale() {
+      const created = await api.request('POST', '/api/events', {
+        token: admin,
+        body: {
+          title: `Pay test ${crypto.randomUUID().slice(0, 8)}`,
+          venue: 'Olympic Hall',
+          eventDate: inMs(10 * DAY),
+          saleStart: inMs(-60_000),
+          saleEnd: inMs(8 * DAY),
+          perUserLimit: 4,
+          seatMap: { priceTiers: [{ name: 'R', price: 100_000 }], sections: [{ name: 'A', rows: 1, seatsPerRow: 6, priceTier: 'R' }] },
+        },
+      })
+      expect(created.status).toBe(201)
+      expect((await api.request('POST', `/api/events/${created.body.id}/publish`, { token: admin })).status).toBe(200)
+      const seats = await eventually(async () => {
+        const response = await api.request('GET', `/api/seats/${created.body.id}`)
+        return response.status === 200 && response.body.seats.length > 0 ? response.body.seats : undefined
+      }, 15_000, 'the inventory copy')
+      return { id: created.body.id as string, seats: seats as Array<{ id: string; status: string }> }
+    }
+
+    async function held(token: string, eventId: string, seatId: string) {
+      const hold = await api.request('POST', '/api/reservations', { token, body: { eventId, seatIds: [seatId] } })
+      expect(hold.status).toBe(201)
+      return hold.body as { id: string; amount: number; state: string }
+    }
+    const prepare = (token: string, body: object, idempotencyKey = key()) =>
+      api.request('POST', '/api/payments/prepare', { token, body, headers: { 'idempotency-key': idempotencyKey } })
+    const confirm = (token: string, body: object) => api.request('POST', '/api/payments/confirm', { token, body, headers: { 'idempotency-key': key() } })
+    const reservationState = async (token: string, id: string) => (await api.request('GET', `/api/reservations/${id}`, { token })).body.state as string
+    const refundedEvents = (paymentId: string) => db.outbox.count({ where: { eventName: 'payment.refunded.v1', payload: { path: ['paymentId'], equals: paymentId } } })
+
+    test('hold → prepare → confirm → CONFIRMED → cancel → refunded once → seats on sale again', async () => {
+      const event = await eventOnSale()
+      const buyer = await signUp(api)
+      const reservation = await held(buyer.token, event.id, event.seats[0]!.id)
+
+      // The amount is the reservation's; a client that names one is refused.
+      expect((await prepare(buyer.token, { reservationId: reservation.id, amount: 1 })).status).toBe(400)
+      const prepared = await prepare(buyer.token, { reservationId: reservation.id })
+      expect(prepared.status).toBe(201)
+      expect(prepared.body).toMatchObject({ state: 'READY', purpose: 'reservation', reservationId: reservation.id, amount: reservation.amount, cardAmount: reservation.amount })
+
+      const paymentKey = await simulator.checkout(prepared.body.orderId, prepared.body.cardAmount)
+      const confirmed = await confirm(buyer.token, { paymentId: prepared.body.id, paymentKey, amount: prepared.body.cardAmount })
+      expect(confirmed.status).toBe(200)
+      expect(confirmed.body.state).toBe('DONE')
+      await eventually(async () => (await reservationState(buyer.token, reservation.id)) === 'confirmed', 10_000, 'reservation confirmed')
+      expect((await api.request('GET', '/api/payments/my', { token: buyer.token })).body.items.map((item: { id: string }) => item.id)).toEqual([prepared.body.id])
+
+      expect((await api.request('POST', `/api/reservations/${reservation.id}/cancel`, { token: buyer.token })).status).toBe(200)
+      await eventually(async () => (await api.request('GET', `/api/payments/${prepared.body.id}/status`, { token: buyer.token })).body.state === 'CANCELED', 15_000, 'refund')
+      expect(simulator.payment(paymentKey)).toMatchObject({ charges: 1, refunded: reservation.amount, status: 'CANCELED' })
+      expect(await refundedEvents(prepared.body.id)).toBe(1)
+      const seats = (await api.request('GET', `/api/seats/${event.id}`)).body.seats as Array<{ id: string; status: string }>
+      expect(seats.find((seat) => seat.id === event.seats[0]!.id)!.status).toBe('available')
+    })
+
+    test('a payment for a cancelled reservation is refused, and nothing is charged', async () => {
+      const event = await eventOnSale()
+      const buyer = await signUp(api)
+      const reservation = await held(buyer.token, event.id, event.seats[1]!.id)
+      const prepared = await prepare(buyer.token, { reservationId: reservation.id })
+      const paymentKey = await simulator.checkout(prepared.body.orderId, prepared.body.cardAmount)
+      expect((await api.request('POST', `/api/reservations/${reservation.id}/cancel`, { token: buyer.token })).status).toBe(200)
+      const refused = await confirm(buyer.token, { paymentId: prepared.body.id, paymentKey, amount: prepared.body.cardAmount })
+      expect(refused.status).toBe(409)
+      expect(simulator.payment(paymentKey)!.charges).toBe(0)
+      expect((await prepare(buyer.token, { reservationId: reservation.id })).status).toBe(409)
+    })
+
+    test('an event cancellation refunds its paid reservations, once', async () => {
+      const event = await eventOnSale()
+      const buyer = await signUp(api)
+      const reservation = await held(buyer.token, event.id, event.seats[2]!.id)
+      const prepared = await prepare(buyer.token, { reservationId: reservation.id })
+      const paymentKey = await simulator.checkout(prepared.body.orderId, prepared.body.cardAmount)
+      expect((await confirm(buyer.token, { paymentId: prepared.body.id, paymentKey, amount: prepared.body.cardAmount })).body.state).toBe('DONE')
+      expect((await api.request('POST', `/api/events/${event.id}/cancel`, { token: admin, body: { reason: 'The artist is ill' } })).status).toBe(200)
+      await eventually(async () => (await api.request('GET', `/api/payments/${prepared.body.id}/status`, { token: buyer.token })).body.state === 'CANCELED', 15_000, 'refund')
+      await Bun.sleep(500) // a second refund would be visible by now
+      expect(simulator.payment(paymentKey)).toMatchObject({ charges: 1, refunded: reservation.amount })
+      expect(await refundedEvents(prepared.body.id)).toBe(1)
+    })
+  })
+
+describe('a payment that arrives after its hold expired (monolith)', () => {
+  test('the seats went to someone else: the charge is refunded, once, and the other buyer keeps the seats', async () => {
+    const provider = paymentsTestProvider({ PAYMENTS_PROVIDER_TIMEOUT_MS: '8000' })
+    const api = await startDeployment('monolith', ['auth', 'events', 'queue', 'reservations', 'payments'], {
+      ADMIN_EMAIL: ADMIN.email,
+      ADMIN_PASSWORD: ADMIN.password,
+      RESERVATION_HOLD_SECONDS: '3',
+      RESERVATION_HOLD_EXTENSION_SECONDS: '0',
+      ...provider.env,
+    })
+    const db = createPaymentsDb(process.env.DATABASE_URL!)
+    try {
+      const admin = (await api.request('POST', '/api/auth/login', { body: ADMIN })).body.accessToken
+      const created = await api.request('POST', '/api/events', {
+        token: admin,
+        body: {
+          title: `Late ${crypto.randomUUID().slice(0, 8)}`,
+          venue: 'Olympic Hall',
+          eventDate: inMs(10 * DAY),
+          saleStart: inMs(-60_000),
+          saleEnd: inMs(8 * DAY),
+          perUserLimit: 4,
+          seatMap: { priceTiers: [{ name: 'R', price: 100_000 }], sections: [{ name: 'A', rows: 1, seatsPerRow: 2, priceTier: 'R' }] },
+        },
+      })
+      await api.request('POST', `/api/events/${created.body.id}/publish`, { token: admin })
+      const seat = await eventually(async () => (await api.request('GET', `/api/seats/${created.body.id}`)).body?.seats?.[0], 15_000, 'inventory')
+      const [late, other] = [await signUp(api), await signUp(api)]
+      const reservation = (await api.request('POST', '/api/reservations', { token: late.token, body: { eventId: created.body.id, seatIds: [seat.id] } })).body
+      const prepared = (await api.request('POST', '/api/payments/prepare', { token: late.token, body: { reservationId: reservation.id }, headers: { 'idempotency-key': key() } })).body
+      const paymentKey = await provider.simulator.checkout(prepared.orderId, prepared.cardAmount)
+      // The provider takes 4 s: the 3 s hold lapses meanwhile and another buyer takes the seat (for 3 s of their own).
+      provider.simulator.configure({ latencyMs: 4_000 })
+      const paying = api.request('POST', '/api/payments/confirm', { token: late.token, body: { paymentId: prepared.id, paymentKey, amount: prepared.cardAmount }, headers: { 'idempotency-key': key() } })
+      const taken = await eventually(async () => {
+        const hold = await api.request('POST', '/api/reservations', { token: other.token, body: { eventId: created.body.id, seatIds: [seat.id] } })
+        return hold.status === 201 ? hold.body : undefined
+      }, 5_000, 'the seat on sale again')
+      expect((await paying).body.state).toBe('DONE')
+      provider.simulator.configure({ latencyMs: 0 })
+      await eventually(async () => (await db.payment.findUnique({ where: { id: prepared.id } }))?.state === 'CANCELED', 15_000, 'refund')
+      expect(provider.simulator.payment(paymentKey)).toMatchObject({ charges: 1, refunded: prepared.amount })
+      expect(await db.outbox.count({ where: { eventName: 'payment.refunded.v1', payload: { path: ['paymentId'], equals: prepared.id } } })).toBe(1)
+      expect((await api.request('GET', `/api/reservations/${taken.id}`, { token: other.token })).body.state).toBe('pending')
+    } finally {
+      await api.stop()
+      await provider.simulator.stop()
+      await db.$disconnect()
+    }
+  }, 60_000)
+})
