@@ -117,6 +117,12 @@ export interface GatewayConfig {
   routeLimits: RouteLimit[]
   /** Origins browsers may call the API from (CORS_ORIGINS, comma-separated; `*` any). Empty: no CORS headers. */
   corsOrigins: string[]
+  /**
+   * Whether this process applies the limits and CORS itself (EDGE_POLICIES=in-process) or a gateway in front of it
+   * does (EDGE_POLICIES=gateway). By default a process running every module applies them, one running some does not:
+   * behind a gateway it would count every client as the gateway's address, and count each call twice.
+   */
+  inProcess: boolean
 }
 
 type Env = Record<string, string | undefined>
@@ -190,7 +196,7 @@ function readRouteLimits(env: Env, fallback: string): RouteLimit[] {
   })
 }
 
-function readGateway(env: Env, known: readonly string[], runtimeEnv: Environment): GatewayConfig {
+function readGateway(env: Env, known: readonly string[], modules: readonly string[], runtimeEnv: Environment): GatewayConfig {
   const http = ['http:', 'https:']
   const upstreams: Record<string, string> = {}
   for (const name of known) if (env[`${name.toUpperCase()}_URL`]) upstreams[name] = readUrl(env, `${name.toUpperCase()}_URL`, '', http)
@@ -209,6 +215,7 @@ function readGateway(env: Env, known: readonly string[], runtimeEnv: Environment
     anonymousPerMinute: readInt(env, 'RATE_LIMIT_ANONYMOUS_PER_MINUTE', limits ? 60 : 0, 0, 1_000_000),
     routeLimits: readRouteLimits(env, limits ? 'POST /auth/login=10,POST /auth/register=5,POST /reservations=20,POST /payments/*=10' : ''),
     corsOrigins: readList(env, 'CORS_ORIGINS'),
+    inProcess: readEnum(env, 'EDGE_POLICIES', known.every((name) => modules.includes(name)) ? 'in-process' : 'gateway', ['in-process', 'gateway']) === 'in-process',
   }
 }
 
@@ -274,7 +281,7 @@ export function loadConfig(env: Env = process.env, argv: string[] = process.argv
     },
     eventRetentionDays: readInt(env, 'EVENT_RETENTION_DAYS', 14, 8, 3650),
     logLevel: readEnum(env, 'LOG_LEVEL', runtimeEnv === 'test' ? 'warn' : 'info', ['debug', 'info', 'warn', 'error', 'silent']),
-    gateway: readGateway(env, known, runtimeEnv),
+    gateway: readGateway(env, known, modules, runtimeEnv),
     queue: {
       heartbeatTimeoutSeconds: readInt(env, 'QUEUE_HEARTBEAT_TIMEOUT_SECONDS', 60, 1, 86_400),
       shoppingWindowSeconds: readInt(env, 'QUEUE_SHOPPING_WINDOW_SECONDS', 600, 1, 86_400),

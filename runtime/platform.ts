@@ -106,7 +106,7 @@ export async function createPlatform(
     refetchCooldownMs: config.jwksRefetchCooldownSeconds * 1000,
   })
   const guard = authGuard(verify)
-  // The gateway's rate limits and CORS hold in one process too, where nothing needs proxying.
+  // The gateway's rate limits and CORS hold in one process too, where nothing needs proxying (not behind a gateway).
   const policies = createGatewayPolicies({ config: config.gateway, redis: redis.keys, verify, registry: metrics.registry, log })
 
   for (const name of selected) {
@@ -153,7 +153,7 @@ export async function createPlatform(
       started.set(request, performance.now())
       const incoming = request.headers.get('x-request-id')
       const requestId = (set.headers['x-request-id'] = incoming && REQUEST_ID.test(incoming) ? incoming : crypto.randomUUID())
-      if (!policies.active) return
+      if (!config.gateway.inProcess || !policies.active) return
       const path = request.url.slice(request.url.indexOf('/', request.url.indexOf('//') + 2)).split('?')[0]!
       if (!path.startsWith('/api/')) return
       const admission = await policies.admit(request, path.slice('/api'.length), addressBucket(clientAddress(request, server, config.trustedProxyHops)))

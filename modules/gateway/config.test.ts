@@ -32,6 +32,13 @@ describe('gateway configuration', () => {
     expect(() => gatewayConfig({ RATE_LIMIT_USER_PER_MINUTE: '-1' })).toThrow(ConfigError)
   })
 
+  test('a process running every module applies the policies itself; one running some leaves them to the gateway', () => {
+    expect(loadConfig(base, ['--modules=all']).gateway.inProcess).toBe(true)
+    expect(loadConfig(base, ['--modules=events']).gateway.inProcess).toBe(false)
+    expect(loadConfig({ ...base, EDGE_POLICIES: 'in-process' }, ['--modules=events']).gateway.inProcess).toBe(true)
+    expect(loadConfig({ ...base, EDGE_POLICIES: 'gateway' }, ['--modules=all']).gateway.inProcess).toBe(false)
+  })
+
   test('CORS origins are a comma-separated list', () => {
     expect(gatewayConfig({ CORS_ORIGINS: 'https://a.example, https://b.example' }).corsOrigins).toEqual(['https://a.example', 'https://b.example'])
     expect(gatewayConfig({}).corsOrigins).toEqual([])

@@ -9,9 +9,22 @@ describe('the gateway policies in a monolith (nothing proxied, same limits and C
       RATE_LIMIT_USER_PER_MINUTE: '100',
       TRUSTED_PROXY_HOPS: '1',
       CORS_ORIGINS: 'https://tiketi.example',
+      // Two of the modules only: a process running all of them applies the policies without being told.
+      EDGE_POLICIES: 'in-process',
     })
   })
   afterAll(() => platform.stop())
+
+  test('a process running some modules leaves the policies to the gateway in front of it, unless told otherwise', async () => {
+    const behindGateway = await startTestPlatform(['auth', 'events'], { RATE_LIMIT_ANONYMOUS_PER_MINUTE: '1', CORS_ORIGINS: 'https://tiketi.example' })
+    try {
+      const statuses = await Promise.all(Array.from({ length: 3 }, () => behindGateway.request('GET', '/api/events')))
+      expect(statuses.map((response) => response.status)).toEqual([200, 200, 200])
+      expect(statuses[0]!.headers.get('access-control-allow-origin')).toBeNull()
+    } finally {
+      await behindGateway.stop()
+    }
+  })
 
   test('the 11th anonymous call of an address in a minute is a 429 with Retry-After; another address is not affected', async () => {
     const address = { 'x-forwarded-for': '203.0.113.7' }
