@@ -14,7 +14,8 @@ export const eventsModule = defineModule({
   create(ctx) {
     const db = createEventsDb(ctx.databaseUrl, () => ctx.metrics.dbQueries.inc({ module: 'events' }))
     const outbox = new Outbox(eventsContract, ctx.catalog)
-    const cache = createResponseCache({ redis: ctx.redis, name: 'events', ttlSeconds: 60, log: ctx.log, lookups: ctx.metrics.cacheLookups })
+    // Event list, detail and seat map are the hottest public reads: kept in process too, stale elsewhere for at most 1 s.
+    const cache = createResponseCache({ redis: ctx.redis, name: 'events', ttlSeconds: 60, log: ctx.log, lookups: ctx.metrics.cacheLookups, local: { staleMs: 1_000 } })
     const newsCache = createResponseCache({ redis: ctx.redis, name: 'news', ttlSeconds: 60, log: ctx.log, lookups: ctx.metrics.cacheLookups })
 
     const committed = async (eventIds: string[]) => {
@@ -37,6 +38,7 @@ export const eventsModule = defineModule({
       },
       async stop() {
         await lifecycle.stop()
+        await cache.close()
       },
     }
   },
