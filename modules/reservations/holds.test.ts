@@ -42,6 +42,13 @@ async function checkInvariants(eventId: string) {
     eventId,
   )
   expect(partial).toEqual([])
+  // And the other way round: a taken seat belongs to a reservation that lists it.
+  const stray = await db.$queryRawUnsafe<unknown[]>(
+    `SELECT s.id FROM reservations.seats s LEFT JOIN reservations.reservations r ON r.id = s.reservation_id
+     WHERE s.event_id = $1::uuid AND s.state <> 'available' AND (r.id IS NULL OR NOT (s.id = ANY(r.seat_ids)))`,
+    eventId,
+  )
+  expect(stray).toEqual([])
 }
 
 describe('inventory copy', () => {
