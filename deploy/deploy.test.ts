@@ -36,10 +36,10 @@ const settingsSource = [
   .map((file) => readFileSync(file, 'utf8'))
   .join('\n')
 function isReadByTheCode(name: string): boolean {
+  if (settingsSource.includes(`'${name}'`) || new RegExp(`\\benv\\.${name}\\b`).test(settingsSource)) return true
   const perModule = MODULE_NAMES.map((module) => module.toUpperCase()).find((prefix) => name.startsWith(`${prefix}_`))
   // <MODULE>_DATABASE_URL and <MODULE>_DB_PASSWORD are read under a computed name.
-  if (perModule) return settingsSource.includes(`_${name.slice(perModule.length + 1)}\``)
-  return settingsSource.includes(`'${name}'`) || new RegExp(`\\benv\\.${name}\\b`).test(settingsSource)
+  return perModule !== undefined && settingsSource.includes(`_${name.slice(perModule.length + 1)}\``)
 }
 
 describe('compose', () => {
