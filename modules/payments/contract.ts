@@ -62,8 +62,10 @@ export const IdempotencyHeaders = t.Object({
 export const ConfirmInput = t.Object(
   {
     paymentId: t.String({ format: 'uuid', description: 'From /payments/prepare or /points/charge' }),
-    paymentKey: Text({ maxLength: 200, pattern: '^[A-Za-z0-9_-]+$', description: "The provider's key for the buyer's authorisation" }),
-    amount: Int({ minimum: 1, maximum: MAX_AMOUNT, description: 'What the buyer authorised (KRW); must equal our record' }),
+    paymentKey: t.Optional(
+      Text({ maxLength: 200, pattern: '^[A-Za-z0-9_-]+$', description: "The provider's key for the buyer's authorisation (not needed when points pay everything)" }),
+    ),
+    amount: Int({ minimum: 0, maximum: MAX_AMOUNT, description: 'The card part the buyer authorised (KRW; 0 when points pay everything); must equal our record' }),
   },
   closed,
 )

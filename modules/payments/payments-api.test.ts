@@ -90,6 +90,35 @@ for (const mode of MODES)
       expect(seats.find((seat) => seat.id === event.seats[0]!.id)!.status).toBe('available')
     })
 
+    test('points pay part (card the rest) or all of it; the refund gives back card and points; the ledger sums to the balance', async () => {
+      const event = await eventOnSale()
+      const buyer = await signUp(api)
+      const charge = await api.request('POST', '/api/points/charge', { token: buyer.token, body: { amount: 130_000 }, headers: { 'idempotency-key': key() } })
+      const chargeKey = await simulator.checkout(charge.body.orderId, 130_000)
+      expect((await confirm(buyer.token, { paymentId: charge.body.id, paymentKey: chargeKey, amount: 130_000 })).body.state).toBe('DONE')
+
+      const mixed = await held(buyer.token, event.id, event.seats[3]!.id)
+      const prepared = await prepare(buyer.token, { reservationId: mixed.id, points: 30_000 })
+      expect(prepared.body).toMatchObject({ amount: 100_000, pointsUsed: 30_000, cardAmount: 70_000 })
+      const paymentKey = await simulator.checkout(prepared.body.orderId, 70_000)
+      expect((await confirm(buyer.token, { paymentId: prepared.body.id, paymentKey, amount: 100_000 })).status).toBe(400)
+      expect((await confirm(buyer.token, { paymentId: prepared.body.id, paymentKey, amount: 70_000 })).body.state).toBe('DONE')
+
+      const pointsOnly = await held(buyer.token, event.id, event.seats[4]!.id)
+      const free = await prepare(buyer.token, { reservationId: pointsOnly.id, points: 100_000 })
+      expect(free.body).toMatchObject({ pointsUsed: 100_000, cardAmount: 0 })
+      expect((await confirm(buyer.token, { paymentId: free.body.id, amount: 0 })).body.state).toBe('DONE')
+      await eventually(async () => (await reservationState(buyer.token, pointsOnly.id)) === 'confirmed', 10_000, 'points-only reservation confirmed')
+      expect((await api.request('GET', '/api/points', { token: buyer.token })).body.balance).toBe(0)
+
+      expect((await api.request('POST', `/api/reservations/${mixed.id}/cancel`, { token: buyer.token })).status).toBe(200)
+      await eventually(async () => (await api.request('GET', `/api/points`, { token: buyer.token })).body.balance === 30_000, 15_000, 'points back')
+      expect(simulator.payment(paymentKey)).toMatchObject({ charges: 1, refunded: 70_000 })
+      const points = (await api.request('GET', '/api/points', { token: buyer.token })).body
+      expect(points.entries.map((entry: { kind: string; amount: number }) => `${entry.kind} ${entry.amount}`)).toEqual(['REFUND 30000', 'USE -100000', 'USE -30000', 'CHARGE 130000'])
+      expect(points.entries.reduce((sum: number, entry: { amount: number }) => sum + entry.amount, 0)).toBe(points.balance)
+    })
+
     test('a payment for a cancelled reservation is refused, and nothing is charged', async () => {
       const event = await eventOnSale()
       const buyer = await signUp(api)

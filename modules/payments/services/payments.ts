@@ -262,9 +262,11 @@ export function createPayments(deps: PaymentsDeps) {
      * Confirms a prepared payment with the buyer's paymentKey. The amount must be the card part we recorded (what the
      * buyer authorised at the provider). A second confirmation returns the payment's state; it never calls again.
      */
-    async confirm(userId: string, input: { paymentId: string; paymentKey: string; amount: number }) {
+    async confirm(userId: string, input: { paymentId: string; paymentKey?: string; amount: number }) {
       const before = await mine(userId, input.paymentId)
       if (input.amount !== before.cardAmount) throw new HttpError(400, 'AMOUNT_MISMATCH', `the amount to confirm is ${before.cardAmount}, not ${input.amount}`)
+      if (before.cardAmount > 0 && !input.paymentKey) throw new HttpError(400, 'PAYMENT_KEY_REQUIRED', 'send the paymentKey the provider gave the buyer')
+      const paymentKey = before.cardAmount > 0 ? input.paymentKey! : null
       if (before.state === 'READY' && before.purpose === 'reservation') {
         const reservation = await deps.reservations().get(before.reservationId!, userId)
         if (reservation?.state !== 'pending') {
@@ -275,13 +277,13 @@ export function createPayments(deps: PaymentsDeps) {
       const claimed = await committed(async (tx) => {
         const payment = (await locked(tx, input.paymentId))!
         if (payment.state !== 'READY') {
-          if (payment.paymentKey !== input.paymentKey) throw illegal(payment, 'IN_PROGRESS')
+          if (payment.paymentKey !== paymentKey || payment.state === 'ABORTED' || payment.state === 'EXPIRED') throw illegal(payment, 'IN_PROGRESS')
           return { payment, call: false, expired: false }
         }
         if (payment.expiresAt.getTime() <= Date.now()) return { payment, call: false, expired: true }
         if (payment.pointsUsed > 0) await wallet.apply(tx, payment.userId, 'USE', payment.pointsUsed, payment.id)
         // The intent, committed before the provider is called.
-        const started = await tx.payment.update({ where: { id: payment.id }, data: { state: 'IN_PROGRESS', paymentKey: input.paymentKey, updatedAt: new Date() } })
+        const started = await tx.payment.update({ where: { id: payment.id }, data: { state: 'IN_PROGRESS', paymentKey, updatedAt: new Date() } })
         return { payment: started, call: true, expired: false }
       })
       if (claimed.expired) {
