@@ -2,7 +2,7 @@ import { Elysia, t } from 'elysia'
 import type { Config } from '../../runtime/config'
 import type { AuthGuard } from '../../runtime/kernel/auth-guard'
 import { clientAddress } from '../../runtime/kernel/client-address'
-import { Credentials, Jwks, ProfileChange, Registration, JWKS_PATH, KeyRevocation, KeyRotation, LogoutRequest, PublicUser, RefreshRequest, TokenPair, UserPage, UsersQuery } from './contract'
+import { AccountDeletion, Credentials, Jwks, PasswordChange, ProfileChange, Registration, JWKS_PATH, KeyRevocation, KeyRotation, LogoutRequest, PublicUser, RefreshRequest, TokenPair, UserPage, UsersQuery } from './contract'
 import type { Accounts } from './services/accounts'
 import type { SigningKeys } from './services/signing-keys'
 
@@ -69,6 +69,40 @@ export function authHttp(deps: {
           'Changes exactly the fields sent (at least one); `"phone": null` removes the phone number. A change of name or locale publishes `user.updated.v1`.',
       },
     })
+    .post(
+      '/me/password',
+      async ({ principal, body, set, request, server }) => {
+        await accounts.changePassword(principal, body.currentPassword, body.newPassword, clientAddress(request, server, config.trustedProxyHops))
+        set.status = 204
+      },
+      {
+        auth: 'user',
+        body: PasswordChange,
+        response: { 204: t.Undefined() },
+        detail: {
+          summary: 'Change your password',
+          description:
+            'Checks the current password (403 `WRONG_PASSWORD` if it is not; wrong guesses count towards the login limit, 429 past it), stores the new one, and ends every other sign-in: their refresh tokens and access tokens stop working (401). The sign-in that made the change keeps working.',
+        },
+      },
+    )
+    .delete(
+      '/me',
+      async ({ principal, body, set, request, server }) => {
+        await accounts.deleteAccount(principal, body.password, clientAddress(request, server, config.trustedProxyHops))
+        set.status = 204
+      },
+      {
+        auth: 'user',
+        body: AccountDeletion,
+        response: { 204: t.Undefined() },
+        detail: {
+          summary: 'Delete your account',
+          description:
+            'Checks the password (403 `WRONG_PASSWORD` if it is not). The account is anonymised — email and name replaced, phone removed, no password opens it — every sign-in ends, and `user.deleted.v1` is published. Other modules keep their records under the user id. The email can register again.',
+        },
+      },
+    )
     .post(
       '/logout',
       async ({ caller, body, set }) => {

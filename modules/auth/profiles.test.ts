@@ -117,4 +117,116 @@ for (const mode of MODES)
       expect(events[2]).toMatchObject({ locale: 'en' })
       expect(JSON.stringify(events)).not.toContain('+82103333')
     })
+
+    const PASSWORD = 'profile-password'
+    const login = async (email: string, password = PASSWORD) => {
+      const response = await platform.request('POST', '/api/auth/login', { body: { email, password } })
+      expect(response.status).toBe(200)
+      return response.body as { accessToken: string; refreshToken: string }
+    }
+    /** Status of a call with the access token, and of a refresh with the refresh token (which rotates it). */
+    const statuses = async (signIn: { accessToken: string; refreshToken: string }) => [
+      (await platform.request('GET', '/api/auth/me', { token: signIn.accessToken })).status,
+      (await platform.request('POST', '/api/auth/refresh-token', { body: { refreshToken: signIn.refreshToken } })).status,
+    ]
+
+    test('a password change ends every other sign-in (access and refresh tokens: 401) and keeps the caller’s', async () => {
+      const registered = await register({ name: 'Changer' })
+      const email = registered.body.user.email
+      const other = await login(email)
+      const rotated = (await platform.request('POST', '/api/auth/refresh-token', { body: { refreshToken: (await login(email)).refreshToken } })).body
+      const changed = await platform.request('POST', '/api/auth/me/password', {
+        token: registered.body.accessToken,
+        body: { currentPassword: PASSWORD, newPassword: 'a-new-password' },
+      })
+      expect(changed.status).toBe(204)
+      expect(await statuses(other)).toEqual([401, 401])
+      expect(await statuses(rotated)).toEqual([401, 401])
+      expect(await statuses(registered.body)).toEqual([200, 200])
+      expect((await platform.request('POST', '/api/auth/login', { body: { email, password: PASSWORD } })).status).toBe(401)
+      await login(email, 'a-new-password')
+    })
+
+    test('a wrong current password is a 403 and changes nothing; bad bodies are 400s; no token is a 401', async () => {
+      const registered = await register({ name: 'Careful' })
+      const token = registered.body.accessToken
+      const other = await login(registered.body.user.email)
+      const change = (body: unknown, withToken = token) => platform.request('POST', '/api/auth/me/password', { token: withToken, body })
+      const wrong = await change({ currentPassword: 'not-the-password', newPassword: 'a-new-password' })
+      expect([wrong.status, wrong.body.error.code]).toEqual([403, 'WRONG_PASSWORD'])
+      for (const body of [{}, { currentPassword: PASSWORD }, { currentPassword: PASSWORD, newPassword: 'short' }, { currentPassword: PASSWORD, newPassword: 'long-enough', extra: 1 }])
+        expect((await change(body)).status).toBe(400)
+      expect((await platform.request('POST', '/api/auth/me/password', { body: { currentPassword: PASSWORD, newPassword: 'a-new-password' } })).status).toBe(401)
+      expect(await statuses(other)).toEqual([200, 200])
+      await login(registered.body.user.email)
+    })
+
+    test('logins racing with a password change: every sign-in made with the old password ends', async () => {
+      // A few rounds, each with logins arriving before, during and after the change.
+      for (let round = 0; round < 4; round++) {
+        const registered = await register({ name: 'Racer' })
+        const email = registered.body.user.email
+        const attempts = Array.from({ length: 16 }, async (_, i) => {
+          await Bun.sleep(i * 15)
+          return platform.request('POST', '/api/auth/login', { body: { email, password: PASSWORD } })
+        })
+        await Bun.sleep(60)
+        // Password hashing is a small budget (503 + Retry-After when it is spent): retry as a client would.
+        let changed
+        do
+          changed = await platform.request('POST', '/api/auth/me/password', {
+            token: registered.body.accessToken,
+            body: { currentPassword: PASSWORD, newPassword: 'raced-new-password' },
+          })
+        while (changed.status === 503)
+        expect(changed.status).toBe(204)
+        const logins = await Promise.all(attempts)
+        // After the change the old password fails, and failures soon meet the login throttle (429); 503 is a spent
+        // hashing budget.
+        expect(logins.every((response) => [200, 401, 429, 503].includes(response.status))).toBe(true)
+        expect(logins.filter((response) => response.status === 200).length).toBeGreaterThan(0)
+        for (const response of logins.filter((response) => response.status === 200)) expect(await statuses(response.body)).toEqual([401, 401])
+        expect(await statuses(registered.body)).toEqual([200, 200])
+      }
+    })
+
+    test('a deleted account is anonymised, cannot log in, its tokens fail, user.deleted.v1 is published once, the email registers again', async () => {
+      const registered = await register({ name: '김민수', phone: '010-5555-6666' })
+      const { id, email } = registered.body.user
+      await platform.request('PATCH', '/api/auth/me', { token: registered.body.accessToken, body: { locale: 'en' } })
+      const other = await login(email)
+      const wrong = await platform.request('DELETE', '/api/auth/me', { token: registered.body.accessToken, body: { password: 'not-the-password' } })
+      expect([wrong.status, wrong.body.error.code]).toEqual([403, 'WRONG_PASSWORD'])
+      expect((await platform.request('DELETE', '/api/auth/me', { token: registered.body.accessToken, body: {} })).status).toBe(400)
+
+      const deleted = await platform.request('DELETE', '/api/auth/me', { token: registered.body.accessToken, body: { password: PASSWORD } })
+      expect(deleted.status).toBe(204)
+      expect(await statuses(registered.body)).toEqual([401, 401])
+      expect(await statuses(other)).toEqual([401, 401])
+      expect((await platform.request('POST', '/api/auth/login', { body: { email, password: PASSWORD } })).status).toBe(401)
+
+      const row = await db.user.findUniqueOrThrow({ where: { id } })
+      expect(row).toMatchObject({ email: `deleted-${id}@deleted.invalid`, name: 'Deleted user', phone: null, passwordHash: '!' })
+      expect(row.deletedAt).toBeInstanceOf(Date)
+      const events = await eventsOf(id)
+      expect(events.map((e) => [e.event, e.version])).toEqual([['user.registered.v1', 1], ['user.updated.v1', 2], ['user.deleted.v1', 3]])
+      expect(JSON.stringify(events.at(-1))).not.toContain(email)
+
+      const again = await platform.request('POST', '/api/auth/register', { body: { email, password: 'second-life-password', name: 'Again' } })
+      expect(again.status).toBe(201)
+      expect(again.body.user.id).not.toBe(id)
+      await login(email, 'second-life-password')
+    })
+
+    test('concurrent deletions of one account: one succeeds, user.deleted.v1 is published once', async () => {
+      const registered = await register({ name: 'Twice' })
+      const responses = await Promise.all(
+        Array.from({ length: 20 }, () => platform.request('DELETE', '/api/auth/me', { token: registered.body.accessToken, body: { password: PASSWORD } })),
+      )
+      const codes = responses.map((response) => response.status).sort()
+      expect(codes.filter((code) => code === 204)).toHaveLength(1)
+      // Password checks of one account from one address are throttled like logins: the rest are 401 or 429.
+      expect(codes.filter((code) => code !== 204 && code !== 401 && code !== 429)).toEqual([])
+      expect((await eventsOf(registered.body.user.id)).filter((e) => e.event === 'user.deleted.v1')).toHaveLength(1)
+    })
   })

@@ -86,6 +86,12 @@ async function inSignInTransaction<T>(db: AuthDb, work: (tx: Tx) => Promise<T>):
   }
 }
 
+/** Stored instead of a hash for a deleted account: no password verifies against it (it is not a hash at all). */
+const UNUSABLE_PASSWORD = '!'
+
+/** A deleted account's email: unique, and in the reserved `.invalid` domain, so it can never reach anyone. */
+const anonymousEmail = (userId: string) => `deleted-${userId}@deleted.invalid`
+
 /** A rotated refresh token presented again this soon, its successor unused, is a retry after a lost answer. */
 const REUSE_GRACE_MS = 20_000
 
@@ -154,6 +160,36 @@ export function createAccounts(deps: AccountsDeps) {
     await revokeSignIn(deps.redis, signInId, deps.accessTokenTtlSeconds)
   }
 
+  /** Ends every sign-in of a user that is still alive, except `keep`. */
+  async function endSignInsOf(userId: string, keep?: string) {
+    const signIns = await db.refreshToken.findMany({
+      where: { userId, revokedAt: null, ...(keep ? { familyId: { not: keep } } : {}) },
+      distinct: ['familyId'],
+      select: { familyId: true },
+    })
+    for (const { familyId } of signIns) await endSignIn(familyId)
+  }
+
+  /**
+   * Checks the caller's password before a change to the account. Wrong guesses count towards the same limit as
+   * logins, so a stolen access token cannot be used to guess the password here either.
+   */
+  async function confirmPassword(userId: string, password: string, address: string) {
+    const user = await db.user.findUnique({ where: { id: userId, deletedAt: null } })
+    if (!user) throw unauthorized('this account no longer exists')
+    await throttle.begin(user.email, address)
+    let valid: boolean
+    try {
+      valid = await passwords.verify(password, user.passwordHash)
+    } catch (error) {
+      await throttle.notChecked(user.email, address)
+      throw error
+    }
+    if (!valid) throw new HttpError(403, 'WRONG_PASSWORD', 'the password is incorrect')
+    await throttle.succeeded(user.email, address)
+    return user
+  }
+
   async function createUser(email: string, passwordHash: string, role: Role, profile: Profile) {
     const locale = profile.locale ?? DEFAULT_LOCALE
     const phone = phoneOf(profile.phone)
@@ -204,7 +240,51 @@ export function createAccounts(deps: AccountsDeps) {
       }
       if (!user || !valid) throw unauthorized('email or password is incorrect')
       await throttle.succeeded(normalised, address)
-      return issueTokens(user)
+      const signInId = randomUUID()
+      const tokens = await issueTokens(user, signInId)
+      // A password change or deletion that committed while this login checked the old password has ended every
+      // sign-in it could see, which may not include this one: seen now, this sign-in ends too.
+      const now = await db.user.findUnique({ where: { id: user.id }, select: { passwordHash: true } })
+      if (now?.passwordHash !== user.passwordHash) {
+        await endSignIn(signInId)
+        throw unauthorized('email or password is incorrect')
+      }
+      return tokens
+    },
+
+    /**
+     * Sets a new password after checking the current one, and ends every other sign-in of the user (their refresh
+     * tokens and access tokens); the caller's sign-in keeps working.
+     */
+    async changePassword(caller: Principal, currentPassword: string, newPassword: string, address: string) {
+      const user = await confirmPassword(caller.userId, currentPassword, address)
+      const passwordHash = await passwords.hash(newPassword)
+      await db.user.update({ where: { id: user.id }, data: { passwordHash } })
+      // After the new hash is stored: a login racing with this change either shows up here or sees the new hash.
+      await endSignInsOf(user.id, caller.signInId)
+    },
+
+    /**
+     * Deletes an account after checking its password: the row stays (other modules keep records by user id) but
+     * its email, name and phone are gone and no password opens it; every sign-in ends and user.deleted.v1 is
+     * published once. The email is free to register again.
+     */
+    async deleteAccount(caller: Principal, password: string, address: string) {
+      const user = await confirmPassword(caller.userId, password, address)
+      const deletedAt = new Date()
+      await db.$transaction(async (tx) => {
+        // Only a live account is deleted: of concurrent deletions one wins, the others find nothing to delete.
+        const deleted = await tx.user.updateMany({
+          where: { id: user.id, deletedAt: null },
+          data: { email: anonymousEmail(user.id), name: 'Deleted user', phone: null, passwordHash: UNUSABLE_PASSWORD, deletedAt, version: { increment: 1 } },
+        })
+        if (deleted.count === 0) throw unauthorized('this account no longer exists')
+        const { version } = await tx.user.findUniqueOrThrow({ where: { id: user.id }, select: { version: true } })
+        await outbox.publish(tx, 'user.deleted.v1', { userId: user.id, version, deletedAt: deletedAt.toISOString() })
+      })
+      deps.published()
+      await revokeAccessToken(deps.redis, caller)
+      await endSignInsOf(user.id)
     },
 
     /**
