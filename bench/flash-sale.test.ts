@@ -1,0 +1,70 @@
+// The flash-sale simulation as a smoke test (seconds): a small sale on a TIKETI process of its own ends with a clean
+// audit, and the audit catches a violation planted straight into the tables.
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { Client } from 'pg'
+import { startTiketi, type TiketiProcess } from '../runtime/testing/processes'
+import { auditSale, flashSaleEnv, runFlashSale } from './flash-sale'
+
+const admin = { email: 'flash-admin@tiketi.test', password: 'flash-admin-password' }
+const databaseUrl = process.env.DATABASE_URL!
+let tiketi: TiketiProcess
+const db = new Client({ connectionString: databaseUrl })
+
+beforeAll(async () => {
+  tiketi = await startTiketi(['--modules=auth,events,queue,reservations'], flashSaleEnv(databaseUrl, process.env.REDIS_URL!, admin), { timeoutMs: 60_000 })
+  await db.connect()
+}, 70_000)
+afterAll(async () => {
+  await tiketi?.stop()
+  await db.end()
+})
+
+describe('flash-sale simulation', () => {
+  let eventId: string
+
+  test('20 buyers for 30 seats: every buyer admitted once, the seats held, a clean audit', async () => {
+    const result = await runFlashSale({
+      buyers: 20,
+      seats: 30,
+      ratePerMinute: 1_200,
+      openInSeconds: 2,
+      lateShare: 0.3,
+      pollMs: 300,
+      durationSeconds: 30,
+      cancelShare: 0.1,
+      target: tiketi.url,
+      databaseUrl,
+      admin,
+    })
+    eventId = result.eventId
+    expect(result.counts.arrived).toBe(20)
+    expect(result.counts.failed).toBe(0)
+    expect(result.counts.admitted + result.counts.soldOut).toBe(20)
+    expect(result.counts.held).toBeGreaterThan(0)
+    const audit = await auditSale({ target: tiketi.url, databaseUrl, eventId })
+    expect(audit.violations).toEqual([])
+    expect(audit.checks.admitted).toBe(result.counts.admitted)
+    expect(audit.checks.seatsHeldOrSold).toBe(audit.checks.apiSeatsHeldOrSold)
+  }, 60_000)
+
+  test('a seat written into a second live reservation, and a hold left PENDING past its expiry, fail the audit', async () => {
+    const live = await db.query(
+      `SELECT user_id, seat_ids FROM reservations.reservations WHERE event_id = $1 AND state = 'pending' AND cardinality(seat_ids) > 0 LIMIT 1`,
+      [eventId],
+    )
+    expect(live.rowCount).toBe(1)
+    const plant = (seatIds: string[], expiresAt: string) =>
+      db.query(
+        `INSERT INTO reservations.reservations (id, number, event_id, user_id, state, seat_ids, quantity, amount, expires_at)
+         VALUES ($1, $2, $3, $4, 'pending', $5::uuid[], $6, 0, $7)`,
+        [crypto.randomUUID(), `R-PLANT${crypto.randomUUID().slice(0, 6)}`, eventId, live.rows[0].user_id, seatIds, seatIds.length, expiresAt],
+      )
+    await plant(live.rows[0].seat_ids, new Date(Date.now() + 600_000).toISOString())
+    const doubled = await auditSale({ target: tiketi.url, databaseUrl, eventId, relayWaitMs: 0 })
+    expect(doubled.violations.some((violation) => /is in 2 live reservations/.test(violation))).toBe(true)
+
+    await plant(live.rows[0].seat_ids, new Date(Date.now() - 60_000).toISOString())
+    const stuck = await auditSale({ target: tiketi.url, databaseUrl, eventId, relayWaitMs: 0 })
+    expect(stuck.violations.some((violation) => /PENDING more than 5 s past their expiry/.test(violation))).toBe(true)
+  }, 30_000)
+})

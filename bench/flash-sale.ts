@@ -1,0 +1,414 @@
+// Flash-sale simulation with an invariant audit. `bun run bench:flash-sale [--buyers=2000] [--seats=400]
+// [--rate=6000] [--open-in=10] [--late=0.3] [--poll-ms=1000] [--duration=300] [--cancel=0.05]
+// [--target=http://host:port --database-url=postgresql://…]`
+// Without --target it starts TIKETI itself (monolith: auth,events,queue,reservations; its own database
+// tiketi_bench_flash and Redis database 11). Creates an event through the API (a seat map of --seats seats, a waiting
+// room letting --rate people in per minute, sale opening --open-in seconds from now), registers --buyers buyers who
+// join the waiting room before the opening (1 − --late of them) or after it, poll their place until admitted, look at
+// the seat status, hold 1–4 seats (half pick from the best seats they saw, half ask for the best adjacent ones; a 409
+// is retried with fresh status up to 3 times), and some cancel. Payment is not simulated: the payments module is not
+// in the tree yet, so holds stay PENDING until they expire.
+// Prints a progress line each second, then a JSON result (bench/results/flash-sale.json) and a markdown table, then
+// audits the invariants through the API and the databases; exits 1 on any violation.
+import { mkdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import { Client } from 'pg'
+import { startTiketi, type TiketiProcess } from '../runtime/testing/processes'
+
+export interface FlashSaleOptions {
+  buyers: number
+  seats: number
+  ratePerMinute: number
+  openInSeconds: number
+  lateShare: number
+  pollMs: number
+  durationSeconds: number
+  cancelShare: number
+  target: string
+  databaseUrl: string
+  admin: { email: string; password: string }
+  /** Progress lines (one a second); silent when absent. */
+  progress?: (line: string) => void
+}
+
+const SEATS_PER_ROW = 20
+const LIVE = `(state = 'confirmed' OR (state = 'pending' AND expires_at > now()))`
+
+/** Latencies and outcomes per endpoint, errors by status and code. */
+function recorder() {
+  const latencies = new Map<string, number[]>()
+  const errors = new Map<string, number>()
+  return {
+    latencies,
+    errors,
+    record(endpoint: string, ms: number, status: number, code?: string) {
+      let list = latencies.get(endpoint)
+      if (!list) latencies.set(endpoint, (list = []))
+      list.push(ms)
+      if (status >= 400) {
+        const key = `${endpoint} ${status}${code ? ` ${code}` : ''}`
+        errors.set(key, (errors.get(key) ?? 0) + 1)
+      }
+    },
+    p99All() {
+      const all = [...latencies.values()].flat().sort((a, b) => a - b)
+      return all[Math.floor(all.length * 0.99)] ?? 0
+    },
+  }
+}
+
+const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? 0
+
+export function apiClient(target: string, stats?: ReturnType<typeof recorder>) {
+  return async (method: string, path: string, options: { token?: string; body?: unknown; headers?: Record<string, string>; endpoint?: string } = {}) => {
+    const started = performance.now()
+    const response = await fetch(`${target}/api${path}`, {
+      method,
+      headers: {
+        ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
+        ...(options.body !== undefined ? { 'content-type': 'application/json' } : {}),
+        ...options.headers,
+      },
+      body: options.body === undefined ? undefined : JSON.stringify(options.body),
+    })
+    const text = await response.text()
+    let body: any
+    try {
+      body = text ? JSON.parse(text) : undefined
+    } catch {
+      body = text
+    }
+    stats?.record(options.endpoint ?? `${method} ${path}`, performance.now() - started, response.status, body?.error?.code)
+    return { status: response.status, body }
+  }
+}
+
+/** Runs `work` over `items` with at most `limit` in flight. */
+async function pool<T>(items: T[], limit: number, work: (item: T, index: number) => Promise<void>) {
+  let next = 0
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const index = next++
+      await work(items[index]!, index)
+    }
+  }))
+}
+
+export interface AuditResult {
+  violations: string[]
+  checks: Record<string, number | string>
+}
+
+/**
+ * The invariants after a sale, through the API and the databases: no seat in two live reservations; held + sold ≤
+ * capacity (seats and each ticket type, the API's seat status agreeing); nobody admitted twice; early arrivals let in
+ * before later ones; no outbox row left unrelayed; no reservation PENDING past its expiry (5 s grace for the
+ * expiry job).
+ */
+export async function auditSale(options: { target: string; databaseUrl: string; eventId: string; relayWaitMs?: number }): Promise<AuditResult> {
+  const violations: string[] = []
+  const checks: Record<string, number | string> = {}
+  const db = new Client({ connectionString: options.databaseUrl })
+  await db.connect()
+  try {
+    const { eventId } = options
+    const doubled = await db.query(
+      `SELECT seat, count(*)::int AS n FROM reservations.reservations, unnest(seat_ids) AS seat
+       WHERE event_id = $1 AND ${LIVE} GROUP BY seat HAVING count(*) > 1`,
+      [eventId],
+    )
+    checks.seatsInTwoLiveReservations = doubled.rowCount ?? 0
+    for (const row of doubled.rows) violations.push(`seat ${row.seat} is in ${row.n} live reservations`)
+
+    const capacity = await db.query(
+      `SELECT count(*) FILTER (WHERE NOT blocked)::int AS sellable FROM reservations.seats WHERE event_id = $1`,
+      [eventId],
+    )
+    const taken = await db.query(
+      `SELECT count(DISTINCT seat)::int AS seats FROM reservations.reservations, unnest(seat_ids) AS seat WHERE event_id = $1 AND ${LIVE}`,
+      [eventId],
+    )
+    const sellable = capacity.rows[0].sellable as number
+    checks.sellableSeats = sellable
+    checks.seatsHeldOrSold = taken.rows[0].seats
+    if (taken.rows[0].seats > sellable) violations.push(`${taken.rows[0].seats} seats held or sold, only ${sellable} on sale`)
+    for (const type of (await db.query(`SELECT id, name, quantity, held, sold FROM reservations.ticket_types WHERE event_id = $1`, [eventId])).rows)
+      if (type.held + type.sold > type.quantity) violations.push(`ticket type ${type.name}: held ${type.held} + sold ${type.sold} > ${type.quantity}`)
+
+    const status = await apiClient(options.target)('GET', `/seats/${eventId}`)
+    if (status.status !== 200) violations.push(`GET /seats/${eventId} answered ${status.status}`)
+    else {
+      const seats = status.body.seats as { status: string }[]
+      const apiTaken = seats.filter((seat) => seat.status === 'held' || seat.status === 'sold').length
+      checks.apiSeatsHeldOrSold = apiTaken
+      if (apiTaken > seats.filter((seat) => seat.status !== 'blocked').length) violations.push(`the API shows ${apiTaken} seats held or sold, more than are on sale`)
+      for (const type of status.body.ticketTypes as { name: string; available: number }[])
+        if (type.available < 0) violations.push(`the API shows ${type.available} tickets of ${type.name} available`)
+    }
+
+    const twice = await db.query(
+      `SELECT user_id, count(*)::int AS n FROM queue.admissions WHERE event_id = $1 GROUP BY user_id HAVING count(*) > 1`,
+      [eventId],
+    )
+    for (const row of twice.rows) violations.push(`user ${row.user_id} admitted ${row.n} times`)
+    const order = await db.query(
+      `SELECT max(serial) FILTER (WHERE early) AS last_early, min(serial) FILTER (WHERE NOT early) AS first_late, count(*)::int AS admitted
+       FROM queue.admissions WHERE event_id = $1`,
+      [eventId],
+    )
+    checks.admitted = order.rows[0].admitted
+    const { last_early: lastEarly, first_late: firstLate } = order.rows[0]
+    if (lastEarly !== null && firstLate !== null && lastEarly > firstLate)
+      violations.push(`an early arrival was admitted as #${lastEarly}, after a later arrival (#${firstLate})`)
+
+    const stuck = await db.query(
+      `SELECT count(*)::int AS n FROM reservations.reservations WHERE event_id = $1 AND state = 'pending' AND expires_at < now() - interval '5 seconds'`,
+      [eventId],
+    )
+    checks.pendingPastExpiry = stuck.rows[0].n
+    if (stuck.rows[0].n > 0) violations.push(`${stuck.rows[0].n} reservations PENDING more than 5 s past their expiry`)
+
+    // Relays run continuously: wait for rows written just now.
+    const schemas = (await db.query(`SELECT table_schema FROM information_schema.tables WHERE table_name = 'outbox'`)).rows.map((row) => row.table_schema as string)
+    const deadline = Date.now() + (options.relayWaitMs ?? 15_000)
+    let unrelayed: { schema: string; n: number }[] = []
+    do {
+      unrelayed = []
+      for (const schema of schemas) {
+        const n = (await db.query(`SELECT count(*)::int AS n FROM "${schema}".outbox WHERE sent_at IS NULL`)).rows[0].n as number
+        if (n > 0) unrelayed.push({ schema, n })
+      }
+      if (unrelayed.length === 0) break
+      await Bun.sleep(250)
+    } while (Date.now() < deadline)
+    checks.unrelayedOutboxRows = unrelayed.reduce((sum, entry) => sum + entry.n, 0)
+    for (const entry of unrelayed) violations.push(`${entry.n} outbox rows of ${entry.schema} not relayed`)
+  } finally {
+    await db.end()
+  }
+  return { violations, checks }
+}
+
+export async function runFlashSale(options: FlashSaleOptions) {
+  const stats = recorder()
+  const api = apiClient(options.target, stats)
+  const login = await api('POST', '/auth/login', { body: options.admin })
+  if (login.status !== 200) throw new Error(`admin login answered ${login.status}: ${JSON.stringify(login.body)}`)
+  const admin = login.body.accessToken as string
+  const opensAt = Date.now() + options.openInSeconds * 1000 + 5_000 // registrations first
+  const rows = Math.ceil(options.seats / SEATS_PER_ROW)
+  const created = await api('POST', '/events', {
+    token: admin,
+    body: {
+      title: `Flash sale ${new Date().toISOString()}`,
+      venue: 'Olympic Hall',
+      artist: 'Bench Artist',
+      eventDate: new Date(opensAt + 30 * 86_400_000).toISOString(),
+      saleStart: new Date(opensAt).toISOString(),
+      saleEnd: new Date(opensAt + 7 * 86_400_000).toISOString(),
+      perUserLimit: 4,
+      queue: { required: true, admissionRatePerMinute: options.ratePerMinute },
+      seatMap: {
+        priceTiers: [{ name: 'R', price: 110_000 }],
+        sections: [{ name: 'A', rows, seatsPerRow: SEATS_PER_ROW, priceTier: 'R' }],
+        blocked: Array.from({ length: rows * SEATS_PER_ROW - options.seats }, (_, i) => `A-${rows}-${SEATS_PER_ROW - i}`),
+      },
+    },
+  })
+  if (created.status !== 201) throw new Error(`event creation answered ${created.status}: ${JSON.stringify(created.body)}`)
+  const eventId = created.body.id as string
+  const published = await api('POST', `/events/${eventId}/publish`, { token: admin })
+  if (published.status !== 200) throw new Error(`publish answered ${published.status}: ${JSON.stringify(published.body)}`)
+
+  const run = Date.now().toString(36)
+  const tokens: string[] = Array(options.buyers)
+  await pool(Array.from({ length: options.buyers }, (_, i) => i), 16, async (i) => {
+    const register = () =>
+      api('POST', '/auth/register', {
+        body: { email: `buyer-${run}-${i}@tiketi.test`, password: 'flash-sale-password', name: `Buyer ${i}` },
+        endpoint: 'POST /auth/register',
+      })
+    let registered = await register()
+    // Password hashing is bounded per process: 503 BUSY says retry shortly, as a client would.
+    while (registered.status === 503) {
+      await Bun.sleep(100 + Math.random() * 200)
+      registered = await register()
+    }
+    if (registered.status !== 201 && registered.status !== 200) throw new Error(`registration answered ${registered.status}: ${JSON.stringify(registered.body)}`)
+    tokens[i] = registered.body.accessToken
+  })
+  while (Date.now() < opensAt - options.openInSeconds * 1000) await Bun.sleep(50)
+
+  const counts = { arrived: 0, waiting: 0, admitted: 0, held: 0, seatsHeld: 0, cancelled: 0, gaveUp: 0, soldOut: 0, noSeatsLeft: 0, failed: 0 }
+  let soldOutAt: number | undefined
+  const deadline = opensAt + options.durationSeconds * 1000
+  const started = Date.now()
+  const ticker = setInterval(() => {
+    const t = ((Date.now() - opensAt) / 1000).toFixed(0)
+    options.progress?.(
+      `t=${t}s arrived ${counts.arrived} waiting ${counts.waiting} admitted ${counts.admitted} held ${counts.held} (${counts.seatsHeld} seats) cancelled ${counts.cancelled} sold-out ${counts.soldOut} no-seats ${counts.noSeatsLeft} gave-up ${counts.gaveUp} failed ${counts.failed} p99 ${stats.p99All().toFixed(0)} ms`,
+    )
+  }, 1_000)
+
+  const buyer = async (token: string, i: number) => {
+    const late = i < options.buyers * options.lateShare
+    // Early arrivals come during the minutes before the opening, later ones over the first seconds after it.
+    const arriveAt = late ? opensAt + Math.random() * options.openInSeconds * 1000 : opensAt - Math.random() * options.openInSeconds * 1000
+    await Bun.sleep(Math.max(0, arriveAt - Date.now()))
+    counts.arrived++
+    const joined = await api('POST', `/queue/join/${eventId}`, { token, endpoint: 'POST /queue/join' })
+    if (joined.status >= 400) return void counts.failed++
+    counts.waiting++
+    let admission: string | undefined
+    try {
+      while (Date.now() < deadline) {
+        const status = await api('GET', `/queue/status/${eventId}`, { token, endpoint: 'GET /queue/status' })
+        if (status.status === 200 && status.body.admissionToken) {
+          admission = status.body.admissionToken
+          break
+        }
+        if (status.status === 200 && ['sold_out', 'closed', 'expired'].includes(status.body.state)) return void counts.soldOut++
+        await Bun.sleep(options.pollMs * (0.75 + Math.random() / 2))
+      }
+    } finally {
+      counts.waiting--
+    }
+    if (!admission) return void counts.gaveUp++
+    counts.admitted++
+    const quantity = 1 + Math.floor(Math.random() * 4)
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const seen = await api('GET', `/seats/${eventId}`, { endpoint: 'GET /seats/:eventId' })
+      const available = seen.status === 200 ? (seen.body.seats as { id: string; status: string }[]).filter((seat) => seat.status === 'available') : []
+      if (seen.status === 200 && available.length === 0) return void counts.noSeatsLeft++
+      // Half go for the front rows they saw (contention), half ask for the best adjacent seats.
+      const body =
+        i % 2 === 0
+          ? { eventId, seatIds: available.slice(0, quantity * 3).sort(() => Math.random() - 0.5).slice(0, quantity).map((seat) => seat.id) }
+          : { eventId, best: { quantity } }
+      const held = await api('POST', '/reservations', { token, body, headers: { 'x-admission-token': admission }, endpoint: 'POST /reservations' })
+      if (held.status === 201) {
+        counts.held++
+        counts.seatsHeld += held.body.seats.length
+        if (counts.seatsHeld >= options.seats && soldOutAt === undefined) soldOutAt = Date.now()
+        if (Math.random() < options.cancelShare) {
+          const cancelled = await api('POST', `/reservations/${held.body.id}/cancel`, { token, endpoint: 'POST /reservations/:id/cancel' })
+          if (cancelled.status === 200) {
+            counts.cancelled++
+            counts.seatsHeld -= held.body.seats.length
+          }
+        }
+        return
+      }
+      if (held.status !== 409) break
+    }
+    counts.gaveUp++
+  }
+  await Promise.all(tokens.map((token, i) => buyer(token, i).catch(() => void counts.failed++)))
+  clearInterval(ticker)
+  const finishedAt = Date.now()
+
+  const endpoints: Record<string, { requests: number; p50Ms: number; p95Ms: number; p99Ms: number }> = {}
+  for (const [endpoint, list] of stats.latencies) {
+    const sorted = list.sort((a, b) => a - b)
+    endpoints[endpoint] = { requests: sorted.length, p50Ms: percentile(sorted, 0.5), p95Ms: percentile(sorted, 0.95), p99Ms: percentile(sorted, 0.99) }
+  }
+  const saleSeconds = (finishedAt - Math.max(started, opensAt)) / 1000
+  // Buyers hold 2.5 seats on average: that many admissions are needed at the least.
+  const lowerBoundSeconds = options.seats / 2.5 / (options.ratePerMinute / 60)
+  return {
+    eventId,
+    options: { ...options, admin: undefined, progress: undefined },
+    counts,
+    soldOutSeconds: soldOutAt === undefined ? null : (soldOutAt - opensAt) / 1000,
+    soldOutLowerBoundSeconds: lowerBoundSeconds,
+    holdsPerSecond: counts.held / saleSeconds,
+    endpoints,
+    errors: Object.fromEntries(stats.errors),
+  }
+}
+
+export function markdown(result: Awaited<ReturnType<typeof runFlashSale>>, audit: AuditResult) {
+  const lines = [
+    `| buyers | seats | admitted | holds | seats held | sold out after | lower bound | holds/s | audit |`,
+    `|---|---|---|---|---|---|---|---|---|`,
+    `| ${result.options.buyers} | ${result.options.seats} | ${result.counts.admitted} | ${result.counts.held} | ${result.counts.seatsHeld} | ${result.soldOutSeconds === null ? 'not sold out' : `${result.soldOutSeconds.toFixed(1)} s`} | ${result.soldOutLowerBoundSeconds.toFixed(1)} s | ${result.holdsPerSecond.toFixed(1)} | ${audit.violations.length === 0 ? 'clean' : `${audit.violations.length} violations`} |`,
+    '',
+    '| endpoint | requests | p50 ms | p95 ms | p99 ms |',
+    '|---|---|---|---|---|',
+    ...Object.entries(result.endpoints).map(([name, e]) => `| ${name} | ${e.requests} | ${e.p50Ms.toFixed(1)} | ${e.p95Ms.toFixed(1)} | ${e.p99Ms.toFixed(1)} |`),
+    '',
+    '| error | count |',
+    '|---|---|',
+    ...Object.entries(result.errors).map(([name, n]) => `| ${name} | ${n} |`),
+  ]
+  return lines.join('\n')
+}
+
+if (import.meta.main) {
+  const flag = (name: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=').slice(1).join('=')
+  const num = (name: string, fallback: number) => Number(flag(name) ?? fallback)
+  const admin = { email: 'bench-admin@tiketi.test', password: 'bench-admin-password' }
+  let tiketi: TiketiProcess | undefined
+  let target = flag('target')
+  let databaseUrl = flag('database-url') ?? process.env.DATABASE_URL ?? ''
+  if (!target) {
+    databaseUrl = 'postgresql://postgres@127.0.0.1:5432/tiketi_bench_flash'
+    const pg = new Client({ connectionString: 'postgresql://postgres@127.0.0.1:5432/postgres' })
+    await pg.connect()
+    await pg.query('DROP DATABASE IF EXISTS tiketi_bench_flash WITH (FORCE)')
+    await pg.end()
+    const { default: Redis } = await import('ioredis')
+    const redis = new Redis('redis://127.0.0.1:6379/11')
+    await redis.flushdb()
+    await redis.quit()
+    tiketi = await startTiketi(['--modules=auth,events,queue,reservations'], flashSaleEnv(databaseUrl, 'redis://127.0.0.1:6379/11', admin), { timeoutMs: 60_000 })
+    target = tiketi.url
+  }
+  let exitCode = 0
+  try {
+    const result = await runFlashSale({
+      buyers: num('buyers', 2_000),
+      seats: num('seats', 400),
+      ratePerMinute: num('rate', 6_000),
+      openInSeconds: num('open-in', 10),
+      lateShare: num('late', 0.3),
+      pollMs: num('poll-ms', 1_000),
+      durationSeconds: num('duration', 300),
+      cancelShare: num('cancel', 0.05),
+      target,
+      databaseUrl,
+      admin,
+      progress: (line) => process.stderr.write(`\r${line}   `),
+    })
+    process.stderr.write('\n')
+    const audit = await auditSale({ target, databaseUrl, eventId: result.eventId })
+    await mkdir(join(import.meta.dir, 'results'), { recursive: true })
+    await Bun.write(join(import.meta.dir, 'results', 'flash-sale.json'), JSON.stringify({ result, audit }, null, 2))
+    console.log(JSON.stringify({ result, audit }, null, 2))
+    console.log(markdown(result, audit))
+    if (audit.violations.length > 0) {
+      console.error(`invariant audit: ${audit.violations.length} violations\n${audit.violations.join('\n')}`)
+      exitCode = 1
+    }
+  } finally {
+    await tiketi?.stop()
+  }
+  process.exit(exitCode)
+}
+
+/** The environment of a TIKETI process under the simulation: every buyer comes from one address, so limits are off. */
+export function flashSaleEnv(databaseUrl: string, redisUrl: string, admin: { email: string; password: string }): Record<string, string> {
+  return {
+    DATABASE_URL: databaseUrl,
+    REDIS_URL: redisUrl,
+    REDIS_PREFIX: 'tiketi-flash',
+    AUTO_MIGRATE: 'true',
+    NODE_ENV: 'development',
+    ADMIN_EMAIL: admin.email,
+    ADMIN_PASSWORD: admin.password,
+    RATE_LIMIT_USER_PER_MINUTE: '0',
+    RATE_LIMIT_ANONYMOUS_PER_MINUTE: '0',
+    RATE_LIMIT_ROUTES: '',
+    REGISTRATIONS_PER_ADDRESS_PER_HOUR: '0',
+  }
+}
