@@ -121,11 +121,15 @@ export function authHttp(deps: {
         detail: { summary: 'End a sign-in, by access token or by refresh token', description: LOGOUT_DESCRIPTION },
       },
     )
-    .get('/users', ({ query }) => accounts.listUsers(query.page ?? 1, query.limit ?? 20), {
+    .get('/users', ({ query }) => accounts.listUsers(query.page ?? 1, query.limit ?? 20, query.q), {
       auth: 'admin',
       query: UsersQuery,
       response: { 200: UserPage },
-      detail: { summary: 'List users (admin)' },
+      detail: {
+        summary: 'List or search users (admin)',
+        description:
+          'Accounts oldest first, deleted ones left out. `q` keeps those whose email or name contains it, letter case ignored (`%` and `_` are plain characters); `total` counts the matches.',
+      },
     })
     .get(JWKS_PATH.slice('/auth'.length), async ({ set }) => {
       set.headers['cache-control'] = `public, max-age=${jwksMaxAge}`

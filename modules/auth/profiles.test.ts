@@ -229,4 +229,35 @@ for (const mode of MODES)
       expect(codes.filter((code) => code !== 204 && code !== 401 && code !== 429)).toEqual([])
       expect((await eventsOf(registered.body.user.id)).filter((e) => e.event === 'user.deleted.v1')).toHaveLength(1)
     })
+
+    test('admins search users by email or name (case ignored, wildcards literal), with paging; deleted accounts are left out', async () => {
+      const tag = crypto.randomUUID().slice(0, 8)
+      const make = (local: string, name: string) =>
+        platform.request('POST', '/api/auth/register', { body: { email: `${local}-${tag}@example.test`, password: PASSWORD, name } })
+      const kim = await make('kim', `김민수 ${tag}`)
+      const maria = await make('maria', `María José ${tag}`)
+      const percent = await make('p%c', `Fifty ${tag}`)
+      const gone = await make('gone', `Gone ${tag}`)
+      await platform.request('DELETE', '/api/auth/me', { token: gone.body.accessToken, body: { password: PASSWORD } })
+      const admin = (await platform.request('POST', '/api/auth/login', { body: ADMIN })).body.accessToken
+      const search = async (query: string) => {
+        const response = await platform.request('GET', `/api/auth/users?${query}`, { token: admin })
+        expect(response.status).toBe(200)
+        return response.body as { items: Array<{ id: string; name: string }>; total: number; page: number; limit: number }
+      }
+      const ids = (page: { items: Array<{ id: string }> }) => page.items.map((user) => user.id)
+      expect(ids(await search(`q=${tag}`))).toEqual([kim, maria, percent].map((r) => r.body.user.id))
+      expect(ids(await search(`q=${encodeURIComponent(`MARÍA JOSÉ ${tag}`)}`))).toEqual([maria.body.user.id])
+      expect(ids(await search(`q=${encodeURIComponent(`김민수 ${tag}`)}`))).toEqual([kim.body.user.id])
+      expect(ids(await search(`q=KIM-${tag}`))).toEqual([kim.body.user.id])
+      expect(ids(await search(`q=${encodeURIComponent(`%c-${tag}`)}`))).toEqual([percent.body.user.id])
+      expect(ids(await search(`q=${encodeURIComponent(`_-${tag}`)}`))).toEqual([])
+      expect(ids(await search(`q=${encodeURIComponent(`gone-${tag}`)}`))).toEqual([])
+      const second = await search(`q=${tag}&limit=2&page=2`)
+      expect([second.total, second.page, second.limit, ids(second)]).toEqual([3, 2, 2, [percent.body.user.id]])
+      expect(ids(await search(`q=${encodeURIComponent(`%${tag}`)}`))).toEqual([])
+      for (const query of ['q=', `q=${'x'.repeat(101)}`, 'q=%00'])
+        expect((await platform.request('GET', `/api/auth/users?${query}`, { token: admin })).status).toBe(400)
+      expect((await platform.request('GET', `/api/auth/users?q=${tag}`, { token: kim.body.accessToken })).status).toBe(403)
+    })
   })

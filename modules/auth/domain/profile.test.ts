@@ -1,5 +1,5 @@
 import { expect, test } from 'bun:test'
-import { normalisePhone } from './profile'
+import { escapeLike, normalisePhone } from './profile'
 
 test('phone numbers are stored in E.164, Korean by default', () => {
   expect(normalisePhone('010-1234-5678')).toBe('+821012345678')
@@ -15,4 +15,9 @@ test('phone numbers are stored in E.164, Korean by default', () => {
 test('what is not a phone number is refused', () => {
   for (const bad of ['', '12345', '1012345678', '010-1234', '010-1234-5678-9', '+0 123 456 789', '+1234567', '+1234567890123456', 'phone', '010-abcd-5678', '+82 12', '０１０-1234-5678'])
     expect(normalisePhone(bad)).toBeUndefined()
+})
+
+test('LIKE wildcards and the escape character are escaped', () => {
+  expect(escapeLike('50%_off\\now')).toBe('50\\%\\_off\\\\now')
+  expect(escapeLike('김민수')).toBe('김민수')
 })

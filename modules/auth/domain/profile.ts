@@ -25,3 +25,8 @@ export function normalisePhone(input: string): string | undefined {
   if (compact.startsWith('+')) return E164.test(compact) ? compact : undefined
   return compact.startsWith('0') && KOREAN_NATIONAL.test(compact.slice(1)) ? `+82${compact.slice(1)}` : undefined
 }
+
+/** `text` as a literal inside a LIKE pattern: its wildcards (`%`, `_`) and the escape character match themselves. */
+export function escapeLike(text: string): string {
+  return text.replace(/[\\%_]/g, (character) => `\\${character}`)
+}

@@ -18,7 +18,7 @@ import type { Logger } from '../../../runtime/kernel/log'
 import type { authContract } from '../contract'
 import type { AuthDb } from '../db'
 import { hashToken, newRefreshToken, normaliseEmail } from '../domain/credentials'
-import { DEFAULT_LOCALE, normalisePhone, PHONE_RULE, type Locale } from '../domain/profile'
+import { DEFAULT_LOCALE, escapeLike, normalisePhone, PHONE_RULE, type Locale } from '../domain/profile'
 import type { LoginThrottle } from './login-throttle'
 import type { Passwords } from './passwords'
 import type { RegistrationThrottle } from './registration-throttle'
@@ -387,10 +387,14 @@ export function createAccounts(deps: AccountsDeps) {
       return publicUser(user)
     },
 
-    async listUsers(page: number, limit: number) {
+    /** Live accounts, oldest first; with `q`, those whose email or name contains it (letter case ignored). */
+    async listUsers(page: number, limit: number, q?: string) {
+      // Prisma's `contains` passes LIKE wildcards through: `%` would match every user.
+      const contains = q === undefined ? undefined : { contains: escapeLike(q), mode: 'insensitive' as const }
+      const where = { deletedAt: null, ...(contains ? { OR: [{ email: contains }, { name: contains }] } : {}) }
       const [total, users] = await Promise.all([
-        db.user.count(),
-        db.user.findMany({ orderBy: { createdAt: 'asc' }, skip: (page - 1) * limit, take: limit }),
+        db.user.count({ where }),
+        db.user.findMany({ where, orderBy: [{ createdAt: 'asc' }, { id: 'asc' }], skip: (page - 1) * limit, take: limit }),
       ])
       return { page, limit, total, items: users.map(publicUser) }
     },
