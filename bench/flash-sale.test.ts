@@ -3,26 +3,31 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { Client } from 'pg'
 import { startTiketi, type TiketiProcess } from '../runtime/testing/processes'
-import { auditSale, flashSaleEnv, runFlashSale } from './flash-sale'
+import { startProviderSimulator } from '../modules/payments/provider/simulator'
+import { auditSale, flashSaleEnv, runFlashSale, SIMULATOR_SECRET } from './flash-sale'
 
 const admin = { email: 'flash-admin@tiketi.test', password: 'flash-admin-password' }
 const databaseUrl = process.env.DATABASE_URL!
 let tiketi: TiketiProcess
+const simulator = startProviderSimulator({ secretKey: SIMULATOR_SECRET, latencyMs: 20, failureRate: 0.1 })
 const db = new Client({ connectionString: databaseUrl })
 
 beforeAll(async () => {
-  tiketi = await startTiketi(['--modules=auth,events,queue,reservations'], flashSaleEnv(databaseUrl, process.env.REDIS_URL!, admin), { timeoutMs: 60_000 })
+  tiketi = await startTiketi(['--modules=auth,events,queue,reservations,payments'], flashSaleEnv(databaseUrl, process.env.REDIS_URL!, admin, simulator.url), {
+    timeoutMs: 60_000,
+  })
   await db.connect()
 }, 70_000)
 afterAll(async () => {
   await tiketi?.stop()
+  await simulator.stop()
   await db.end()
 })
 
 describe('flash-sale simulation', () => {
   let eventId: string
 
-  test('20 buyers for 30 seats: every buyer admitted once, the seats held, a clean audit', async () => {
+  test('20 buyers for 30 seats: every buyer admitted once, holds, payments through the simulated provider (some failing), a clean audit', async () => {
     const result = await runFlashSale({
       buyers: 20,
       seats: 30,
@@ -32,6 +37,9 @@ describe('flash-sale simulation', () => {
       pollMs: 300,
       durationSeconds: 30,
       cancelShare: 0.1,
+      abandonShare: 0.1,
+      retryShare: 0.5,
+      checkout: simulator.checkout,
       target: tiketi.url,
       databaseUrl,
       admin,
@@ -41,15 +49,17 @@ describe('flash-sale simulation', () => {
     expect(result.counts.failed).toBe(0)
     expect(result.counts.admitted + result.counts.soldOut).toBe(20)
     expect(result.counts.held).toBeGreaterThan(0)
+    expect(result.counts.paid).toBeGreaterThan(0)
     const audit = await auditSale({ target: tiketi.url, databaseUrl, eventId })
     expect(audit.violations).toEqual([])
     expect(audit.checks.admitted).toBe(result.counts.admitted)
     expect(audit.checks.seatsHeldOrSold).toBe(audit.checks.apiSeatsHeldOrSold)
+    expect(audit.checks.paymentsDone).toBe(result.counts.paid)
   }, 60_000)
 
   test('a seat written into a second live reservation, and a hold left PENDING past its expiry, fail the audit', async () => {
     const live = await db.query(
-      `SELECT user_id, seat_ids FROM reservations.reservations WHERE event_id = $1 AND state = 'pending' AND cardinality(seat_ids) > 0 LIMIT 1`,
+      `SELECT user_id, seat_ids FROM reservations.reservations WHERE event_id = $1 AND state IN ('pending', 'confirmed') AND cardinality(seat_ids) > 0 LIMIT 1`,
       [eventId],
     )
     expect(live.rowCount).toBe(1)

@@ -1,19 +1,25 @@
 // Flash-sale simulation with an invariant audit. `bun run bench:flash-sale [--buyers=2000] [--seats=400]
 // [--rate=6000] [--open-in=10] [--late=0.3] [--poll-ms=1000] [--duration=300] [--cancel=0.05]
 // [--target=http://host:port --database-url=postgresql://…]`
-// Without --target it starts TIKETI itself (monolith: auth,events,queue,reservations; its own database
+// Without --target it starts TIKETI itself (monolith: auth,events,queue,reservations,payments; its own database
 // tiketi_bench_flash and Redis database 11). Creates an event through the API (a seat map of --seats seats, a waiting
 // room letting --rate people in per minute, sale opening --open-in seconds from now), registers --buyers buyers who
 // join the waiting room before the opening (1 − --late of them) or after it, poll their place until admitted, look at
 // the seat status, hold 1–4 seats (half pick from the best seats they saw, half ask for the best adjacent ones; a 409
-// is retried with fresh status up to 3 times), and some cancel. Payment is not simulated: the payments module is not
-// in the tree yet, so holds stay PENDING until they expire.
+// is retried with fresh status up to 3 times); then some cancel, some abandon (the hold expires), the rest pay through
+// a payment provider simulator the bench starts (--payment-latency-ms, --payment-failure-rate; with --target, pass
+// --provider-url of a simulator that TIKETI uses, or buyers stop at holds), retrying a failed confirmation with the
+// same idempotency key (--retry share).
 // Prints a progress line each second, then a JSON result (bench/results/flash-sale.json) and a markdown table, then
 // audits the invariants through the API and the databases; exits 1 on any violation.
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Client } from 'pg'
+import { startProviderSimulator, type ProviderSimulator } from '../modules/payments/provider/simulator'
 import { startTiketi, type TiketiProcess } from '../runtime/testing/processes'
+
+/** The secret key the bench's payment provider simulator and TIKETI share. */
+export const SIMULATOR_SECRET = 'test_sk_flash_sale'
 
 export interface FlashSaleOptions {
   buyers: number
@@ -24,6 +30,11 @@ export interface FlashSaleOptions {
   pollMs: number
   durationSeconds: number
   cancelShare: number
+  /** Of the buyers holding seats: share who leave without paying (the hold expires), and who retry a failed confirmation with the same idempotency key. */
+  abandonShare: number
+  retryShare: number
+  /** The provider simulator's checkout (`/sim/checkout`), standing for the buyer's card window; without it, no payments. */
+  checkout?: (orderId: string, amount: number) => Promise<string>
   target: string
   databaseUrl: string
   admin: { email: string; password: string }
@@ -161,6 +172,36 @@ export async function auditSale(options: { target: string; databaseUrl: string; 
     if (lastEarly !== null && firstLate !== null && lastEarly > firstLate)
       violations.push(`an early arrival was admitted as #${lastEarly}, after a later arrival (#${firstLate})`)
 
+    const hasPayments = (await db.query(`SELECT 1 FROM information_schema.tables WHERE table_schema = 'payments' AND table_name = 'payments'`)).rowCount! > 0
+    if (hasPayments) {
+      // Payments settle asynchronously (confirmation and refund sweeps): wait for them like for the relays.
+      const settleDeadline = Date.now() + (options.relayWaitMs ?? 15_000)
+      let unpaid: any[] = []
+      let unexplained: any[] = []
+      do {
+        unpaid = (
+          await db.query(
+            `SELECT r.id, count(p.id)::int AS n FROM reservations.reservations r
+             LEFT JOIN payments.payments p ON p.reservation_id = r.id AND p.state = 'DONE'
+             WHERE r.event_id = $1 AND r.state = 'confirmed' GROUP BY r.id HAVING count(p.id) <> 1`,
+            [eventId],
+          )
+        ).rows
+        unexplained = (
+          await db.query(
+            `SELECT p.id FROM payments.payments p JOIN reservations.reservations r ON r.id = p.reservation_id
+             WHERE r.event_id = $1 AND p.state = 'DONE' AND r.state <> 'confirmed'`,
+            [eventId],
+          )
+        ).rows
+        if (unpaid.length === 0 && unexplained.length === 0) break
+        await Bun.sleep(250)
+      } while (Date.now() < settleDeadline)
+      checks.paymentsDone = (await db.query(`SELECT count(*)::int AS n FROM payments.payments WHERE event_id = $1 AND state = 'DONE'`, [eventId])).rows[0].n
+      for (const row of unpaid) violations.push(`confirmed reservation ${row.id} has ${row.n} completed payments`)
+      for (const row of unexplained) violations.push(`payment ${row.id} is DONE for a reservation that is not confirmed, and not refunded`)
+    }
+
     const stuck = await db.query(
       `SELECT count(*)::int AS n FROM reservations.reservations WHERE event_id = $1 AND state = 'pending' AND expires_at < now() - interval '5 seconds'`,
       [eventId],
@@ -239,16 +280,31 @@ export async function runFlashSale(options: FlashSaleOptions) {
   })
   while (Date.now() < opensAt - options.openInSeconds * 1000) await Bun.sleep(50)
 
-  const counts = { arrived: 0, waiting: 0, admitted: 0, held: 0, seatsHeld: 0, cancelled: 0, gaveUp: 0, soldOut: 0, noSeatsLeft: 0, failed: 0 }
+  const counts = { arrived: 0, waiting: 0, admitted: 0, held: 0, seatsHeld: 0, paid: 0, paymentFailed: 0, abandoned: 0, cancelled: 0, gaveUp: 0, soldOut: 0, noSeatsLeft: 0, failed: 0 }
   let soldOutAt: number | undefined
   const deadline = opensAt + options.durationSeconds * 1000
   const started = Date.now()
   const ticker = setInterval(() => {
     const t = ((Date.now() - opensAt) / 1000).toFixed(0)
     options.progress?.(
-      `t=${t}s arrived ${counts.arrived} waiting ${counts.waiting} admitted ${counts.admitted} held ${counts.held} (${counts.seatsHeld} seats) cancelled ${counts.cancelled} sold-out ${counts.soldOut} no-seats ${counts.noSeatsLeft} gave-up ${counts.gaveUp} failed ${counts.failed} p99 ${stats.p99All().toFixed(0)} ms`,
+      `t=${t}s arrived ${counts.arrived} waiting ${counts.waiting} admitted ${counts.admitted} held ${counts.held} (${counts.seatsHeld} seats) paid ${counts.paid} payment-failed ${counts.paymentFailed} abandoned ${counts.abandoned} cancelled ${counts.cancelled} sold-out ${counts.soldOut} no-seats ${counts.noSeatsLeft} gave-up ${counts.gaveUp} failed ${counts.failed} p99 ${stats.p99All().toFixed(0)} ms`,
     )
   }, 1_000)
+
+  const key = () => crypto.randomUUID()
+  const pay = async (token: string, reservationId: string) => {
+    const prepared = await api('POST', '/payments/prepare', { token, body: { reservationId }, headers: { 'idempotency-key': key() }, endpoint: 'POST /payments/prepare' })
+    if (prepared.status !== 201) return void counts.paymentFailed++
+    const paymentKey = await options.checkout!(prepared.body.orderId, prepared.body.cardAmount)
+    const body = { paymentId: prepared.body.id, paymentKey, amount: prepared.body.cardAmount }
+    const confirmKey = key()
+    const confirm = () => api('POST', '/payments/confirm', { token, body, headers: { 'idempotency-key': confirmKey }, endpoint: 'POST /payments/confirm' })
+    let confirmed = await confirm()
+    // A buyer whose confirmation failed on the way (5xx) sends it again with the same key, as the API asks.
+    if (confirmed.status >= 500 && Math.random() < options.retryShare) confirmed = await confirm()
+    if (confirmed.status === 200 && confirmed.body.state === 'DONE') counts.paid++
+    else counts.paymentFailed++
+  }
 
   const buyer = async (token: string, i: number) => {
     const late = i < options.buyers * options.lateShare
@@ -290,13 +346,15 @@ export async function runFlashSale(options: FlashSaleOptions) {
         counts.held++
         counts.seatsHeld += held.body.seats.length
         if (counts.seatsHeld >= options.seats && soldOutAt === undefined) soldOutAt = Date.now()
-        if (Math.random() < options.cancelShare) {
+        const choice = Math.random()
+        if (choice < options.cancelShare) {
           const cancelled = await api('POST', `/reservations/${held.body.id}/cancel`, { token, endpoint: 'POST /reservations/:id/cancel' })
           if (cancelled.status === 200) {
             counts.cancelled++
             counts.seatsHeld -= held.body.seats.length
           }
-        }
+        } else if (choice < options.cancelShare + options.abandonShare || !options.checkout) counts.abandoned++
+        else await pay(token, held.body.id)
         return
       }
       if (held.status !== 409) break
@@ -349,6 +407,7 @@ if (import.meta.main) {
   const num = (name: string, fallback: number) => Number(flag(name) ?? fallback)
   const admin = { email: 'bench-admin@tiketi.test', password: 'bench-admin-password' }
   let tiketi: TiketiProcess | undefined
+  let simulator: ProviderSimulator | undefined
   let target = flag('target')
   let databaseUrl = flag('database-url') ?? process.env.DATABASE_URL ?? ''
   if (!target) {
@@ -361,9 +420,18 @@ if (import.meta.main) {
     const redis = new Redis('redis://127.0.0.1:6379/11')
     await redis.flushdb()
     await redis.quit()
-    tiketi = await startTiketi(['--modules=auth,events,queue,reservations'], flashSaleEnv(databaseUrl, 'redis://127.0.0.1:6379/11', admin), { timeoutMs: 60_000 })
+    simulator = startProviderSimulator({ secretKey: SIMULATOR_SECRET, latencyMs: num('payment-latency-ms', 50), failureRate: num('payment-failure-rate', 0.05) })
+    tiketi = await startTiketi(['--modules=auth,events,queue,reservations,payments'], flashSaleEnv(databaseUrl, 'redis://127.0.0.1:6379/11', admin, simulator.url), {
+      timeoutMs: 60_000,
+    })
     target = tiketi.url
   }
+  const providerUrl = simulator?.url ?? flag('provider-url')
+  const checkout = providerUrl
+    ? async (orderId: string, amount: number) =>
+        ((await (await fetch(`${providerUrl}/sim/checkout`, { method: 'POST', body: JSON.stringify({ orderId, amount }) })).json()) as { paymentKey: string }).paymentKey
+    : undefined
+  if (!checkout) console.error('no --provider-url: buyers stop at holds (no payments)')
   let exitCode = 0
   try {
     const result = await runFlashSale({
@@ -375,6 +443,9 @@ if (import.meta.main) {
       pollMs: num('poll-ms', 1_000),
       durationSeconds: num('duration', 300),
       cancelShare: num('cancel', 0.05),
+      abandonShare: num('abandon', 0.1),
+      retryShare: num('retry', 0.5),
+      checkout,
       target,
       databaseUrl,
       admin,
@@ -392,13 +463,15 @@ if (import.meta.main) {
     }
   } finally {
     await tiketi?.stop()
+    await simulator?.stop()
   }
   process.exit(exitCode)
 }
 
 /** The environment of a TIKETI process under the simulation: every buyer comes from one address, so limits are off. */
-export function flashSaleEnv(databaseUrl: string, redisUrl: string, admin: { email: string; password: string }): Record<string, string> {
+export function flashSaleEnv(databaseUrl: string, redisUrl: string, admin: { email: string; password: string }, providerUrl?: string): Record<string, string> {
   return {
+    ...(providerUrl ? { PAYMENTS_PROVIDER: 'toss', TOSS_API_URL: providerUrl, TOSS_SECRET_KEY: SIMULATOR_SECRET, TOSS_WEBHOOK_SECRET: 'flash-sale-webhook-secret' } : {}),
     DATABASE_URL: databaseUrl,
     REDIS_URL: redisUrl,
     REDIS_PREFIX: 'tiketi-flash',
