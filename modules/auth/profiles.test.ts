@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { MODES, startDeployment, type Deployment } from '../../runtime/testing/deployment'
-import { uniqueEmail } from '../../runtime/testing/platform'
+import { startTestPlatform, uniqueEmail } from '../../runtime/testing/platform'
 import { createAuthDb } from './db'
 
 const ADMIN = { email: 'admin@tiketi.test', password: 'admin-password-123' }
@@ -261,3 +261,35 @@ for (const mode of MODES)
       expect((await platform.request('GET', `/api/auth/users?q=${tag}`, { token: kim.body.accessToken })).status).toBe(403)
     })
   })
+
+test('OpenAPI documents the profile routes and fields', async () => {
+  const platform = await startTestPlatform(['auth'])
+  try {
+    const docs = (await platform.request('GET', '/docs/json')).body
+    const body = (method: string, path: string) => docs.paths[path][method].requestBody.content['application/json'].schema
+    const registration = body('post', '/api/auth/register')
+    expect(registration.required).toEqual(['email', 'password', 'name'])
+    for (const field of ['name', 'phone', 'locale']) {
+      expect(registration.properties[field].description).toBeTruthy()
+      expect(registration.properties[field].examples.length).toBeGreaterThan(0)
+    }
+    expect(registration.properties.name).toMatchObject({ minLength: 1, maxLength: 50 })
+    expect(registration.properties.locale.enum).toEqual(['ko', 'en'])
+    expect(Object.keys(body('patch', '/api/auth/me').properties)).toEqual(['name', 'phone', 'locale'])
+    expect(body('post', '/api/auth/me/password').required).toEqual(['currentPassword', 'newPassword'])
+    expect(body('delete', '/api/auth/me').required).toEqual(['password'])
+    const routes = [['patch', '/api/auth/me', 'removes the phone'], ['post', '/api/auth/me/password', 'every other sign-in'], ['delete', '/api/auth/me', 'anonymised']] as const
+    for (const [method, path, phrase] of routes) {
+      expect(docs.paths[path][method].security).toEqual([{ bearer: [] }])
+      // The route's own description, not replaced by the auth guard's.
+      expect(docs.paths[path][method].description).toContain(phrase)
+    }
+    const me = docs.paths['/api/auth/me'].get.responses['200'].content['application/json'].schema
+    expect(Object.keys(me.properties)).toEqual(expect.arrayContaining(['name', 'phone', 'locale']))
+    const users = docs.paths['/api/auth/users'].get
+    expect(users.parameters.find((parameter: { name: string }) => parameter.name === 'q').schema.description).toBeTruthy()
+    expect(users.description).toContain('`q`')
+  } finally {
+    await platform.stop()
+  }
+})

@@ -168,7 +168,9 @@ export function authGuard(verify: TokenVerifier) {
   // The seed keeps guards of two platforms in one process (tests) from being deduplicated into one.
   return new Elysia({ name: 'auth-guard', seed: ++guardSeed }).macro({
     auth: (required: Role) => ({
-      detail: { security: [{ bearer: [] }], description: `Requires a bearer access token with role ${required}.` },
+      // No `description` here: a macro's detail wins over the route's, so it would replace every route's own. The
+      // docs derive 401 from `security` and 403 from "(admin)" in the summary.
+      detail: { security: [{ bearer: [] }], 'x-required-role': required },
       async transform({ request, headers }: { request: Request; headers: Record<string, string | undefined> }) {
         const principal = await verify(bearer(headers.authorization))
         if (required === 'admin' && principal.role !== 'admin')
