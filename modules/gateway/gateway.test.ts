@@ -97,6 +97,14 @@ describe('gateway proxying', () => {
     expect(seen.headers['x-forwarded-host']).toBe(new URL(gateway.url).host)
   })
 
+  test('upstreams get the client address the gateway determined as the only X-Forwarded-For entry, never a claimed chain', async () => {
+    const direct = await startGateway()
+    const claimed = { 'x-forwarded-for': '192.0.2.66, 192.0.2.77' }
+    expect(((await (await fetch(`${direct.url}/api/events`, { headers: claimed })).json()) as any).headers['x-forwarded-for']).toBe('127.0.0.1')
+    const behindOneProxy = await startGateway({ TRUSTED_PROXY_HOPS: '1' })
+    expect(((await (await fetch(`${behindOneProxy.url}/api/events`, { headers: claimed })).json()) as any).headers['x-forwarded-for']).toBe('192.0.2.77')
+  })
+
   test('a request without an id gets one, the same upstream and client see', async () => {
     const gateway = await startGateway()
     const response = await fetch(`${gateway.url}/api/auth/me`)

@@ -97,7 +97,8 @@ export function createGateway(config: Config, contracts: readonly ModuleContract
     if (path !== '/api' && !path.startsWith('/api/')) return errorResponse(404, 'ROUTE_NOT_FOUND', 'no such route', { 'x-request-id': requestId })
 
     const apiPath = path.slice('/api'.length) || '/'
-    const admission = await policies.admit(request, apiPath, addressBucket(clientAddress(request, server, config.trustedProxyHops)))
+    const client = clientAddress(request, server, config.trustedProxyHops)
+    const admission = await policies.admit(request, apiPath, addressBucket(client))
     const finish = (response: Response) => {
       for (const [name, value] of Object.entries(admission.headers)) response.headers.set(name, value)
       response.headers.set('x-request-id', requestId)
@@ -108,18 +109,17 @@ export function createGateway(config: Config, contracts: readonly ModuleContract
     const target = context && targets[context]
     if (!target) return finish(errorResponse(404, 'ROUTE_NOT_FOUND', 'no such route'))
 
-    const peer = server.requestIP(request)?.address ?? 'unknown'
     if (request.headers.get('upgrade')?.toLowerCase() === 'websocket') {
       const headers = stripHopByHop(new Headers(request.headers))
       for (const name of [...headers.keys()]) if (name.startsWith('sec-websocket-') || name === 'host') headers.delete(name)
       headers.set('x-request-id', requestId)
-      headers.set('x-forwarded-for', [request.headers.get('x-forwarded-for'), peer].filter(Boolean).join(', '))
+      headers.set('x-forwarded-for', client)
       if (server.upgrade(request, { data: { url: target.replace(/^http/, 'ws') + raw, headers, pending: [] } })) return undefined
       return finish(errorResponse(400, 'UPGRADE_FAILED', 'WebSocket upgrade failed'))
     }
 
     const started = performance.now()
-    const { response, outcome } = await forward(request, { target, requestId, peer, timeoutMs: config.gateway.upstreamTimeoutMs })
+    const { response, outcome } = await forward(request, { target, requestId, client, timeoutMs: config.gateway.upstreamTimeoutMs })
     if (outcome === 'answered') latency.observe({ upstream: context! }, (performance.now() - started) / 1000)
     else log.warn('upstream failed', { requestId, upstream: context, outcome })
     requests.inc({ upstream: context!, status: String(response.status) })

@@ -24,8 +24,11 @@ export interface ForwardOptions {
   /** Base URL of the upstream, without a trailing slash. */
   target: string
   requestId: string
-  /** The address the request came from (this hop's peer), appended to X-Forwarded-For. */
-  peer: string
+  /**
+   * The client's address as the gateway determined it (its trusted hops applied), sent as the only X-Forwarded-For
+   * entry: whatever chain the client claimed stops here, and a module behind the gateway trusts exactly one hop.
+   */
+  client: string
   /** Time allowed until the upstream's response headers; the body then streams for as long as it takes. */
   timeoutMs: number
 }
@@ -42,8 +45,7 @@ export async function forward(request: Request, options: ForwardOptions): Promis
   const host = request.headers.get('host')
   headers.delete('host')
   headers.set('x-request-id', options.requestId)
-  const chain = request.headers.get('x-forwarded-for')
-  headers.set('x-forwarded-for', chain ? `${chain}, ${options.peer}` : options.peer)
+  headers.set('x-forwarded-for', options.client)
   if (host) headers.set('x-forwarded-host', request.headers.get('x-forwarded-host') ?? host)
   headers.set('x-forwarded-proto', request.headers.get('x-forwarded-proto') ?? new URL(request.url).protocol.slice(0, -1))
 

@@ -28,7 +28,8 @@ export async function startDeployment(mode: Mode, modules: string[], env: Record
   for (const name of ordered) {
     // Each process learns where the ones started before it are (AUTH_URL, QUEUE_URL…), as a deployment configures them.
     const urls = Object.fromEntries([...processes].map(([started, running]) => [`${started.toUpperCase()}_URL`, running.url]))
-    processes.set(name, await startTiketi([`--modules=${name}`], { ...env, ...urls }))
+    // Behind the gateway, which sends the client's address as the one X-Forwarded-For entry.
+    processes.set(name, await startTiketi([`--modules=${name}`], { ...env, ...urls, TRUSTED_PROXY_HOPS: '1' }))
   }
   const urls = Object.fromEntries([...processes].map(([name, running]) => [`${name.toUpperCase()}_URL`, running.url]))
   let gateway: TiketiProcess
