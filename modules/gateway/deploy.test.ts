@@ -17,6 +17,11 @@ describe('the gateway in the deploy files', () => {
     expect(compose.services.gateway.ports).toEqual(['3000:3000'])
   })
 
+  test('compose modules trust exactly the gateway in front of them for the client address', () => {
+    for (const name of MODULE_NAMES) expect(compose.services[name].environment.TRUSTED_PROXY_HOPS).toBe('1')
+    expect(compose.services.gateway.environment.TRUSTED_PROXY_HOPS).toBeUndefined()
+  })
+
   test('Kubernetes: a valid Deployment and Service, every module\'s URL, probes, draining', () => {
     const deployment = manifests.find((doc) => doc.kind === 'Deployment' && doc.metadata.labels?.module === 'gateway')
     const service = manifests.find((doc) => doc.kind === 'Service' && doc.metadata.name === 'gateway')
