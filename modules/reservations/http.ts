@@ -21,6 +21,7 @@ import {
   type ReservationsClient,
 } from './contract'
 import type { Audit } from './services/audit'
+import type { SeatFeed } from './services/live'
 import type { Reservations } from './services/reservations'
 
 /** Whether a module-to-module call carries the deployment's internal key (compared in constant time). */
@@ -31,7 +32,7 @@ function internalCaller(expected: string | undefined, given: string | undefined)
   return a.length === b.length && timingSafeEqual(a, b)
 }
 
-export function reservationsHttp(deps: { reservations: Reservations; audit: Audit; guard: AuthGuard; client: ReservationsClient; internalKey?: string }) {
+export function reservationsHttp(deps: { reservations: Reservations; audit: Audit; feed: SeatFeed; guard: AuthGuard; client: ReservationsClient; internalKey?: string }) {
   const { reservations, client } = deps
   // Other modules' calls (the ReservationsClient over HTTP): a route that does not exist for anyone without the key.
   const internal = {
@@ -116,6 +117,21 @@ export function reservationsHttp(deps: { reservations: Reservations; audit: Audi
       body: SeatLockInput,
       response: { 200: ReleaseResult },
       detail: { summary: 'Release my holds of these seats (the legacy API): each hold that has one of them is cancelled whole' },
+    })
+    // Live seat changes of one event for everyone viewing it (no user ids); read GET /seats/:eventId first.
+    // Its own path depth: a WebSocket upgrade is a GET, and GET /seats/:eventId would take `live` for an event id.
+    .ws('/seats/live/:eventId', {
+      params: EventParams,
+      beforeHandle() {
+        deps.feed.checkCapacity()
+      },
+      open(ws) {
+        deps.feed.open(ws.id, ws.data.params.eventId, ws)
+      },
+      close(ws) {
+        deps.feed.close(ws.id, ws.data.params.eventId)
+      },
+      detail: { summary: 'Live seat status (WebSocket): `{ type: "seats", eventId, seats: [{ id, status }] }` as seats are held, released or sold' },
     })
     .get('/seats/:eventId', ({ params }) => reservations.seatStatus(params.eventId), {
       params: EventParams,

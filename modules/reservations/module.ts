@@ -1,3 +1,4 @@
+import Redis from 'ioredis'
 import { Gauge } from 'prom-client'
 import { Outbox } from '../../runtime/kernel/bus'
 import { notFound } from '../../runtime/kernel/errors'
@@ -10,6 +11,7 @@ import { createReservationsDb } from './db'
 import { reservationsHttp } from './http'
 import { createAudit } from './services/audit'
 import { createExpiry, EXPIRY_QUEUE } from './services/expiry'
+import { createSeatFeed } from './services/live'
 import { inventorySubscriptions } from './services/inventory'
 import { createReservations } from './services/reservations'
 
@@ -23,6 +25,13 @@ export const reservationsModule = defineModule({
     let queue: QueueClient | undefined
     const queueClient = () => (queue ??= (ctx.clientOf('queue') as QueueClient | undefined) ?? queueHttpClient(ctx.config.queueUrl))
 
+    const feed = createSeatFeed({
+      publisher: ctx.redis,
+      subscriber: new Redis(ctx.config.redisUrl, { lazyConnect: true }),
+      channel: `${ctx.config.redisPrefix}:reservations:seats`,
+      maxConnections: ctx.config.queue.maxWebSocketConnections,
+      log: ctx.log,
+    })
     let expiry: ReturnType<typeof createExpiry> | undefined
     const reservations = createReservations({
       db,
@@ -34,6 +43,7 @@ export const reservationsModule = defineModule({
         ctx.wakeRelay()
         if (expiries?.length) void expiry?.plan(expiries)
       },
+      seatsChanged: (changes) => void feed.announce(changes),
     })
     expiry = createExpiry({ reservations, queue: ctx.queues.get(EXPIRY_QUEUE), redis: ctx.redis, log: ctx.log, sweepMs: settings.sweepMs })
 
@@ -63,7 +73,7 @@ export const reservationsModule = defineModule({
 
     return {
       db,
-      http: reservationsHttp({ reservations, audit, guard: ctx.guard, client, internalKey: ctx.config.internalApiKey }),
+      http: reservationsHttp({ reservations, audit, feed, guard: ctx.guard, client, internalKey: ctx.config.internalApiKey }),
       subscriptions: inventorySubscriptions((tx, eventId) => reservations.cancelAllForEvent(tx, eventId)),
       client,
       async start() {
@@ -72,8 +82,10 @@ export const reservationsModule = defineModule({
           throw error
         })
         await auditor.start()
+        await feed.start()
       },
       async stop() {
+        await feed.stop()
         await auditor.stop()
         await expiry!.stop()
       },

@@ -19,6 +19,13 @@ export interface HoldRequest {
   admissionToken?: string
 }
 
+/** A seat whose status changed, as everyone watching the event may see it (never who holds it). */
+export interface SeatChange {
+  eventId: string
+  id: string
+  status: 'available' | 'held' | 'sold'
+}
+
 export interface Caller {
   userId: string
   admin: boolean
@@ -76,18 +83,28 @@ export function createReservations(deps: {
   extensionSeconds: number
   /** After a transaction that published or changed availability committed: relay, plan expiry, push seat changes. */
   committed: (change: { eventIds: string[]; expiries?: Array<{ id: string; at: Date }> }) => void
+  /** After a transaction that changed seats committed: the live seat map's news. */
+  seatsChanged?: (changes: SeatChange[]) => void
 }) {
   const { db, outbox } = deps
+  // Seat changes a transaction made, announced once it has committed.
+  const seatChanges = new WeakMap<object, SeatChange[]>()
+  const noteSeats = (tx: Tx, eventId: string, ids: string[], status: SeatChange['status']) =>
+    seatChanges.get(tx)?.push(...ids.map((id) => ({ eventId, id, status })))
 
   async function inTransaction<T>(work: (tx: Tx) => Promise<T>): Promise<T> {
+    const changes: SeatChange[] = []
     try {
-      return await db.$transaction(
+      const result = await db.$transaction(
         async (tx) => {
+          seatChanges.set(tx, changes)
           await tx.$executeRawUnsafe(LOCK_TIMEOUT)
           return work(tx)
         },
         { maxWait: 5_000, timeout: 15_000 },
       )
+      if (changes.length > 0) deps.seatsChanged?.(changes)
+      return result
     } catch (error) {
       if (isLockTimeout(error)) throw new HttpError(503, 'BUSY', 'too many requests for the same seats; retry shortly', { 'retry-after': '1' })
       throw error
@@ -179,7 +196,10 @@ export function createReservations(deps: {
   async function claimSeats(tx: Tx, eventId: string, reservationId: string, seatIds: string[]) {
     const sorted = [...seatIds].sort()
     const claimed = await tryClaim(tx, eventId, reservationId, sorted)
-    if (claimed.length === sorted.length) return { seatIds, amount: claimed.reduce((sum, seat) => sum + seat.price, 0) }
+    if (claimed.length === sorted.length) {
+      noteSeats(tx, eventId, seatIds, 'held')
+      return { seatIds, amount: claimed.reduce((sum, seat) => sum + seat.price, 0) }
+    }
     const got = new Set(claimed.map((seat) => seat.id))
     const missing = sorted.filter((id) => !got.has(id))
     const known = await tx.$queryRawUnsafe<Array<{ id: string; label: string }>>(
@@ -214,7 +234,10 @@ export function createReservations(deps: {
       const seatIds = chosen.map((seat) => seat.id)
       await tx.$executeRawUnsafe('SAVEPOINT best_available')
       const claimed = await tryClaim(tx, eventId, reservationId, [...seatIds].sort())
-      if (claimed.length === seatIds.length) return { seatIds, amount: claimed.reduce((sum, seat) => sum + seat.price, 0) }
+      if (claimed.length === seatIds.length) {
+        noteSeats(tx, eventId, seatIds, 'held')
+        return { seatIds, amount: claimed.reduce((sum, seat) => sum + seat.price, 0) }
+      }
       const got = new Set(claimed.map((seat) => seat.id))
       for (const id of seatIds) if (!got.has(id)) contested.add(id)
       await tx.$executeRawUnsafe('ROLLBACK TO SAVEPOINT best_available')
@@ -309,11 +332,12 @@ export function createReservations(deps: {
   // --- releasing ---
 
   /** Gives a reservation's seats and tickets back to the sale (only those it still holds or bought). */
-  async function release(tx: Tx, row: Pick<ReservationRow, 'id' | 'state' | 'ticket_type_id' | 'quantity'>) {
-    await tx.$executeRawUnsafe(
-      `UPDATE reservations.seats SET state = 'available', reservation_id = NULL, held_until = NULL WHERE reservation_id = $1::uuid`,
+  async function release(tx: Tx, row: Pick<ReservationRow, 'id' | 'event_id' | 'state' | 'ticket_type_id' | 'quantity'>) {
+    const released = await tx.$queryRawUnsafe<Array<{ id: string }>>(
+      `UPDATE reservations.seats SET state = 'available', reservation_id = NULL, held_until = NULL WHERE reservation_id = $1::uuid RETURNING id::text`,
       row.id,
     )
+    noteSeats(tx, row.event_id, released.map((seat) => seat.id), 'available')
     if (row.ticket_type_id) {
       const counter = row.state === 'confirmed' ? 'sold' : 'held'
       await tx.$executeRawUnsafe(`UPDATE reservations.ticket_types SET ${counter} = ${counter} - $2 WHERE id = $1::uuid`, row.ticket_type_id, row.quantity)
@@ -450,6 +474,7 @@ export function createReservations(deps: {
         row.seat_ids,
         row.id,
       )
+      noteSeats(tx, row.event_id, row.seat_ids, 'sold')
       return true
     }
     // A pending hold still counts in `held` (also past its expiry, until the sweep records it); an expired one does not.
