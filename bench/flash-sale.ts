@@ -236,7 +236,25 @@ export async function runFlashSale(options: FlashSaleOptions) {
   const login = await api('POST', '/auth/login', { body: options.admin })
   if (login.status !== 200) throw new Error(`admin login answered ${login.status}: ${JSON.stringify(login.body)}`)
   const admin = login.body.accessToken as string
-  const opensAt = Date.now() + options.openInSeconds * 1000 + 5_000 // registrations first
+  const run = Date.now().toString(36)
+  const tokens: string[] = Array(options.buyers)
+  await pool(Array.from({ length: options.buyers }, (_, i) => i), 16, async (i) => {
+    const register = () =>
+      api('POST', '/auth/register', {
+        body: { email: `buyer-${run}-${i}@tiketi.test`, password: 'flash-sale-password', name: `Buyer ${i}` },
+        endpoint: 'POST /auth/register',
+      })
+    let registered = await register()
+    // Password hashing is bounded per process: 503 BUSY says retry shortly, as a client would.
+    while (registered.status === 503) {
+      await Bun.sleep(100 + Math.random() * 200)
+      registered = await register()
+    }
+    if (registered.status !== 201 && registered.status !== 200) throw new Error(`registration answered ${registered.status}: ${JSON.stringify(registered.body)}`)
+    tokens[i] = registered.body.accessToken
+  })
+  // The waiting room is set up from the published event (through the bus): 5 s before the first arrival.
+  const opensAt = Date.now() + options.openInSeconds * 1000 + 5_000
   const rows = Math.ceil(options.seats / SEATS_PER_ROW)
   const created = await api('POST', '/events', {
     token: admin,
@@ -261,23 +279,10 @@ export async function runFlashSale(options: FlashSaleOptions) {
   const published = await api('POST', `/events/${eventId}/publish`, { token: admin })
   if (published.status !== 200) throw new Error(`publish answered ${published.status}: ${JSON.stringify(published.body)}`)
 
-  const run = Date.now().toString(36)
-  const tokens: string[] = Array(options.buyers)
-  await pool(Array.from({ length: options.buyers }, (_, i) => i), 16, async (i) => {
-    const register = () =>
-      api('POST', '/auth/register', {
-        body: { email: `buyer-${run}-${i}@tiketi.test`, password: 'flash-sale-password', name: `Buyer ${i}` },
-        endpoint: 'POST /auth/register',
-      })
-    let registered = await register()
-    // Password hashing is bounded per process: 503 BUSY says retry shortly, as a client would.
-    while (registered.status === 503) {
-      await Bun.sleep(100 + Math.random() * 200)
-      registered = await register()
-    }
-    if (registered.status !== 201 && registered.status !== 200) throw new Error(`registration answered ${registered.status}: ${JSON.stringify(registered.body)}`)
-    tokens[i] = registered.body.accessToken
-  })
+  while ((await api('GET', `/queue/rooms/${eventId}`, { endpoint: 'GET /queue/rooms (setup)' })).status !== 200) {
+    if (Date.now() > opensAt - options.openInSeconds * 1000) throw new Error('the waiting room was not set up within 5 s of publishing')
+    await Bun.sleep(100)
+  }
   while (Date.now() < opensAt - options.openInSeconds * 1000) await Bun.sleep(50)
 
   const counts = { arrived: 0, waiting: 0, admitted: 0, held: 0, seatsHeld: 0, paid: 0, paymentFailed: 0, abandoned: 0, cancelled: 0, gaveUp: 0, soldOut: 0, noSeatsLeft: 0, failed: 0 }
@@ -457,6 +462,10 @@ if (import.meta.main) {
     await Bun.write(join(import.meta.dir, 'results', 'flash-sale.json'), JSON.stringify({ result, audit }, null, 2))
     console.log(JSON.stringify({ result, audit }, null, 2))
     console.log(markdown(result, audit))
+    if (result.counts.admitted === 0) {
+      console.error('nobody was admitted: the run measured nothing')
+      exitCode = 1
+    }
     if (audit.violations.length > 0) {
       console.error(`invariant audit: ${audit.violations.length} violations\n${audit.violations.join('\n')}`)
       exitCode = 1
