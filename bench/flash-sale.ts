@@ -2,7 +2,7 @@
 // [--rate=6000] [--open-in=10] [--late=0.3] [--poll-ms=1000] [--duration=300] [--cancel=0.05]
 // [--target=http://host:port --database-url=postgresql://…]`
 // Without --target it starts TIKETI itself (monolith: auth,events,queue,reservations,payments; its own database
-// tiketi_bench_flash and Redis database 11). Creates an event through the API (a seat map of --seats seats, a waiting
+// tiketi_bench_flash and Redis database 7). Creates an event through the API (a seat map of --seats seats, a waiting
 // room letting --rate people in per minute, sale opening --open-in seconds from now), registers --buyers buyers who
 // join the waiting room before the opening (1 − --late of them) or after it, poll their place until admitted, look at
 // the seat status, hold 1–4 seats (half pick from the best seats they saw, half ask for the best adjacent ones; a 409
@@ -422,11 +422,11 @@ if (import.meta.main) {
     await pg.query('DROP DATABASE IF EXISTS tiketi_bench_flash WITH (FORCE)')
     await pg.end()
     const { default: Redis } = await import('ioredis')
-    const redis = new Redis('redis://127.0.0.1:6379/11')
+    const redis = new Redis('redis://127.0.0.1:6379/7')
     await redis.flushdb()
     await redis.quit()
     simulator = startProviderSimulator({ secretKey: SIMULATOR_SECRET, latencyMs: num('payment-latency-ms', 50), failureRate: num('payment-failure-rate', 0.05) })
-    tiketi = await startTiketi(['--modules=auth,events,queue,reservations,payments'], flashSaleEnv(databaseUrl, 'redis://127.0.0.1:6379/11', admin, simulator.url), {
+    tiketi = await startTiketi(['--modules=auth,events,queue,reservations,payments'], flashSaleEnv(databaseUrl, 'redis://127.0.0.1:6379/7', admin, simulator.url), {
       timeoutMs: 60_000,
     })
     target = tiketi.url

@@ -1,6 +1,6 @@
 // Read-path benchmark: event list, event detail and a 1,000-seat map from a warm cache, beside a plain Bun.serve
 // JSON endpoint and a legacy-style seat map (uncached database read, uncompressed) measured in the same run. `bun bench/read-path.ts [--seconds=5] [--concurrency=64]`
-// Uses its own database (tiketi_bench) and Redis database 14; prints a table and writes bench/results/read-path.json.
+// Uses its own database (tiketi_bench) and Redis database 8; prints a table and writes bench/results/read-path.json.
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import Redis from 'ioredis'
@@ -14,7 +14,7 @@ const concurrency = arg('concurrency', 64)
 const ADMIN = { email: 'bench-admin@tiketi.test', password: 'bench-admin-password' }
 
 const DATABASE_URL = 'postgresql://postgres@127.0.0.1:5432/tiketi_bench'
-const REDIS_URL = 'redis://127.0.0.1:6379/14'
+const REDIS_URL = 'redis://127.0.0.1:6379/8'
 
 // Every run starts from an empty database and Redis database, so runs compare.
 const admin = new Client({ connectionString: 'postgresql://postgres@127.0.0.1:5432/postgres' })
