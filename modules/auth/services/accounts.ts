@@ -283,7 +283,6 @@ export function createAccounts(deps: AccountsDeps) {
         await outbox.publish(tx, 'user.deleted.v1', { userId: user.id, version, deletedAt: deletedAt.toISOString() })
       })
       deps.published()
-      await revokeAccessToken(deps.redis, caller)
       await endSignInsOf(user.id)
     },
 
