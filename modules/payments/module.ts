@@ -118,11 +118,16 @@ export const paymentsModule = defineModule({
     })
 
     // A refund owed is recorded in the inbox transaction; the provider is called after it commits (soon, or by the sweep).
-    const refundSoon = (reservationId: string) =>
-      setTimeout(async () => {
-        for (const payment of await db.payment.findMany({ where: { reservationId, refundReason: { not: null }, state: 'DONE' }, select: { id: true } }))
+    const pendingRefunds = new Set<Timer>()
+    const refundSoon = (reservationId: string) => {
+      const timer = setTimeout(async () => {
+        pendingRefunds.delete(timer)
+        const owed = await db.payment.findMany({ where: { reservationId, refundReason: { not: null }, state: 'DONE' }, select: { id: true } }).catch(() => [])
+        for (const payment of owed)
           await payments.refund(payment.id).catch((error) => ctx.log.warn('refunding a payment failed', { paymentId: payment.id, error: describeError(error) }))
       }, 100)
+      pendingRefunds.add(timer)
+    }
     const on = subscriber<PaymentsTx>()
     const subscriptions = [
       on(reservationsContract, 'reservation.cancelled.v1', (event, { tx }) => payments.reservationEnded(tx, event.reservationId, event.reason, false)),
@@ -138,6 +143,7 @@ export const paymentsModule = defineModule({
       http: paymentsHttp({ payments, wallet, idempotency, guard: ctx.guard, db, webhookSecret: settings.webhookSecret }),
       start: () => sweep.start(),
       async stop() {
+        for (const timer of pendingRefunds) clearTimeout(timer)
         await sweep.stop()
         await simulator?.stop()
       },

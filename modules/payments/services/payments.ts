@@ -221,7 +221,7 @@ export function createPayments(deps: PaymentsDeps) {
       if (live) {
         if (live.state !== 'READY') throw conflict('ALREADY_PAID', `the reservation already has a ${live.state} payment`)
         if (live.pointsUsed === Math.min(input.points ?? 0, live.amount)) return paymentView(live)
-        await db.payment.update({ where: { id: live.id }, data: { state: 'ABORTED', failureCode: 'REPLACED', failureMessage: 'replaced by a new prepare', updatedAt: new Date() } })
+        await fail(live.id, 'ABORTED', 'REPLACED', 'replaced by a prepare with other points')
       }
       const points = Math.min(input.points ?? 0, reservation.amount)
       const id = randomUUID()
