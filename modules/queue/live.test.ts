@@ -38,10 +38,10 @@ interface Client {
   next(predicate: (message: any) => boolean, timeoutMs?: number): Promise<any>
 }
 
-function connect(base: string, eventId: string, token?: string): Client {
-  const socket = new WebSocket(`${base.replace('http', 'ws')}/api/queue/ws?eventId=${eventId}`, {
-    headers: token ? { authorization: `Bearer ${token}` } : {},
-  } as any)
+function connect(base: string, eventId: string, token?: string, asBrowser = false): Client {
+  const url = `${base.replace('http', 'ws')}/api/queue/ws?eventId=${eventId}`
+  // A browser cannot set headers on the upgrade: it offers the token as a subprotocol instead.
+  const socket = asBrowser ? new WebSocket(url, ['tiketi.bearer', token!]) : new WebSocket(url, { headers: token ? { authorization: `Bearer ${token}` } : {} } as any)
   const messages: any[] = []
   socket.onmessage = (message) => messages.push(JSON.parse(String(message.data)))
   const opened = new Promise<boolean>((resolve) => {
@@ -86,6 +86,14 @@ describe('WS /queue/ws', () => {
 
     // No token: the upgrade is refused.
     expect(await connect(queueA.url, eventId).opened).toBe(false)
+
+    // A browser: the token travels as a subprotocol, the server answers with `tiketi.bearer`; a bad one is refused.
+    const browser = connect(queueA.url, eventId, first.accessToken, true)
+    expect(await browser.opened).toBe(true)
+    expect(browser.socket.protocol).toBe('tiketi.bearer')
+    expect(await browser.next((message) => message.type === 'status')).toMatchObject({ state: 'waiting' })
+    browser.socket.close()
+    expect(await connect(queueA.url, eventId, `${first.accessToken}x`, true).opened).toBe(false)
 
     const onA = connect(queueA.url, eventId, first.accessToken)
     expect(await onA.opened).toBe(true)

@@ -156,6 +156,21 @@ function bearer(header: string | undefined): string {
 }
 
 /**
+ * Browsers cannot set headers on a WebSocket upgrade, so they offer the token as subprotocols
+ * `["tiketi.bearer", "<token>"]` (never in the URL, which lands in access logs); the upgrade answers `tiketi.bearer`.
+ */
+export const BEARER_SUBPROTOCOL = 'tiketi.bearer'
+
+function credentials(headers: Record<string, string | undefined>, set: { headers: Record<string, unknown> }): string {
+  const offered = headers['sec-websocket-protocol']?.split(',').map((protocol) => protocol.trim())
+  if (headers.authorization === undefined && headers.upgrade?.toLowerCase() === 'websocket' && offered?.[0] === BEARER_SUBPROTOCOL && offered[1]) {
+    set.headers['sec-websocket-protocol'] = BEARER_SUBPROTOCOL
+    return offered[1]
+  }
+  return bearer(headers.authorization)
+}
+
+/**
  * Elysia plugin adding two route options. `{ auth: 'user' }` admits any signed-in user, `{ auth: 'admin' }` only
  * admins; the handler receives `principal`. `{ optionalAuth: true }` admits anyone, verifies a token when one is
  * sent (a bad one is still a 401), and hands the handler `caller` (a principal or undefined).
@@ -171,8 +186,8 @@ export function authGuard(verify: TokenVerifier) {
       // No `description` here: a macro's detail wins over the route's, so it would replace every route's own. The
       // docs derive 401 from `security` and 403 from "(admin)" in the summary.
       detail: { security: [{ bearer: [] }], 'x-required-role': required },
-      async transform({ request, headers }: { request: Request; headers: Record<string, string | undefined> }) {
-        const principal = await verify(bearer(headers.authorization))
+      async transform({ request, headers, set }: { request: Request; headers: Record<string, string | undefined>; set: { headers: Record<string, unknown> } }) {
+        const principal = await verify(credentials(headers, set))
         if (required === 'admin' && principal.role !== 'admin')
           throw new HttpError(403, 'FORBIDDEN', 'admin role required', {
             'www-authenticate': 'Bearer realm="tiketi", error="insufficient_scope"',
