@@ -224,7 +224,7 @@ describe('a write is visible to the next read', () => {
     }
   }, 60_000)
 
-  test('a status change made by the clock is visible at once to readers who had it cached', async () => {
+  test('a status change made by the clock reaches readers who had it cached on every instance within 1 s', async () => {
     const saleStart = Date.now() + 1_500
     const event = await publishedEvent(first, admin, {
       saleStart: new Date(saleStart).toISOString(),
@@ -233,7 +233,9 @@ describe('a write is visible to the next read', () => {
     })
     for (const platform of [first, second]) expect((await platform.request('GET', `/api/events/${event.id}`)).body.status).toBe('upcoming')
     await eventually(async () => (await dbOf(first).event.findUniqueOrThrow({ where: { id: event.id } })).status === 'on_sale', 5_000, 'on_sale')
-    for (const platform of [first, second]) expect((await platform.request('GET', `/api/events/${event.id}`)).body.status).toBe('on_sale')
+    // The instance that ran the transition serves it at once, the other within the in-process layer's bound.
+    for (const platform of [first, second])
+      await eventually(async () => (await platform.request('GET', `/api/events/${event.id}`)).body.status === 'on_sale', 1_000, 'on_sale served')
   })
 })
 
