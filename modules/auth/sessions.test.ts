@@ -291,6 +291,25 @@ describe('refresh tokens', () => {
     }
   })
 
+  test('a logout that cannot lock its sign-in is a 503 that changes nothing: retried, it ends the sign-in (204)', async () => {
+    const user = await signUp()
+    const db = createAuthDb(process.env.DATABASE_URL!)
+    const holder = new Client({ connectionString: process.env.DATABASE_URL })
+    await holder.connect()
+    try {
+      const { familyId } = await db.refreshToken.findFirstOrThrow({ where: { userId: user.user.id } })
+      await holder.query(`SELECT pg_advisory_lock(hashtext('auth.sign-in'), hashtext($1))`, [familyId])
+      const logout = () => platform.request('POST', '/api/auth/logout', { token: user.accessToken })
+      expect((await logout()).status).toBe(503)
+      expect((await me(user.accessToken)).status).toBe(200)
+      await holder.query(`SELECT pg_advisory_unlock(hashtext('auth.sign-in'), hashtext($1))`, [familyId])
+      expect((await logout()).status).toBe(204)
+      expect((await me(user.accessToken)).status).toBe(401)
+      expect((await refresh(user.refreshToken)).status).toBe(401)
+    } finally {
+      await Promise.all([holder.end(), db.$disconnect()])
+    }
+  })
 
   test('an expired refresh token is refused', async () => {
     const user = await signUp()

@@ -332,10 +332,7 @@ export function createAccounts(deps: AccountsDeps) {
      */
     async logout(caller: Principal | undefined, refreshToken: string | undefined) {
       const signIns = new Set<string>()
-      if (caller) {
-        await revokeAccessToken(deps.redis, caller)
-        if (caller.signInId) signIns.add(caller.signInId)
-      }
+      if (caller?.signInId) signIns.add(caller.signInId)
       if (refreshToken !== undefined) {
         const row = await db.refreshToken.findUnique({ where: { tokenHash: hashToken(refreshToken) } })
         if (row) signIns.add(row.familyId)
@@ -343,6 +340,8 @@ export function createAccounts(deps: AccountsDeps) {
       }
       if (!caller && refreshToken === undefined) throw unauthorized('send an access token or a refresh token to log out')
       for (const signInId of signIns) await endSignIn(signInId)
+      // Last: a sign-in busy above is a 503 that changed nothing, and the client can retry with the same token.
+      if (caller) await revokeAccessToken(deps.redis, caller)
     },
 
     async me(userId: string) {
