@@ -6,7 +6,7 @@ import { createQueueDb, type QueueTx } from './db'
 import { queueHttp } from './http'
 import { loadAdmissionSigner } from './services/admission-tokens'
 import Redis from 'ioredis'
-import { Counter, Gauge } from 'prom-client'
+import { Counter, Gauge, Histogram } from 'prom-client'
 import { createController } from './services/controller'
 import { createLive } from './services/live'
 import { createQueue } from './services/queue'
@@ -24,6 +24,14 @@ export const queueModule = defineModule({
     const signer = await loadAdmissionSigner(db)
     const settings = ctx.config.queue
     const admissionsChannel = `${ctx.config.redisPrefix}:queue:admissions`
+    const registers = [ctx.metrics.registry]
+    const waitSeconds = new Histogram({
+      name: 'tiketi_waiting_room_wait_seconds',
+      help: 'How long people let in by this instance waited in line, from joining (or the opening, for early arrivals) to admission, per event',
+      labelNames: ['event'] as const,
+      buckets: [1, 5, 15, 30, 60, 120, 300, 600, 1_200, 1_800, 3_600, 7_200],
+      registers,
+    })
     const queue = createQueue({
       db,
       redis: ctx.redis,
@@ -35,6 +43,7 @@ export const queueModule = defineModule({
       settings,
       log: ctx.log,
       admissionsChannel,
+      waited: (eventId, seconds) => seconds.forEach((waited) => waitSeconds.observe({ event: eventId }, waited)),
     })
     const live = createLive({
       queue,
@@ -44,7 +53,6 @@ export const queueModule = defineModule({
       pushIntervalMs: settings.pushIntervalMs,
       log: ctx.log,
     })
-    const registers = [ctx.metrics.registry]
     const admittedTotal = new Counter({
       name: 'tiketi_waiting_room_admitted_total',
       help: 'People let in from a waiting room by this instance (rate() gives admissions per second)',

@@ -80,6 +80,7 @@ for (const mode of MODES)
         expect(metrics).toContain(`tiketi_waiting_room_admitted_total{event="${event.id}"} 2`)
         expect(metrics).toContain(`tiketi_waiting_room_people{event="${event.id}",state="shopping"} 2`)
         expect(metrics).toContain(`tiketi_waiting_room_people{event="${event.id}",state="waiting"} 0`)
+        expect(metrics).toContain(`tiketi_waiting_room_wait_seconds_count{event="${event.id}"} 2`)
       }
       // The one who left is not in the room any more.
       expect((await api.request('GET', `/api/queue/status/${event.id}`, { token: third.token })).body.error.code).toBe('NOT_IN_QUEUE')

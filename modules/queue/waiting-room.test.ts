@@ -145,7 +145,7 @@ describe('admission', () => {
     await Promise.all(users.map((user) => a.queue.join(user, rules.eventId)))
     await a.room.admit(rules.eventId, 600_000, 1_000) // starts the accrual
     await Bun.sleep(100)
-    const popped = await a.room.admit(rules.eventId, 600_000, 1_000) // …and "dies" before recording
+    const popped = (await a.room.admit(rules.eventId, 600_000, 1_000)).map((person) => person.userId) // …and "dies" before recording
     expect(popped.length).toBeGreaterThan(0)
     expect(await admittedRows(rules.eventId)).toHaveLength(0)
     // Both instances step at once, many times: every admission recorded once, announced once.
@@ -183,6 +183,26 @@ describe('admission', () => {
     const rows = await admittedRows(rules.eventId)
     expect(rows.length).toBe((await a.queue.adminView(rules.eventId)).admittedTotal)
     expect(rows.map((row) => row.serial)).toEqual(Array.from({ length: rows.length }, (_, i) => i + 1))
+  })
+
+  test('each admission tells how long that person waited since joining', async () => {
+    const rules = saleRules({ queue: { required: true, admissionRatePerMinute: 60_000 } })
+    await a.apply(rules)
+    await a.queue.setOperatorState(rules.eventId, { paused: true })
+    const [early, late] = userIds(2) as [string, string]
+    await a.queue.join(early, rules.eventId)
+    await Bun.sleep(400)
+    await a.queue.join(late, rules.eventId)
+    await Bun.sleep(100)
+    await a.queue.setOperatorState(rules.eventId, { paused: false })
+    await a.room.admit(rules.eventId, 600_000, 10) // starts the accrual
+    await Bun.sleep(50)
+    const admitted = await a.room.admit(rules.eventId, 600_000, 10)
+    const waited = Object.fromEntries(admitted.map((person) => [person.userId, person.waitedMs]))
+    expect(waited[early]).toBeGreaterThanOrEqual(550)
+    expect(waited[late]).toBeGreaterThanOrEqual(150)
+    expect(waited[early]! - waited[late]!).toBeGreaterThanOrEqual(380)
+    expect(waited[early]! - waited[late]!).toBeLessThan(1_000)
   })
 
   test('pause, sold out and closed stop admission; resume starts it again', async () => {

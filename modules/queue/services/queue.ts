@@ -40,6 +40,8 @@ export function createQueue(deps: {
   log: Logger
   /** Redis pub/sub channel on which admissions are announced to every instance (for WebSocket pushes). */
   admissionsChannel: string
+  /** Told how long (seconds) each person let in by this instance waited in line (for the metrics). */
+  waited?: (eventId: string, seconds: number[]) => void
 }) {
   const { db, room, rooms, signer, outbox, settings, log } = deps
   // Seeds never change: each instance reads an event's once (one query however many joins arrive together).
@@ -210,7 +212,10 @@ export function createQueue(deps: {
       await announceLeft(eventId, expired, 'expired')
       const windowMs = settings.shoppingWindowSeconds * 1000
       const admitted = await room.admit(eventId, windowMs, MAX_ADMISSION_BATCH)
-      if (admitted.length > 0) await deps.redis.publish(deps.admissionsChannel, JSON.stringify({ eventId, userIds: admitted }))
+      if (admitted.length > 0) {
+        deps.waited?.(eventId, admitted.map((person) => person.waitedMs / 1000))
+        await deps.redis.publish(deps.admissionsChannel, JSON.stringify({ eventId, userIds: admitted.map((person) => person.userId) }))
+      }
       await record(eventId, windowMs)
       return admitted.length
     },

@@ -9,18 +9,19 @@ import type Redis from 'ioredis'
  * - seen      sorted set user → last heart-beat (ms) of people in line;
  * - admitted  sorted set user → end of their shopping window (ms);
  * - gone      hash user → why they are no longer in line (left | expired);
+ * - joined    hash user → when they took their place in line (ms), for the wait measured at admission;
  * - log       list of admissions not yet recorded in PostgreSQL ("serial|user|early|admittedAtMs"), appended in the
  *             same step as the admission, so an instance dying after it loses no record.
  * Every step is one Lua script, so each is atomic however many instances run; times come from the Redis clock.
  */
 export const roomKeys = (eventId: string) => {
   const tag = `{q:${eventId}}`
-  return [`${tag}:room`, `${tag}:line`, `${tag}:seq`, `${tag}:seen`, `${tag}:admitted`, `${tag}:gone`, `${tag}:log`] as const
+  return [`${tag}:room`, `${tag}:line`, `${tag}:seq`, `${tag}:seen`, `${tag}:admitted`, `${tag}:gone`, `${tag}:log`, `${tag}:joined`] as const
 }
 
 const NOW = `local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`
 
-// KEYS: room line seq seen admitted gone log. ARGV: user, early score.
+// KEYS: room line seq seen admitted gone log joined. ARGV: user, early score.
 const JOIN = `${NOW}
 local r = redis.call('HMGET', KEYS[1], 'required', 'status', 'saleStart', 'saleEnd')
 if not r[1] then return {'no_room', now} end
@@ -35,12 +36,13 @@ if not rank then
   if now >= tonumber(r[3]) then score = redis.call('INCR', KEYS[3]) end
   redis.call('ZADD', KEYS[2], score, user)
   redis.call('HDEL', KEYS[6], user)
+  redis.call('HSET', KEYS[8], user, now)
   rank = redis.call('ZRANK', KEYS[2], user)
 end
 redis.call('ZADD', KEYS[4], now, user)
 return {'waiting', now, rank}`
 
-// KEYS: room line seq seen admitted gone log. ARGV: user. Also the heart-beat of someone in line.
+// KEYS: room line seq seen admitted gone log joined. ARGV: user. Also the heart-beat of someone in line.
 const STATUS = `${NOW}
 local user = ARGV[1]
 local r = redis.call('HMGET', KEYS[1], 'required', 'status', 'saleStart', 'saleEnd', 'paused', 'rate', 'measured')
@@ -50,17 +52,18 @@ if rank then redis.call('ZADD', KEYS[4], now, user) end
 return {now, r[1] or false, r[2] or false, r[3] or false, r[4] or false, r[5] or false, r[6] or false, r[7] or false,
   admittedUntil or false, rank or false, redis.call('HGET', KEYS[6], user) or false}`
 
-// KEYS: room line seq seen admitted gone log. ARGV: user. Returns 1 when they were in line.
+// KEYS: room line seq seen admitted gone log joined. ARGV: user. Returns 1 when they were in line.
 const LEAVE = `
 local user = ARGV[1]
 redis.call('ZREM', KEYS[4], user)
 if redis.call('ZREM', KEYS[2], user) == 1 then
   redis.call('HSET', KEYS[6], user, 'left')
+  redis.call('HDEL', KEYS[8], user)
   return 1
 end
 return 0`
 
-// KEYS: room line seq seen admitted gone log. ARGV: shopping window (ms), largest batch.
+// KEYS: room line seq seen admitted gone log joined. ARGV: shopping window (ms), largest batch.
 // Admission credit accrues with Redis time at the room's rate, whoever calls: any number of controllers together
 // admit at the rate, and each person is popped once. Stops (and accrues nothing) unless on sale, open and not paused.
 const ADMIT = `${NOW}
@@ -83,12 +86,16 @@ if n > 0 then
     redis.call('ZADD', KEYS[5], now + tonumber(ARGV[1]), user)
     redis.call('ZREM', KEYS[4], user)
     redis.call('RPUSH', KEYS[7], served .. '|' .. user .. '|' .. (tonumber(popped[i + 1]) < 1 and 1 or 0) .. '|' .. now)
+    -- The wait counts from the opening for early arrivals: nobody is let in before it.
+    local joined = math.max(tonumber(redis.call('HGET', KEYS[8], user) or now), tonumber(r[3]))
+    redis.call('HDEL', KEYS[8], user)
     out[#out + 1] = user
+    out[#out + 1] = now - joined
   end
   credit = credit - #popped / 2
 end
 local mStart = tonumber(r[9] or now)
-local mCount = tonumber(r[10] or '0') + #out - 1
+local mCount = tonumber(r[10] or '0') + (#out - 1) / 2
 if now - mStart >= 5000 then
   redis.call('HSET', KEYS[1], 'measured', math.floor(mCount * 60000 / (now - mStart)))
   mStart = now
@@ -97,7 +104,7 @@ end
 redis.call('HSET', KEYS[1], 'credit', tostring(credit), 'creditAt', now, 'served', served, 'mStart', mStart, 'mCount', mCount)
 return out`
 
-// KEYS: room line seq seen admitted gone log. ARGV: heart-beat timeout (ms), largest batch.
+// KEYS: room line seq seen admitted gone log joined. ARGV: heart-beat timeout (ms), largest batch.
 // Silent waiters lose their place; admitted people whose shopping window ended free their slot.
 const SWEEP = `${NOW}
 local silent = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now - tonumber(ARGV[1]), 'LIMIT', 0, tonumber(ARGV[2]))
@@ -106,6 +113,7 @@ for _, user in ipairs(silent) do
   redis.call('ZREM', KEYS[4], user)
   if redis.call('ZREM', KEYS[2], user) == 1 then
     redis.call('HSET', KEYS[6], user, 'expired')
+    redis.call('HDEL', KEYS[8], user)
     expired[#expired + 1] = user
   end
 end
@@ -170,11 +178,11 @@ export interface Admitted {
 export function createWaitingRoom(redis: Redis) {
   const scripts = redis as unknown as Redis & RoomScripts
   if (!('queueJoin' in redis)) {
-    redis.defineCommand('queueJoin', { numberOfKeys: 7, lua: JOIN })
-    redis.defineCommand('queueStatus', { numberOfKeys: 7, lua: STATUS })
-    redis.defineCommand('queueLeave', { numberOfKeys: 7, lua: LEAVE })
-    redis.defineCommand('queueAdmit', { numberOfKeys: 7, lua: ADMIT })
-    redis.defineCommand('queueSweep', { numberOfKeys: 7, lua: SWEEP })
+    redis.defineCommand('queueJoin', { numberOfKeys: 8, lua: JOIN })
+    redis.defineCommand('queueStatus', { numberOfKeys: 8, lua: STATUS })
+    redis.defineCommand('queueLeave', { numberOfKeys: 8, lua: LEAVE })
+    redis.defineCommand('queueAdmit', { numberOfKeys: 8, lua: ADMIT })
+    redis.defineCommand('queueSweep', { numberOfKeys: 8, lua: SWEEP })
     redis.defineCommand('queueSync', { numberOfKeys: 1, lua: SYNC })
     redis.defineCommand('queueTrimLog', { numberOfKeys: 1, lua: TRIM_LOG })
   }
@@ -225,10 +233,12 @@ export function createWaitingRoom(redis: Redis) {
     async leave(eventId: string, userId: string): Promise<boolean> {
       return (await scripts.queueLeave(...roomKeys(eventId), userId)) === 1
     },
-    /** One admission step: lets in the people the rate allows since the last step (by any instance); returns them. */
-    async admit(eventId: string, windowMs: number, maxBatch: number): Promise<string[]> {
-      const [, ...userIds] = await scripts.queueAdmit(...roomKeys(eventId), windowMs, maxBatch)
-      return userIds.map(String)
+    /** One admission step: lets in the people the rate allows since the last step (by any instance); returns them and how long each waited. */
+    async admit(eventId: string, windowMs: number, maxBatch: number): Promise<Array<{ userId: string; waitedMs: number }>> {
+      const [, ...flat] = await scripts.queueAdmit(...roomKeys(eventId), windowMs, maxBatch)
+      const admitted = []
+      for (let i = 0; i < flat.length; i += 2) admitted.push({ userId: String(flat[i]), waitedMs: Number(flat[i + 1]) })
+      return admitted
     },
     /** Admissions not yet recorded, oldest first; `recorded` drops them once they are. */
     async unrecorded(eventId: string, max: number) {
