@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { exportJWK, generateKeyPair, SignJWT } from 'jose'
 import { ADMISSION_TOKEN_AUDIENCE, ADMISSION_TOKEN_ISSUER, admissionVerifier } from './contract'
 import { commitmentOf, shuffledOrder, shuffleKey } from './domain/ordering'
+import { roomKeys } from './services/waiting-room'
 import { queueInstance, saleRules, userIds, type QueueInstance } from './testing'
 
 let a: QueueInstance
@@ -237,6 +238,24 @@ describe('admission', () => {
 })
 
 describe('sale rules copy', () => {
+  test('a finished room\'s keys expire a day later; the opening proof, kept in PostgreSQL, still answers', async () => {
+    const rules = saleRules({ queue: { required: true, admissionRatePerMinute: 60 } })
+    await a.apply(rules)
+    const users = userIds(3)
+    for (const user of users) await a.queue.join(user, rules.eventId)
+    await a.queue.leave(users[2]!, rules.eventId)
+    const ttls = async () => Promise.all(roomKeys(rules.eventId).map(async (key) => [key, await a.redis.ttl(key)] as const))
+    expect((await ttls()).filter(([, ttl]) => ttl !== -2).every(([, ttl]) => ttl === -1)).toBe(true)
+    await a.db.$transaction((tx) => a.rooms.applyStatus(tx, { eventId: rules.eventId, version: 2, status: 'closed' }))
+    const after = await ttls()
+    expect(after.filter(([, ttl]) => ttl !== -2).length).toBe(6) // all but admitted and log: nobody let in yet
+    for (const [key, ttl] of after) if (ttl !== -2) expect([key, ttl > 86_000 && ttl <= 86_400]).toEqual([key, true])
+    expect((await a.queue.status(users[0]!, rules.eventId)).state).toBe('closed')
+    // Gone entirely (as a day later): the proof still answers from PostgreSQL.
+    await a.redis.del(...roomKeys(rules.eventId))
+    expect((await a.queue.proof(rules.eventId, 10)).seed).toMatch(/.+/)
+  })
+
   test('events are applied by version: an older snapshot or status never overwrites a newer one', async () => {
     const rules = saleRules({ version: 5, status: 'sold_out', queue: { required: true, admissionRatePerMinute: 120 } })
     await a.apply(rules)

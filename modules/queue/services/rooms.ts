@@ -20,6 +20,14 @@ export interface RoomRow {
   seed: string
 }
 
+/** Statuses after which a waiting room never admits again. */
+const FINISHED = new Set(['closed', 'ended', 'cancelled'])
+/**
+ * How long a finished room's Redis keys stay: late status polls still answer "closed" for a day; the opening proof
+ * and the admission log live in PostgreSQL, so nothing needs them after that.
+ */
+export const FINISHED_ROOM_TTL_SECONDS = 86_400
+
 export const effectiveRate = (row: RoomRow) => row.rate_override ?? row.rate_per_minute ?? DEFAULT_RATE_PER_MINUTE
 
 export interface SaleRules {
@@ -51,6 +59,7 @@ export function createRooms(room: WaitingRoom) {
       rulesVersion: row.rules_version,
       statusVersion: row.status_version,
     })
+    if (row.deleted || FINISHED.has(row.status)) await room.expire(row.event_id, FINISHED_ROOM_TTL_SECONDS)
   }
 
   return {

@@ -196,6 +196,12 @@ export function createWaitingRoom(redis: Redis) {
         'rulesV', room.rulesVersion, 'statusV', room.statusVersion,
       )
     },
+    /** Lets every key of the room expire in `seconds` (once its sale is over). */
+    async expire(eventId: string, seconds: number): Promise<void> {
+      const batch = redis.multi()
+      for (const key of roomKeys(eventId)) batch.expire(key, seconds)
+      await batch.exec()
+    },
     async setOperatorState(eventId: string, state: { paused?: boolean; ratePerMinute?: number }): Promise<void> {
       const fields: Record<string, number> = {}
       if (state.paused !== undefined) fields.paused = state.paused ? 1 : 0
