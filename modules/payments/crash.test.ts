@@ -18,8 +18,10 @@ describe('reconciliation after a crash', () => {
       const paymentKey = await simulator.checkout(prepared.body.orderId, 20_000)
       // The provider takes 1.5 s; the process is killed (SIGKILL: no clean-up) while it waits for the answer.
       simulator.configure({ latencyMs: 1_500 })
+      const sent = simulator.received()
       void api.request('POST', '/api/payments/confirm', { token, body: { paymentId: prepared.body.id, paymentKey, amount: 20_000 }, headers: { 'idempotency-key': 'k' } }).catch(() => {})
       await eventually(async () => (await db.payment.findUnique({ where: { id: prepared.body.id } }))?.state === 'IN_PROGRESS', 5_000, 'the intent')
+      await eventually(async () => simulator.received() > sent, 5_000, 'the confirmation at the provider')
       await doomed.stop('SIGKILL')
       await eventually(async () => simulator.payment(paymentKey)!.charges === 1, 5_000, 'the charge at the provider')
       simulator.configure({ latencyMs: 0 })

@@ -22,7 +22,12 @@ for (const mode of MODES)
     beforeAll(async () => {
       const provider = paymentsTestProvider()
       simulator = provider.simulator
-      api = await startDeployment(mode, ['auth', 'events', 'queue', 'reservations', 'payments'], { ADMIN_EMAIL: ADMIN.email, ADMIN_PASSWORD: ADMIN.password, ...provider.env })
+      api = await startDeployment(mode, ['auth', 'events', 'queue', 'reservations', 'payments'], {
+        ADMIN_EMAIL: ADMIN.email,
+        ADMIN_PASSWORD: ADMIN.password,
+        QUEUE_ADMISSION_TICK_MS: '50',
+        ...provider.env,
+      })
       admin = (await api.request('POST', '/api/auth/login', { body: ADMIN })).body.accessToken
     }, 120_000)
     afterAll(async () => {
@@ -31,7 +36,7 @@ for (const mode of MODES)
       await db.$disconnect()
     })
 
-    async function eventOnSale() {
+    async function eventOnSale(overrides: Record<string, unknown> = {}) {
       const created = await api.request('POST', '/api/events', {
         token: admin,
         body: {
@@ -42,6 +47,7 @@ for (const mode of MODES)
           saleEnd: inMs(8 * DAY),
           perUserLimit: 4,
           seatMap: { priceTiers: [{ name: 'R', price: 100_000 }], sections: [{ name: 'A', rows: 1, seatsPerRow: 6, priceTier: 'R' }] },
+          ...overrides,
         },
       })
       expect(created.status).toBe(201)
@@ -49,7 +55,7 @@ for (const mode of MODES)
       const seats = await eventually(async () => {
         const response = await api.request('GET', `/api/seats/${created.body.id}`)
         return response.status === 200 && response.body.seats.length > 0 ? response.body.seats : undefined
-      }, 15_000, 'the inventory copy')
+      }, 30_000, 'the inventory copy')
       return { id: created.body.id as string, seats: seats as Array<{ id: string; status: string }> }
     }
 
@@ -64,10 +70,16 @@ for (const mode of MODES)
     const reservationState = async (token: string, id: string) => (await api.request('GET', `/api/reservations/${id}`, { token })).body.state as string
     const refundedEvents = (paymentId: string) => db.outbox.count({ where: { eventName: 'payment.refunded.v1', payload: { path: ['paymentId'], equals: paymentId } } })
 
-    test('hold → prepare → confirm → CONFIRMED → cancel → refunded once → seats on sale again', async () => {
-      const event = await eventOnSale()
+    test('waiting room → admitted → hold → prepare → confirm → CONFIRMED → cancel → refunded once → seats on sale again', async () => {
+      const event = await eventOnSale({ saleStart: inMs(3_000), queue: { required: true, admissionRatePerMinute: 6_000 } })
       const buyer = await signUp(api)
-      const reservation = await held(buyer.token, event.id, event.seats[0]!.id)
+      expect((await api.request('POST', `/api/queue/join/${event.id}`, { token: buyer.token })).status).toBe(200)
+      const admission = await eventually(async () => (await api.request('GET', `/api/queue/status/${event.id}`, { token: buyer.token })).body.admissionToken as string | undefined, 20_000, 'admission')
+      const hold = await eventually(async () => {
+        const response = await api.request('POST', '/api/reservations', { token: buyer.token, body: { eventId: event.id, seatIds: [event.seats[0]!.id] }, headers: { 'x-admission-token': admission } })
+        return response.status === 201 ? response : undefined
+      }, 10_000, 'the hold once the sale opens')
+      const reservation = hold.body as { id: string; amount: number; state: string }
 
       // The amount is the reservation's; a client that names one is refused.
       expect((await prepare(buyer.token, { reservationId: reservation.id, amount: 1 })).status).toBe(400)

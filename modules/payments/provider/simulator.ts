@@ -29,6 +29,8 @@ export interface ProviderSimulator {
   configure(options: Partial<Omit<SimulatorOptions, 'secretKey'>>): void
   /** Calls that reached the API (after latency, before failure injection). */
   calls(): number
+  /** API requests received (counted on arrival, before latency and outages). */
+  received(): number
   stop(): Promise<void>
 }
 
@@ -47,6 +49,7 @@ export function startProviderSimulator(initial: SimulatorOptions): ProviderSimul
   const answered = new Map<string, { status: number; body: unknown }>()
   const expectedAuth = `Basic ${Buffer.from(`${options.secretKey}:`).toString('base64')}`
   let calls = 0
+  let received = 0
 
   const view = ({ charges: _c, refunded: _r, ...payment }: SimulatedPayment) => payment
 
@@ -108,6 +111,7 @@ export function startProviderSimulator(initial: SimulatorOptions): ProviderSimul
         byOrder.set(orderId, payment)
         return Response.json({ paymentKey })
       }
+      received += 1
       if (options.latencyMs) await Bun.sleep(options.latencyMs)
       // An outage: the request hangs (as a dead provider behind a load balancer does) until the caller gives up.
       while (inOutage()) await Bun.sleep(50)
@@ -128,6 +132,7 @@ export function startProviderSimulator(initial: SimulatorOptions): ProviderSimul
     totals: () => [...byKey.values()].reduce((sum, p) => ({ charges: sum.charges + p.charges, refunded: sum.refunded + p.refunded }), { charges: 0, refunded: 0 }),
     configure: (changes) => Object.assign(options, changes),
     calls: () => calls,
+    received: () => received,
     stop: () => server.stop(true),
   }
 }
