@@ -72,7 +72,8 @@ export const eventsContract = defineContract({
       version: t.Integer({ minimum: 1 }),
     }),
   },
-  subscribes: [],
+  /** Reservations' availability: the status follows it between on_sale and sold_out. */
+  subscribes: ['inventory.sold-out.v1', 'inventory.restocked.v1'],
 })
 
 // HTTP models. Every object is closed: unknown fields are rejected with 400.

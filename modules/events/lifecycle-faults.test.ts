@@ -5,6 +5,7 @@ import { buildCatalog } from '../../runtime/kernel/contract'
 import { createLogger } from '../../runtime/kernel/log'
 import { connectRedis } from '../../runtime/kernel/redis'
 import { eventually } from '../../runtime/testing/platform'
+import { reservationsContract } from '../reservations/contract'
 import { eventsContract } from './contract'
 import { createEventsDb } from './db'
 import { createCatalog } from './services/catalog'
@@ -29,7 +30,7 @@ async function startLifecycle(options: { databaseUrl?: string; redisUrl?: string
   await redis.ready()
   const queue = new Queue(LIFECYCLE_QUEUE, { connection: redis.producer, prefix })
   queue.on('error', () => {})
-  const outbox = new Outbox(eventsContract, buildCatalog([eventsContract]))
+  const outbox = new Outbox(eventsContract, buildCatalog([eventsContract, reservationsContract]))
   const committed = async () => {}
   const lifecycle = createLifecycle({ db, queue, outbox, committed, redis: redis.keys, log, sweepMs: options.sweepMs })
   const catalog = createCatalog({ db, outbox, committed, lifecycle })

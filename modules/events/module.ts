@@ -1,9 +1,10 @@
-import { Outbox } from '../../runtime/kernel/bus'
+import { Outbox, subscriber, type HandlerContext } from '../../runtime/kernel/bus'
 import { createResponseCache } from '../../runtime/kernel/cache'
 import { describeError } from '../../runtime/kernel/log'
 import { defineModule } from '../../runtime/kernel/module'
+import { reservationsContract } from '../reservations/contract'
 import { eventsContract } from './contract'
-import { createEventsDb } from './db'
+import { createEventsDb, type EventsTx } from './db'
 import { eventScope, eventsHttp, LIST } from './http'
 import { createCatalog } from './services/catalog'
 import { createLifecycle, LIFECYCLE_QUEUE } from './services/lifecycle'
@@ -29,10 +30,18 @@ export const eventsModule = defineModule({
     }
     const lifecycle = createLifecycle({ db, queue: ctx.queues.get(LIFECYCLE_QUEUE), outbox, committed, redis: ctx.redis, log: ctx.log })
     const catalog = createCatalog({ db, outbox, committed, lifecycle })
+    const on = subscriber<EventsTx>()
+    const availability = (soldOut: boolean) => async ({ eventId, sequence }: { eventId: string; sequence: number }, { tx, afterCommit }: HandlerContext<EventsTx>) => {
+      if (await lifecycle.applyAvailability(tx, eventId, sequence, soldOut)) afterCommit(() => committed([eventId]))
+    }
 
     return {
       db,
       http: eventsHttp({ catalog, news: createNews(db), cache, newsCache, guard: ctx.guard }),
+      subscriptions: [
+        on(reservationsContract, 'inventory.sold-out.v1', availability(true)),
+        on(reservationsContract, 'inventory.restocked.v1', availability(false)),
+      ],
       async start() {
         await lifecycle.start(ctx.workerConnection, ctx.config.redisPrefix)
       },

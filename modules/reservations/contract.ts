@@ -4,6 +4,8 @@ import { Int, Integer, OneOf, Text } from '../../runtime/kernel/schema'
 
 const Uuid = t.String({ format: 'uuid' })
 const Instant = t.String({ format: 'date-time' })
+/** Per event, each sold-out/restocked announcement takes the next number: deliveries are unordered, apply only a newer one. */
+const AvailabilitySequence = t.Integer({ minimum: 1 })
 
 export const ReservationState = OneOf(['pending', 'confirmed', 'expired', 'cancelled'])
 export type ReservationStateName = 'pending' | 'confirmed' | 'expired' | 'cancelled'
@@ -55,9 +57,9 @@ export const reservationsContract = defineContract({
       at: Instant,
     }),
     /** Nothing of the event is left to hold (every seat and ticket held or sold). */
-    'inventory.sold-out.v1': t.Object({ eventId: Uuid, at: Instant }),
+    'inventory.sold-out.v1': t.Object({ eventId: Uuid, sequence: AvailabilitySequence, at: Instant }),
     /** Something of a sold-out event is on sale again (a hold expired or was cancelled). */
-    'inventory.restocked.v1': t.Object({ eventId: Uuid, at: Instant }),
+    'inventory.restocked.v1': t.Object({ eventId: Uuid, sequence: AvailabilitySequence, at: Instant }),
   },
   subscribes: ['event.published.v1', 'event.updated.v1', 'event.status-changed.v1', 'event.cancelled.v1', 'event.deleted.v1'],
 })

@@ -274,6 +274,8 @@ export interface HandlerContext<Tx = SqlClient> {
   /** The module's transaction: the effect and the inbox record commit together. */
   tx: Tx
   event: EventEnvelope
+  /** Runs `effect` once the transaction has committed (e.g. cache invalidation); its failure does not undo the event. */
+  afterCommit(effect: () => Promise<void>): void
 }
 
 export interface Subscription {
@@ -338,6 +340,7 @@ export function startInboxWorker(options: {
     if (!entry || !handler) throw new Error(`${module} has no handler for ${job.name} yet`)
     const violation = firstViolation(entry.check, envelope.payload)
     if (violation) return deadLetter(envelope, `payload is invalid: ${violation}`)
+    const committed: Array<() => Promise<void>> = []
     try {
       await db.$transaction(async (tx: SqlClient) => {
         const fresh = await tx.$executeRawUnsafe(
@@ -346,11 +349,14 @@ export function startInboxWorker(options: {
           envelope.name,
         )
         if (fresh === 0) return
-        await handler.handle(envelope.payload, { tx, event: envelope })
+        await handler.handle(envelope.payload, { tx, event: envelope, afterCommit: (effect) => committed.push(effect) })
       })
     } catch (error) {
       if (error instanceof UnrecoverableError) return deadLetter(envelope, error.message)
       throw error
+    }
+    for (const effect of committed) {
+      await effect().catch((error) => log.warn('an after-commit effect failed', { module, event: envelope.name, error: describeError(error) }))
     }
   }
   const worker = new Worker(

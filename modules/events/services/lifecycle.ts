@@ -117,6 +117,26 @@ export function createLifecycle(deps: {
     })
   }
 
+  /**
+   * Follows reservations' availability announcements: on_sale ⇄ sold_out, never out of another status (a closed or
+   * cancelled event stays so). Deliveries are unordered: only a sequence newer than the last applied one counts.
+   * Returns whether the status changed; call inside the inbox transaction.
+   */
+  async function applyAvailability(tx: Tx, eventId: string, sequence: number, soldOut: boolean): Promise<boolean> {
+    const rows = await tx.$queryRawUnsafe<Array<{ status: EventStatus; availability_seq: number }>>(
+      'SELECT status, availability_seq FROM events.events WHERE id = $1::uuid FOR UPDATE',
+      eventId,
+    )
+    const row = rows[0]
+    if (!row || sequence <= row.availability_seq) return false
+    await tx.$executeRawUnsafe('UPDATE events.events SET availability_seq = $2 WHERE id = $1::uuid', eventId, sequence)
+    const [from, to] = soldOut ? (['on_sale', 'sold_out'] as const) : (['sold_out', 'on_sale'] as const)
+    if (row.status !== from) return false
+    const event = await tx.event.update({ where: { id: eventId }, data: { status: to, statusChangedAt: now(), version: { increment: 1 } } })
+    await recordTransition(tx, event, from, to)
+    return true
+  }
+
   async function runJob(job: Job<LifecycleJob>, token?: string) {
     const { eventId, dueAt } = job.data
     if (dueAt - now().getTime() > MAX_EARLY_WAIT_MS) {
@@ -163,6 +183,7 @@ export function createLifecycle(deps: {
     planBounded,
     advance,
     recordTransition,
+    applyAvailability,
     sweep: sweeper.runNow,
 
     /** Runs the queue's jobs and the periodic sweep; the first sweep catches up on what happened while nothing ran. */

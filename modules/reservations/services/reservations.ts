@@ -146,10 +146,14 @@ export function createReservations(deps: {
     if (!rows[0]) return
     const soldOut = !(await anythingAvailable(tx, eventId))
     if (soldOut === rows[0].sold_out) return
-    await tx.$executeRawUnsafe('UPDATE reservations.events SET sold_out = $2 WHERE event_id = $1::uuid', eventId, soldOut)
+    const [{ availability_seq: sequence }] = await tx.$queryRawUnsafe<[{ availability_seq: number }]>(
+      'UPDATE reservations.events SET sold_out = $2, availability_seq = availability_seq + 1 WHERE event_id = $1::uuid RETURNING availability_seq',
+      eventId,
+      soldOut,
+    )
     const at = new Date().toISOString()
-    if (soldOut) await outbox.publish(tx, 'inventory.sold-out.v1', { eventId, at })
-    else await outbox.publish(tx, 'inventory.restocked.v1', { eventId, at })
+    if (soldOut) await outbox.publish(tx, 'inventory.sold-out.v1', { eventId, sequence, at })
+    else await outbox.publish(tx, 'inventory.restocked.v1', { eventId, sequence, at })
   }
 
   // --- holds ---
