@@ -1,6 +1,5 @@
 import { Outbox, subscriber, type HandlerContext } from '../../runtime/kernel/bus'
 import { createResponseCache } from '../../runtime/kernel/cache'
-import { describeError } from '../../runtime/kernel/log'
 import { defineModule } from '../../runtime/kernel/module'
 import { reservationsContract } from '../reservations/contract'
 import { eventsContract } from './contract'
@@ -21,12 +20,8 @@ export const eventsModule = defineModule({
 
     const committed = async (eventIds: string[]) => {
       ctx.wakeRelay()
-      try {
-        await cache.invalidate(LIST, ...eventIds.map(eventScope))
-      } catch (error) {
-        // The write is committed; cached reads expire within the cache TTL.
-        ctx.log.warn('cache invalidation failed', { eventIds, error: describeError(error) })
-      }
+      // Never throws: a Redis refusal is logged by the cache, and cached reads expire within its TTL.
+      await cache.invalidate(LIST, ...eventIds.map(eventScope))
     }
     const lifecycle = createLifecycle({ db, queue: ctx.queues.get(LIFECYCLE_QUEUE), outbox, committed, redis: ctx.redis, log: ctx.log })
     const catalog = createCatalog({ db, outbox, committed, lifecycle })
