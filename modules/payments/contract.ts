@@ -1,6 +1,6 @@
 import { t } from 'elysia'
 import { defineContract } from '../../runtime/kernel/contract'
-import { Int, Integer, OneOf, QueryInt, Text } from '../../runtime/kernel/schema'
+import { Int, Integer, OneOf, QueryInt, Text, CanonicalUuid } from '../../runtime/kernel/schema'
 
 const Uuid = t.String({ format: 'uuid' })
 const Instant = t.String({ format: 'date-time' })
@@ -78,7 +78,7 @@ export const PrepareInput = t.Object(
 )
 export const CancelInput = t.Object({ paymentId: t.String({ format: 'uuid', description: 'A READY payment to abandon' }) }, closed)
 export const ChargeInput = t.Object({ amount: Int({ minimum: 1_000, maximum: 1_000_000, description: 'Points to buy (1 point = 1 KRW)' }) }, closed)
-export const IdParams = t.Object({ id: t.String({ format: 'uuid' }) }, closed)
+export const IdParams = t.Object({ id: CanonicalUuid() }, closed)
 export const PageQuery = t.Object(
   {
     limit: t.Optional(QueryInt({ minimum: 1, maximum: 100, description: 'Entries per page (default 20)' })),

@@ -1,7 +1,7 @@
 import { t } from 'elysia'
 import { createLocalJWKSet, errors, jwtVerify, type JSONWebKeySet } from 'jose'
 import { defineContract } from '../../runtime/kernel/contract'
-import { Int, Integer, OneOf, QueryInt } from '../../runtime/kernel/schema'
+import { Int, Integer, OneOf, QueryInt, CanonicalUuid } from '../../runtime/kernel/schema'
 
 export const QUEUE_JWKS_PATH = '/queue/.well-known/jwks.json'
 /** Admission tokens: ES256 JWTs signed by the queue module, verified anywhere with its published key set. */
@@ -40,7 +40,7 @@ export const queueContract = defineContract({
 
 // HTTP models.
 const closed = { additionalProperties: false } as const
-export const EventParams = t.Object({ eventId: t.String({ format: 'uuid', description: 'The event whose waiting room this is' }) }, closed)
+export const EventParams = t.Object({ eventId: CanonicalUuid({ description: 'The event whose waiting room this is' }) }, closed)
 
 export const QueueState = OneOf(['waiting', 'admitted', 'expired', 'sold_out', 'closed'])
 export const QueueStatus = t.Object({

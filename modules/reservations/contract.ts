@@ -1,6 +1,6 @@
 import { t } from 'elysia'
 import { defineContract } from '../../runtime/kernel/contract'
-import { Int, Integer, OneOf, Text } from '../../runtime/kernel/schema'
+import { Int, Integer, OneOf, Text, CanonicalUuid } from '../../runtime/kernel/schema'
 
 const Uuid = t.String({ format: 'uuid' })
 const Instant = t.String({ format: 'date-time' })
@@ -94,8 +94,8 @@ export const HoldInput = t.Object(
   { ...closed, description: 'Either `seatIds`, or `ticketTypeId` with `quantity`, or `best` (the best adjacent seats available)' },
 )
 export const SeatLockInput = t.Object({ eventId: t.String({ format: 'uuid' }), seatIds: SeatIds }, closed)
-export const IdParams = t.Object({ id: t.String({ format: 'uuid' }) }, closed)
-export const EventParams = t.Object({ eventId: t.String({ format: 'uuid' }) }, closed)
+export const IdParams = t.Object({ id: CanonicalUuid() }, closed)
+export const EventParams = t.Object({ eventId: CanonicalUuid() }, closed)
 
 export const ReservationView = t.Object({
   id: Uuid,

@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'bun:test'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import { Elysia, t, type TSchema } from 'elysia'
-import { Instant, Int, OneOf, problemOf, QueryInt, Text } from './schema'
+import { CanonicalUuid, Instant, Int, OneOf, problemOf, QueryInt, Text } from './schema'
 
 const accepts = (schema: TSchema, value: unknown) => TypeCompiler.Compile(schema).Check(value)
 
@@ -125,5 +125,19 @@ describe('integers', () => {
 
   test('QueryInt is documented as an integer, not as a string-or-integer union', () => {
     expect(JSON.parse(JSON.stringify(QueryInt({ minimum: 1, maximum: 100 })))).toEqual({ minimum: 1, maximum: 100, type: 'integer' })
+  })
+})
+
+describe('CanonicalUuid', () => {
+  test('hands the handler every spelling of one id in lower case, and refuses what is not a UUID', async () => {
+    const app = new Elysia().get('/rooms/:id', ({ params }) => params.id, { params: t.Object({ id: CanonicalUuid() }) })
+    const id = async (spelling: string) => {
+      const response = await app.handle(new Request(`http://localhost/rooms/${spelling}`))
+      return response.status === 200 ? response.text() : response.status
+    }
+    const lower = '02eb2ae4-a637-492c-8c1f-90f08366436f'
+    expect(await id(lower)).toBe(lower)
+    expect(await id(lower.toUpperCase())).toBe(lower)
+    expect(await id('not-a-uuid')).not.toBe(200)
   })
 })

@@ -192,3 +192,16 @@ export function QueryInt(options: { minimum: number; maximum: number } & FieldDo
 export function Integer(docs: FieldDocs = {}) {
   return Type.Integer(docs)
 }
+
+// ---- ids ----------------------------------------------------------------------------------------------------------
+
+/**
+ * A UUID in a path or body, handed to the handler in lower case: Redis keys and cache keys are case-sensitive, so
+ * every spelling of one id must become one value before it is used.
+ */
+export function CanonicalUuid(docs: FieldDocs = {}) {
+  return t
+    .Transform(t.String({ ...docs, format: 'uuid' }))
+    .Decode((value) => value.toLowerCase())
+    .Encode((value) => value)
+}
