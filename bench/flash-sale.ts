@@ -12,6 +12,7 @@
 // same idempotency key (--retry share).
 // Prints a progress line each second, then a JSON result (bench/results/flash-sale.json) and a markdown table, then
 // audits the invariants through the API and the databases; exits 1 on any violation.
+import { createHash, createHmac } from 'node:crypto'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Client } from 'pg'
@@ -105,6 +106,19 @@ async function pool<T>(items: T[], limit: number, work: (item: T, index: number)
   }))
 }
 
+/** A buyer's join after the opening as the client saw it: the request's start and the answer's arrival (ms). */
+export interface LateJoin {
+  userId: string
+  startedAt: number
+  endedAt: number
+}
+
+/** The payment provider TIKETI confirmed against, looked up by order id to compare its money with our records. */
+export interface ProviderAccess {
+  url: string
+  secretKey: string
+}
+
 export interface AuditResult {
   violations: string[]
   checks: Record<string, number | string>
@@ -113,10 +127,22 @@ export interface AuditResult {
 /**
  * The invariants after a sale, through the API and the databases: no seat in two live reservations; held + sold ≤
  * capacity (seats and each ticket type, the API's seat status agreeing); nobody admitted twice; early arrivals let in
- * before later ones; no outbox row left unrelayed; no reservation PENDING past its expiry (5 s grace for the
- * expiry job).
+ * before later ones, among themselves in the order of the revealed seed's shuffle (recomputed here, and the public
+ * proof agreeing), later ones first come, first served (`lateJoins`: a join answered before another was sent is
+ * admitted first); every confirmed reservation paid once, every kept payment confirmed, every refund for a
+ * cancelled or expired reservation, and the provider's money agreeing with our records (`provider`); no outbox row
+ * left unrelayed; no reservation PENDING past its expiry (5 s grace for the expiry job).
  */
-export async function auditSale(options: { target: string; databaseUrl: string; eventId: string; relayWaitMs?: number }): Promise<AuditResult> {
+export async function auditSale(options: {
+  target: string
+  databaseUrl: string
+  eventId: string
+  relayWaitMs?: number
+  lateJoins?: LateJoin[]
+  /** The waiting room's commitment (sha256 of the seed) as published before the opening. */
+  commitment?: string
+  provider?: ProviderAccess
+}): Promise<AuditResult> {
   const violations: string[] = []
   const checks: Record<string, number | string> = {}
   const db = new Client({ connectionString: options.databaseUrl })
@@ -171,6 +197,13 @@ export async function auditSale(options: { target: string; databaseUrl: string; 
     const { last_early: lastEarly, first_late: firstLate } = order.rows[0]
     if (lastEarly !== null && firstLate !== null && lastEarly > firstLate)
       violations.push(`an early arrival was admitted as #${lastEarly}, after a later arrival (#${firstLate})`)
+    violations.push(...(await auditOpeningOrder(db, options.target, eventId, options.commitment)))
+    if (options.lateJoins) {
+      const late = await db.query(`SELECT user_id, serial FROM queue.admissions WHERE event_id = $1 AND NOT early`, [eventId])
+      const serialOf = new Map(late.rows.map((row) => [row.user_id as string, row.serial as number]))
+      violations.push(...firstComeFirstServed(options.lateJoins, serialOf))
+      checks.lateAdmissionsChecked = options.lateJoins.filter((join) => serialOf.has(join.userId)).length
+    }
 
     const hasPayments = (await db.query(`SELECT 1 FROM information_schema.tables WHERE table_schema = 'payments' AND table_name = 'payments'`)).rowCount! > 0
     if (hasPayments) {
@@ -200,6 +233,16 @@ export async function auditSale(options: { target: string; databaseUrl: string; 
       checks.paymentsDone = (await db.query(`SELECT count(*)::int AS n FROM payments.payments WHERE event_id = $1 AND state = 'DONE'`, [eventId])).rows[0].n
       for (const row of unpaid) violations.push(`confirmed reservation ${row.id} has ${row.n} completed payments`)
       for (const row of unexplained) violations.push(`payment ${row.id} is DONE for a reservation that is not confirmed, and not refunded`)
+      const uncaused = await db.query(
+        `SELECT p.id, r.state FROM payments.payments p JOIN reservations.reservations r ON r.id = p.reservation_id
+         WHERE r.event_id = $1 AND p.state IN ('CANCELED', 'PARTIAL_CANCELED') AND r.state NOT IN ('cancelled', 'expired')`,
+        [eventId],
+      )
+      checks.paymentsRefunded = (
+        await db.query(`SELECT count(*)::int AS n FROM payments.payments WHERE event_id = $1 AND state IN ('CANCELED', 'PARTIAL_CANCELED')`, [eventId])
+      ).rows[0].n
+      for (const row of uncaused.rows) violations.push(`payment ${row.id} was refunded, but its reservation is ${row.state}: no cancellation, no late payment`)
+      if (options.provider) violations.push(...(await auditProviderMoney(db, eventId, options.provider, checks)))
     }
 
     const stuck = await db.query(
@@ -228,6 +271,92 @@ export async function auditSale(options: { target: string; databaseUrl: string; 
     await db.end()
   }
   return { violations, checks }
+}
+
+/**
+ * The early arrivals' admission order against the shuffle, as anyone can check it: the seed the public proof reveals
+ * must hash to the commitment published before the opening (`commitment`, when the caller saw it), and the early
+ * admissions (from the admission log) must follow HMAC-SHA256(seed, user id) — first 48 bits, ties by user id —
+ * recomputed here rather than trusted from the module. The proof must list the same people in the same order.
+ */
+async function auditOpeningOrder(db: Client, target: string, eventId: string, commitment?: string): Promise<string[]> {
+  const proof = await apiClient(target)('GET', `/queue/proof/${eventId}?first=1000`)
+  if (proof.status === 404) return []
+  if (proof.status !== 200 || typeof proof.body.seed !== 'string') return [`GET /queue/proof/${eventId} answered ${proof.status} without a seed`]
+  const seed = proof.body.seed as string
+  const violations: string[] = []
+  if (commitment !== undefined && createHash('sha256').update(Buffer.from(seed, 'hex')).digest('hex') !== commitment)
+    violations.push('the revealed seed does not match the commitment published before the opening')
+  const early = (await db.query(`SELECT user_id FROM queue.admissions WHERE event_id = $1 AND early ORDER BY serial`, [eventId])).rows.map(
+    (row) => row.user_id as string,
+  )
+  const keyOf = (userId: string) => createHmac('sha256', Buffer.from(seed, 'hex')).update(userId).digest('hex')
+  const rank = (userId: string) => parseInt(keyOf(userId).slice(0, 12), 16)
+  for (let i = 1; i < early.length; i++) {
+    const [before, after] = [early[i - 1]!, early[i]!]
+    if (rank(before) > rank(after) || (rank(before) === rank(after) && before > after)) {
+      violations.push(`early arrivals admitted out of the shuffle's order: ${before} before ${after}`)
+      break
+    }
+  }
+  const listed = proof.body.entrants as { userId: string; key: string }[]
+  if (listed.length !== Math.min(early.length, 1_000) || listed.some((entry, i) => entry.userId !== early[i] || entry.key !== keyOf(entry.userId)))
+    violations.push('the public proof does not list the early admissions in their order with their keys')
+  return violations
+}
+
+/**
+ * First come, first served after the opening, as clients can see it: when one buyer's join was answered before
+ * another's was sent, the first must be let in first. Overlapping joins may go either way. Only admitted buyers
+ * are compared.
+ */
+export function firstComeFirstServed(joins: LateJoin[], serialOf: Map<string, number>): string[] {
+  const admitted = joins.filter((join) => serialOf.has(join.userId))
+  const byEnd = [...admitted].sort((a, b) => a.endedAt - b.endedAt)
+  const byStart = [...admitted].sort((a, b) => a.startedAt - b.startedAt)
+  let answered = 0
+  let latest: LateJoin | undefined
+  for (const join of byStart) {
+    while (answered < byEnd.length && byEnd[answered]!.endedAt < join.startedAt) {
+      const candidate = byEnd[answered++]!
+      if (!latest || serialOf.get(candidate.userId)! > serialOf.get(latest.userId)!) latest = candidate
+    }
+    if (latest && serialOf.get(latest.userId)! > serialOf.get(join.userId)!)
+      return [`later arrivals admitted out of arrival order: ${join.userId} (#${serialOf.get(join.userId)}) joined after ${latest.userId} (#${serialOf.get(latest.userId)}) had its answer, and was let in first`]
+  }
+  return []
+}
+
+/**
+ * The money at the provider against our records, per order: the provider keeps money for an order exactly when our
+ * payment is DONE for a confirmed reservation; an order the provider refunded is CANCELED here; an order the
+ * provider never charged is neither DONE nor refunded here.
+ */
+async function auditProviderMoney(db: Client, eventId: string, provider: ProviderAccess, checks: AuditResult['checks']): Promise<string[]> {
+  const payments = await db.query(
+    `SELECT p.id, p.order_id, p.state, r.state AS reservation FROM payments.payments p JOIN reservations.reservations r ON r.id = p.reservation_id
+     WHERE r.event_id = $1 AND p.card_amount > 0`,
+    [eventId],
+  )
+  const authorization = `Basic ${Buffer.from(`${provider.secretKey}:`).toString('base64')}`
+  const violations: string[] = []
+  let compared = 0
+  await pool(payments.rows, 16, async (payment) => {
+    const lookUp = () => fetch(`${provider.url}/v1/payments/orders/${encodeURIComponent(payment.order_id)}`, { headers: { authorization } })
+    // A look-up is safe to repeat, and the simulator fails a share of all calls on purpose.
+    let response = await lookUp()
+    for (let attempt = 0; response.status >= 500 && attempt < 10; attempt++) response = await lookUp()
+    const found = response.status === 200 ? ((await response.json()) as { status: string; balanceAmount: number }) : undefined
+    if (!found && response.status !== 404) return void violations.push(`the provider answered ${response.status} for order ${payment.order_id}`)
+    compared++
+    const kept = found !== undefined && (found.status === 'DONE' || found.status === 'PARTIAL_CANCELED') && found.balanceAmount > 0
+    const ours = payment.state === 'DONE' && payment.reservation === 'confirmed'
+    if (kept !== ours)
+      violations.push(`payment ${payment.id}: the provider ${kept ? 'keeps' : 'keeps no'} money, ours is ${payment.state} for a ${payment.reservation} reservation`)
+    else if (found?.status === 'CANCELED' && payment.state !== 'CANCELED') violations.push(`payment ${payment.id}: refunded at the provider, ${payment.state} here`)
+  })
+  checks.paymentsComparedWithProvider = compared
+  return violations
 }
 
 export async function runFlashSale(options: FlashSaleOptions) {
@@ -279,14 +408,18 @@ export async function runFlashSale(options: FlashSaleOptions) {
   const published = await api('POST', `/events/${eventId}/publish`, { token: admin })
   if (published.status !== 200) throw new Error(`publish answered ${published.status}: ${JSON.stringify(published.body)}`)
 
-  while ((await api('GET', `/queue/rooms/${eventId}`, { endpoint: 'GET /queue/rooms (setup)' })).status !== 200) {
+  let room = await api('GET', `/queue/rooms/${eventId}`, { endpoint: 'GET /queue/rooms (setup)' })
+  while (room.status !== 200) {
     if (Date.now() > opensAt - options.openInSeconds * 1000) throw new Error('the waiting room was not set up within 5 s of publishing')
     await Bun.sleep(100)
+    room = await api('GET', `/queue/rooms/${eventId}`, { endpoint: 'GET /queue/rooms (setup)' })
   }
+  const commitment = room.body.commitment as string
   while (Date.now() < opensAt - options.openInSeconds * 1000) await Bun.sleep(50)
 
   const counts = { arrived: 0, waiting: 0, admitted: 0, held: 0, seatsHeld: 0, paid: 0, paymentFailed: 0, abandoned: 0, cancelled: 0, gaveUp: 0, soldOut: 0, noSeatsLeft: 0, failed: 0 }
   let soldOutAt: number | undefined
+  const lateJoins: LateJoin[] = []
   const deadline = opensAt + options.durationSeconds * 1000
   const started = Date.now()
   const ticker = setInterval(() => {
@@ -317,8 +450,10 @@ export async function runFlashSale(options: FlashSaleOptions) {
     const arriveAt = late ? opensAt + Math.random() * options.openInSeconds * 1000 : opensAt - Math.random() * options.openInSeconds * 1000
     await Bun.sleep(Math.max(0, arriveAt - Date.now()))
     counts.arrived++
+    const joinStartedAt = performance.now()
     const joined = await api('POST', `/queue/join/${eventId}`, { token, endpoint: 'POST /queue/join' })
     if (joined.status >= 400) return void counts.failed++
+    if (late) lateJoins.push({ userId: subjectOf(token), startedAt: joinStartedAt, endedAt: performance.now() })
     counts.waiting++
     let admission: string | undefined
     try {
@@ -387,8 +522,13 @@ export async function runFlashSale(options: FlashSaleOptions) {
     holdsPerSecond: counts.held / saleSeconds,
     endpoints,
     errors: Object.fromEntries(stats.errors),
+    commitment,
+    lateJoins,
   }
 }
+
+/** The user id an access token was issued to (its `sub`), read without verifying: the bench issued nothing itself. */
+const subjectOf = (token: string) => JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()).sub as string
 
 export function markdown(result: Awaited<ReturnType<typeof runFlashSale>>, audit: AuditResult) {
   const lines = [
@@ -457,10 +597,18 @@ if (import.meta.main) {
       progress: (line) => process.stderr.write(`\r${line}   `),
     })
     process.stderr.write('\n')
-    const audit = await auditSale({ target, databaseUrl, eventId: result.eventId })
+    const audit = await auditSale({
+      target,
+      databaseUrl,
+      eventId: result.eventId,
+      lateJoins: result.lateJoins,
+      commitment: result.commitment,
+      provider: providerUrl ? { url: providerUrl, secretKey: SIMULATOR_SECRET } : undefined,
+    })
     await mkdir(join(import.meta.dir, 'results'), { recursive: true })
-    await Bun.write(join(import.meta.dir, 'results', 'flash-sale.json'), JSON.stringify({ result, audit }, null, 2))
-    console.log(JSON.stringify({ result, audit }, null, 2))
+    const summary = { result: { ...result, lateJoins: result.lateJoins.length }, audit }
+    await Bun.write(join(import.meta.dir, 'results', 'flash-sale.json'), JSON.stringify(summary, null, 2))
+    console.log(JSON.stringify(summary, null, 2))
     console.log(markdown(result, audit))
     if (result.counts.admitted === 0) {
       console.error('nobody was admitted: the run measured nothing')
