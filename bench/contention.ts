@@ -1,0 +1,239 @@
+// Contention benchmark: many buyers racing for the seats of one hot event through HTTP, beside pgbench's
+// simple-update transaction (`pgbench -N`) on the same PostgreSQL in the same sitting.
+// `bun bench/contention.ts [--buyers=10000] [--seats=2000] [--concurrency=64] [--pgbench-seconds=10] [--pgbench-clients=<concurrency>]`
+// Uses its own database (tiketi_bench_contention: TIKETI's schemas, pgbench's tables in public) and Redis database 12.
+// pgbench runs before TIKETI starts and again after it stopped (their mean is the baseline), so the two never share
+// the machine or PostgreSQL's connection slots. TIKETI runs auth, events and reservations; the event (seats in rows
+// of 20, 4 per buyer) is created and published through the API; buyers are 10,000 distinct accounts whose access
+// tokens the bench signs with auth's current key (registering 10,000 accounts hashes 10,000 passwords: minutes here).
+// Each buyer sends one `POST /api/reservations` for 1–4 random seats, `--concurrency` requests in flight. Prints
+// hold requests answered per second (201 or 409) and successful holds per second beside pgbench's tps, p50/p99, the
+// 409s, and the invariant check read from the tables (no seat in two live reservations, every held seat owned by
+// the reservation that lists it, the seats the API answered equal to the seats held); exits 1 on a violation.
+import { mkdir } from 'node:fs/promises'
+import { loadavg } from 'node:os'
+import { join } from 'node:path'
+import Redis from 'ioredis'
+import { importJWK, SignJWT, type JWK } from 'jose'
+import { Client } from 'pg'
+import { ACCESS_TOKEN_ALGORITHM, ACCESS_TOKEN_AUDIENCE, ACCESS_TOKEN_ISSUER } from '../runtime/kernel/auth-guard'
+import { startTiketi } from '../runtime/testing/processes'
+
+const arg = (name: string, fallback: number) => Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? fallback)
+const buyers = arg('buyers', 10_000)
+const seatCount = arg('seats', 2_000)
+const concurrency = arg('concurrency', 64)
+const pgbenchSeconds = arg('pgbench-seconds', 10)
+const pgbenchClients = arg('pgbench-clients', concurrency)
+const SEATS_PER_ROW = 20
+const DATABASE = 'tiketi_bench_contention'
+const DATABASE_URL = `postgresql://postgres@127.0.0.1:5432/${DATABASE}`
+const REDIS_URL = 'redis://127.0.0.1:6379/12'
+const ADMIN = { email: 'bench-admin@tiketi.test', password: 'bench-admin-password' }
+const LIVE = `(r.state = 'confirmed' OR (r.state = 'pending' AND r.expires_at > now()))`
+
+const percentile = (sorted: Float64Array, p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? 0
+
+/** pgbench's simple-update transaction (one UPDATE, one SELECT, one INSERT) on the same PostgreSQL: its tps. */
+async function pgbench(): Promise<number> {
+  const run = Bun.spawn(
+    ['pgbench', '-h', '127.0.0.1', '-U', 'postgres', '-N', '-c', String(pgbenchClients), '-j', '2', '-T', String(pgbenchSeconds), DATABASE],
+    { stdout: 'pipe', stderr: 'pipe' },
+  )
+  const [out, err, code] = await Promise.all([new Response(run.stdout).text(), new Response(run.stderr).text(), run.exited])
+  const tps = out.match(/tps = ([\d.]+)/)
+  if (code !== 0 || !tps) throw new Error(`pgbench failed (${code}): ${err}${out}`)
+  return Number(tps[1])
+}
+
+// Every run starts from an empty database and Redis database, so runs compare.
+const admin = new Client({ connectionString: 'postgresql://postgres@127.0.0.1:5432/postgres' })
+await admin.connect()
+await admin.query(`DROP DATABASE IF EXISTS ${DATABASE} WITH (FORCE)`)
+await admin.query(`CREATE DATABASE ${DATABASE}`)
+await admin.end()
+const redis = new Redis(REDIS_URL)
+await redis.flushdb()
+await redis.quit()
+
+const init = Bun.spawnSync(['pgbench', '-h', '127.0.0.1', '-U', 'postgres', '-i', '-q', DATABASE], { stderr: 'pipe' })
+if (init.exitCode !== 0) throw new Error(`pgbench -i failed: ${init.stderr}`)
+const load = [loadavg()[0]!]
+const pgbenchBefore = await pgbench()
+
+const tiketi = await startTiketi(
+  ['--modules=auth,events,reservations'],
+  {
+    DATABASE_URL,
+    REDIS_URL,
+    REDIS_PREFIX: 'tiketi-contention',
+    AUTO_MIGRATE: 'true',
+    NODE_ENV: 'development',
+    ADMIN_EMAIL: ADMIN.email,
+    ADMIN_PASSWORD: ADMIN.password,
+    // The load comes from one address: rate limits off.
+    RATE_LIMIT_USER_PER_MINUTE: '0',
+    RATE_LIMIT_ANONYMOUS_PER_MINUTE: '0',
+    RATE_LIMIT_ROUTES: '',
+  },
+  { timeoutMs: 60_000 },
+)
+
+let exitCode = 0
+const db = new Client({ connectionString: DATABASE_URL })
+await db.connect()
+let holdSeconds = 0
+const latencies = new Float64Array(buyers)
+const outcomes = new Map<string, number>()
+let seatsAnswered = 0
+let eventId = ''
+try {
+  const api = (method: string, path: string, token: string, body?: unknown) =>
+    fetch(`${tiketi.url}/api${path}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    })
+  const login = await fetch(`${tiketi.url}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(ADMIN) })
+  const { accessToken } = (await login.json()) as { accessToken: string }
+  const day = 86_400_000
+  const rows = Math.ceil(seatCount / SEATS_PER_ROW)
+  const created = await api('POST', '/events', accessToken, {
+    title: 'Contention night',
+    venue: 'Olympic Hall',
+    artist: 'Bench Artist',
+    eventDate: new Date(Date.now() + 30 * day).toISOString(),
+    saleStart: new Date(Date.now() - 60_000).toISOString(),
+    saleEnd: new Date(Date.now() + 20 * day).toISOString(),
+    perUserLimit: 4,
+    seatMap: {
+      priceTiers: [{ name: 'R', price: 110_000 }],
+      sections: [{ name: 'A', rows, seatsPerRow: SEATS_PER_ROW, priceTier: 'R' }],
+      blocked: Array.from({ length: rows * SEATS_PER_ROW - seatCount }, (_, i) => `A-${rows}-${SEATS_PER_ROW - i}`),
+    },
+  })
+  if (created.status !== 201) throw new Error(`event creation answered ${created.status}: ${await created.text()}`)
+  eventId = ((await created.json()) as { id: string }).id
+  const published = await api('POST', `/events/${eventId}/publish`, accessToken)
+  if (!published.ok) throw new Error(`publish answered ${published.status}: ${await published.text()}`)
+
+  // The reservations module builds its inventory copy from event.published.v1 (through the bus): wait for it.
+  let seatIds: string[] = []
+  for (const deadline = Date.now() + 60_000; seatIds.length === 0; await Bun.sleep(100)) {
+    if (Date.now() > deadline) throw new Error('the inventory copy did not arrive within 60 s')
+    const seen = await fetch(`${tiketi.url}/api/seats/${eventId}`)
+    if (seen.ok) seatIds = ((await seen.json()) as { seats: Array<{ id: string; status: string }> }).seats.filter((seat) => seat.status === 'available').map((seat) => seat.id)
+  }
+
+  // One access token per buyer, signed with auth's current key as auth itself would sign it.
+  const [key] = (await db.query(`SELECT kid, private_jwk FROM auth.signing_keys WHERE revoked_at IS NULL AND not_before <= now() ORDER BY not_before DESC LIMIT 1`)).rows
+  const privateKey = await importJWK(key.private_jwk as JWK, ACCESS_TOKEN_ALGORITHM)
+  const now = Math.floor(Date.now() / 1000)
+  const tokens = await Promise.all(
+    Array.from({ length: buyers }, () =>
+      new SignJWT({ role: 'user' })
+        .setProtectedHeader({ alg: ACCESS_TOKEN_ALGORITHM, kid: key.kid, typ: 'JWT' })
+        .setSubject(crypto.randomUUID())
+        .setJti(crypto.randomUUID())
+        .setIssuer(ACCESS_TOKEN_ISSUER)
+        .setAudience(ACCESS_TOKEN_AUDIENCE)
+        .setIssuedAt(now)
+        .setExpirationTime(now + 3_600)
+        .sign(privateKey),
+    ),
+  )
+  // Each buyer's 1–4 seats, drawn before the clock starts.
+  const requests = tokens.map((token) => {
+    const want = 1 + Math.floor(Math.random() * 4)
+    const chosen = new Set<string>()
+    while (chosen.size < want) chosen.add(seatIds[Math.floor(Math.random() * seatIds.length)]!)
+    return { token, body: { eventId, seatIds: [...chosen] } }
+  })
+
+  let next = 0
+  const started = performance.now()
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < buyers) {
+        const index = next++
+        const { token, body } = requests[index]!
+        const sent = performance.now()
+        let outcome: string
+        try {
+          const response = await api('POST', '/reservations', token, body)
+          const answer = (await response.json()) as { seats?: unknown[]; error?: { code: string } }
+          outcome = `${response.status}${answer.error ? ` ${answer.error.code}` : ''}`
+          if (response.status === 201) seatsAnswered += answer.seats!.length
+        } catch (error) {
+          outcome = `network error ${(error as Error).message}`
+        }
+        latencies[index] = performance.now() - sent
+        outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1)
+      }
+    }),
+  )
+  holdSeconds = (performance.now() - started) / 1000
+  load.push(loadavg()[0]!)
+} finally {
+  await tiketi.stop()
+}
+
+try {
+  // The invariants, read from the tables once TIKETI has stopped.
+  const violations: string[] = []
+  const doubled = await db.query(
+    `SELECT seat, count(*)::int AS n FROM reservations.reservations r, unnest(r.seat_ids) AS seat
+     WHERE r.event_id = $1 AND ${LIVE} GROUP BY seat HAVING count(*) > 1`,
+    [eventId],
+  )
+  for (const row of doubled.rows) violations.push(`seat ${row.seat} is in ${row.n} live reservations`)
+  const unowned = await db.query(
+    `SELECT r.id, seat FROM reservations.reservations r CROSS JOIN LATERAL unnest(r.seat_ids) AS seat
+     LEFT JOIN reservations.seats s ON s.id = seat AND s.reservation_id = r.id AND s.state = 'held'
+     WHERE r.event_id = $1 AND ${LIVE} AND s.id IS NULL`,
+    [eventId],
+  )
+  for (const row of unowned.rows) violations.push(`reservation ${row.id} lists seat ${row.seat}, which it does not hold`)
+  const [{ held }] = (await db.query(`SELECT count(*)::int AS held FROM reservations.seats WHERE event_id = $1 AND state = 'held'`, [eventId])).rows
+  if (held !== seatsAnswered) violations.push(`${held} seats held in the table, ${seatsAnswered} in the answers`)
+  const unexpected = [...outcomes.keys()].filter((outcome) => outcome !== '201' && outcome !== '409 SEATS_UNAVAILABLE')
+  for (const outcome of unexpected) violations.push(`${outcomes.get(outcome)} answers ${outcome}`)
+
+  const pgbenchAfter = await pgbench()
+  load.push(loadavg()[0]!)
+  const tps = (pgbenchBefore + pgbenchAfter) / 2
+  const sorted = Float64Array.from(latencies).sort()
+  const holds = outcomes.get('201') ?? 0
+  const conflicts = outcomes.get('409 SEATS_UNAVAILABLE') ?? 0
+  const result = {
+    buyers,
+    seats: seatCount,
+    concurrency,
+    pgbench: { clients: pgbenchClients, seconds: pgbenchSeconds, before: pgbenchBefore, after: pgbenchAfter, mean: tps },
+    seconds: holdSeconds,
+    requestsPerSecond: buyers / holdSeconds,
+    holdsPerSecond: holds / holdSeconds,
+    holds,
+    seatsHeld: held,
+    conflicts,
+    p50Ms: percentile(sorted, 0.5),
+    p99Ms: percentile(sorted, 0.99),
+    outcomes: Object.fromEntries(outcomes),
+    loadAverage: load,
+    violations,
+  }
+  console.log(`\ncontention: ${buyers} buyers, ${seatCount} seats, 1–4 seats each, ${concurrency} in flight; pgbench -N -c ${pgbenchClients} -T ${pgbenchSeconds}`)
+  console.log(`pgbench -N tps               ${pgbenchBefore.toFixed(0)} before, ${pgbenchAfter.toFixed(0)} after, mean ${tps.toFixed(0)}`)
+  console.log(`hold requests answered/s     ${result.requestsPerSecond.toFixed(0)} (${(result.requestsPerSecond / tps).toFixed(2)}× pgbench tps) in ${holdSeconds.toFixed(1)} s`)
+  console.log(`successful holds/s           ${result.holdsPerSecond.toFixed(0)} (${(result.holdsPerSecond / tps).toFixed(2)}× pgbench tps): ${holds} holds, ${held} seats`)
+  console.log(`conflicts (409)              ${conflicts}`)
+  console.log(`latency                      p50 ${result.p50Ms.toFixed(1)} ms, p99 ${result.p99Ms.toFixed(1)} ms`)
+  console.log(`load average (1 min)         ${load.map((l) => l.toFixed(1)).join(' → ')}`)
+  console.log(`invariants                   ${violations.length === 0 ? 'clean: no seat in two live reservations' : `${violations.length} violations\n${violations.slice(0, 20).join('\n')}`}`)
+  if (violations.length > 0) exitCode = 1
+  await mkdir(join(import.meta.dir, 'results'), { recursive: true })
+  await Bun.write(join(import.meta.dir, 'results', 'contention.json'), JSON.stringify(result, null, 2))
+} finally {
+  await db.end()
+}
+process.exit(exitCode)
