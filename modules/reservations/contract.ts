@@ -1,6 +1,6 @@
 import { t } from 'elysia'
 import { defineContract } from '../../runtime/kernel/contract'
-import { Int, Integer, OneOf, Text, CanonicalUuid } from '../../runtime/kernel/schema'
+import { CanonicalUuid, CanonicalUuids, Int, Integer, OneOf, Text } from '../../runtime/kernel/schema'
 
 const Uuid = t.String({ format: 'uuid' })
 const Instant = t.String({ format: 'date-time' })
@@ -69,17 +69,13 @@ const closed = { additionalProperties: false } as const
 /** Most seats or tickets one request may hold (the event's per-user limit is usually lower). */
 export const MAX_ITEMS_PER_HOLD = 20
 
-const SeatIds = t.Array(t.String({ format: 'uuid', description: 'A seat id from the seat map' }), {
-  minItems: 1,
-  maxItems: MAX_ITEMS_PER_HOLD,
-  uniqueItems: true,
-})
+const SeatIds = CanonicalUuids('seatIds', { minItems: 1, maxItems: MAX_ITEMS_PER_HOLD, itemDescription: 'A seat id from the seat map' })
 
 export const HoldInput = t.Object(
   {
-    eventId: t.String({ format: 'uuid', description: 'The event to hold seats or tickets of' }),
+    eventId: CanonicalUuid({ description: 'The event to hold seats or tickets of' }),
     seatIds: t.Optional(SeatIds),
-    ticketTypeId: t.Optional(t.String({ format: 'uuid', description: 'A general-admission ticket type (with `quantity`)' })),
+    ticketTypeId: t.Optional(CanonicalUuid({ description: 'A general-admission ticket type (with `quantity`)' })),
     quantity: t.Optional(Int({ minimum: 1, maximum: MAX_ITEMS_PER_HOLD, description: 'How many tickets of `ticketTypeId`' })),
     best: t.Optional(
       t.Object(
@@ -93,7 +89,7 @@ export const HoldInput = t.Object(
   },
   { ...closed, description: 'Either `seatIds`, or `ticketTypeId` with `quantity`, or `best` (the best adjacent seats available)' },
 )
-export const SeatLockInput = t.Object({ eventId: t.String({ format: 'uuid' }), seatIds: SeatIds }, closed)
+export const SeatLockInput = t.Object({ eventId: CanonicalUuid(), seatIds: SeatIds }, closed)
 export const IdParams = t.Object({ id: CanonicalUuid() }, closed)
 export const EventParams = t.Object({ eventId: CanonicalUuid() }, closed)
 

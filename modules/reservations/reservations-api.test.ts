@@ -122,6 +122,7 @@ for (const mode of MODES)
         [{ eventId: event.id, best: { quantity: 1, row: '1' } }, 400, 'VALIDATION_FAILED'],
         [{ eventId: event.id, seatIds: [] }, 400, 'VALIDATION_FAILED'],
         [{ eventId: event.id, seatIds: [seat, seat] }, 400, 'VALIDATION_FAILED'],
+        [{ eventId: event.id, seatIds: [seat, seat.toUpperCase()] }, 400, 'VALIDATION_FAILED'],
         [{ eventId: 'nope', seatIds: [seat] }, 400, 'VALIDATION_FAILED'],
         [{ eventId: event.id, seatIds: [seat], extra: 1 }, 400, 'VALIDATION_FAILED'],
         [{ eventId: event.id, ticketTypeId: event.ticketTypeId, quantity: 0 }, 400, 'VALIDATION_FAILED'],
@@ -160,7 +161,12 @@ for (const mode of MODES)
       const other = await buyer()
       const stolen = await api.request('POST', '/api/reservations', { token: other.token, body: { eventId: event.id, seatIds }, headers: { 'x-admission-token': admission } })
       expect(stolen.status).toBe(403)
-      const held = await api.request('POST', '/api/reservations', { token: fan.token, body: { eventId: event.id, seatIds }, headers: { 'x-admission-token': admission } })
+      // Ids in upper case are the same ids: the admission token's event matches, and the seats are the seats.
+      const body = { eventId: event.id.toUpperCase(), seatIds: seatIds.map((id) => id.toUpperCase()) }
+      const held = await api.request('POST', '/api/reservations', { token: fan.token, body, headers: { 'x-admission-token': admission } })
       expect(held.status).toBe(201)
+      expect(held.body.eventId).toBe(event.id)
+      const map = await api.request('GET', `/api/seats/${event.id}`)
+      expect(map.body.seats[0].status).toBe('held')
     }, 60_000)
   })

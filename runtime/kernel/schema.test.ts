@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'bun:test'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import { Elysia, t, type TSchema } from 'elysia'
-import { CanonicalUuid, Instant, Int, OneOf, problemOf, QueryInt, Text } from './schema'
+import { CanonicalUuid, CanonicalUuids, Instant, Int, OneOf, problemOf, QueryInt, Text } from './schema'
 
 const accepts = (schema: TSchema, value: unknown) => TypeCompiler.Compile(schema).Check(value)
 
@@ -139,5 +139,23 @@ describe('CanonicalUuid', () => {
     expect(await id(lower)).toBe(lower)
     expect(await id(lower.toUpperCase())).toBe(lower)
     expect(await id('not-a-uuid')).not.toBe(200)
+  })
+})
+
+describe('CanonicalUuids', () => {
+  test('hands the handler the ids in lower case, and refuses one id repeated in another case with a 400 naming the field', async () => {
+    const app = new Elysia()
+      .onError(({ error }) => Response.json({ status: (error as { status?: number }).status, message: (error as Error).message }, { status: (error as { status?: number }).status ?? 500 }))
+      .post('/holds', ({ body }) => body.seatIds, { body: t.Object({ seatIds: CanonicalUuids('seatIds', { minItems: 1 }) }) })
+    const post = async (seatIds: string[]) => {
+      const response = await app.handle(new Request('http://localhost/holds', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ seatIds }) }))
+      return { status: response.status, body: await response.json() }
+    }
+    const [a, b] = ['02eb2ae4-a637-492c-8c1f-90f08366436f', '9d3c1c52-1f0e-4b43-9b7b-2a4c7b3f0c11']
+    expect(await post([a.toUpperCase(), b])).toEqual({ status: 200, body: [a, b] })
+    expect(await post([a, a.toUpperCase()])).toEqual({ status: 400, body: { status: 400, message: 'seatIds: each id may appear once (ids are compared without case)' } })
+    // Elysia's own validation failures (422 here; the platform answers them as 400 VALIDATION_FAILED).
+    expect((await post([a, a])).status).toBe(422)
+    expect((await post(['nope'])).status).toBe(422)
   })
 })

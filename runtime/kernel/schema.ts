@@ -9,6 +9,7 @@
  */
 import { Kind, Type, TypeRegistry, type TSchema } from '@sinclair/typebox'
 import { t } from 'elysia'
+import { HttpError } from './errors'
 
 /** What OpenAPI shows beside a field. */
 export interface FieldDocs {
@@ -204,4 +205,21 @@ export function CanonicalUuid(docs: FieldDocs = {}) {
     .Transform(t.String({ ...docs, format: 'uuid' }))
     .Decode((value) => value.toLowerCase())
     .Encode((value) => value)
+}
+
+/**
+ * A list of distinct UUIDs in a body, handed to the handler in lower case. Distinct means distinct in lower case too:
+ * `uniqueItems` alone compares spellings, so one id written twice in two cases would pass it and reach the handler
+ * twice. `field` names the list in the 400 that answers such a repeat.
+ */
+export function CanonicalUuids(field: string, options: FieldDocs & { minItems?: number; maxItems?: number; itemDescription?: string } = {}) {
+  const { itemDescription, ...listOptions } = options
+  return t
+    .Transform(t.Array(t.String({ format: 'uuid', description: itemDescription }), { ...listOptions, uniqueItems: true }))
+    .Decode((values) => {
+      const lower = values.map((value) => value.toLowerCase())
+      if (new Set(lower).size < lower.length) throw new HttpError(400, 'VALIDATION_FAILED', `${field}: each id may appear once (ids are compared without case)`)
+      return lower
+    })
+    .Encode((values) => values)
 }
