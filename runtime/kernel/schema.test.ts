@@ -140,6 +140,17 @@ describe('CanonicalUuid', () => {
     expect(await id(lower.toUpperCase())).toBe(lower)
     expect(await id('not-a-uuid')).not.toBe(200)
   })
+
+  test('every uuid field takes the 8-4-4-4-12 form only: no urn:uuid: prefix (PostgreSQL refuses it), no braces', () => {
+    const id = '02eb2ae4-a637-492c-8c1f-90f08366436f'
+    for (const schema of [t.String({ format: 'uuid' }), CanonicalUuid()]) {
+      expect(accepts(schema, id)).toBe(true)
+      expect(accepts(schema, id.toUpperCase())).toBe(true)
+      expect(accepts(schema, `urn:uuid:${id}`)).toBe(false)
+      expect(accepts(schema, `{${id}}`)).toBe(false)
+      expect(accepts(schema, id.replace(/-/g, ''))).toBe(false)
+    }
+  })
 })
 
 describe('CanonicalUuids', () => {

@@ -7,7 +7,7 @@
  * Each type is a TypeBox kind whose check lives here; `problemOf` says in words what is wrong with a value, and the
  * standard keywords each schema carries (`type`, `enum`, `minLength`, `format`…) document it in OpenAPI.
  */
-import { Kind, Type, TypeRegistry, type TSchema } from '@sinclair/typebox'
+import { FormatRegistry, Kind, Type, TypeRegistry, type TSchema } from '@sinclair/typebox'
 import { t } from 'elysia'
 import { HttpError } from './errors'
 
@@ -195,6 +195,12 @@ export function Integer(docs: FieldDocs = {}) {
 }
 
 // ---- ids ----------------------------------------------------------------------------------------------------------
+
+/**
+ * `format: 'uuid'` means the 8-4-4-4-12 hex form only, in every module. Elysia's own check also takes a `urn:uuid:`
+ * prefix, which PostgreSQL's uuid type refuses and which would make a second Redis key for one id.
+ */
+FormatRegistry.Set('uuid', (value) => /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value))
 
 /**
  * A UUID in a path or body, handed to the handler in lower case: Redis keys and cache keys are case-sensitive, so
