@@ -69,6 +69,12 @@ export interface Config {
     holdSeconds: number
     /** How much longer a hold lasts when payment starts (once). */
     extensionSeconds: number
+    /**
+     * While a payment is at the provider (its call running, or delayed by an outage), the payments module keeps the hold
+     * from lapsing; never longer than this past the hold's extended expiry. Past it, the seats go back on sale and a
+     * payment that still arrives is refunded.
+     */
+    paymentHoldMaxSeconds: number
     /** How often due holds are expired whatever happened to their jobs. */
     sweepMs: number
     /** How often the oversell monitor looks for seats or tickets sold twice. */
@@ -292,6 +298,7 @@ export function loadConfig(env: Env = process.env, argv: string[] = process.argv
     reservations: {
       holdSeconds: readInt(env, 'RESERVATION_HOLD_SECONDS', 600, 1, 86_400),
       extensionSeconds: readInt(env, 'RESERVATION_HOLD_EXTENSION_SECONDS', 300, 0, 86_400),
+      paymentHoldMaxSeconds: readInt(env, 'RESERVATION_HOLD_PAYMENT_MAX_SECONDS', 900, 0, 86_400),
       sweepMs: readInt(env, 'RESERVATION_SWEEP_MS', 10_000, 50, 3_600_000),
       auditMs: readInt(env, 'RESERVATION_AUDIT_MS', 30_000, 50, 3_600_000),
     },

@@ -30,6 +30,10 @@ describe('ReservationsClient over HTTP', () => {
     const extended = await client.extendHold(hold.id, owner)
     expect(extended).toEqual({ ok: true, expiresAt: new Date(hold.expires_at.getTime() + 300_000) })
     expect(await client.extendHold(hold.id, owner)).toEqual({ ok: false, reason: 'already_extended' })
+    // Kept for a payment in flight: never shortened, and never past hold + extension + the payment bound (600 + 300 + 900 s).
+    expect(await client.keepForPayment(hold.id, owner, 60)).toEqual(extended)
+    expect(await client.keepForPayment(hold.id, owner, 86_400)).toEqual({ ok: true, expiresAt: new Date(hold.created_at.getTime() + 1_800_000) })
+    expect(await client.keepForPayment(hold.id, crypto.randomUUID(), 60)).toEqual({ ok: false, reason: 'not_found' })
 
     expect(await client.confirm(hold.id, 'pay-http-1')).toMatchObject({ outcome: 'confirmed', reservation: { state: 'confirmed' } })
     expect(await client.confirm(hold.id, 'pay-http-1')).toMatchObject({ outcome: 'already_confirmed' })

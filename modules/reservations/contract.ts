@@ -158,6 +158,13 @@ export interface ReservationsClient {
   confirm(reservationId: string, paymentId: string): Promise<ConfirmOutcome>
   /** Extends a pending hold once, when payment starts, by the configured extension. */
   extendHold(reservationId: string, userId: string): Promise<ExtendOutcome>
+  /**
+   * A payment of this pending hold is at the provider (its confirmation running, or retried through an outage): the
+   * hold lasts at least `seconds` from now, so neither the expiry nor another buyer takes the seats while money may be
+   * moving; never past its extended expiry plus RESERVATION_HOLD_PAYMENT_MAX_SECONDS. Repeated while the payment is
+   * in flight, it extends the hold by the outage's length (bounded).
+   */
+  keepForPayment(reservationId: string, userId: string, seconds: number): Promise<ExtendOutcome>
 }
 
 /** Module-to-module calls carry the deployment's INTERNAL_API_KEY in this header; without it the internal routes do not exist. */
@@ -166,6 +173,7 @@ export const INTERNAL_KEY_HEADER = 'x-internal-key'
 export const RESERVATIONS_INTERNAL_PATH = '/reservations/internal'
 
 export const InternalGetInput = t.Object({ reservationId: Uuid, userId: Uuid }, closed)
+export const InternalKeepInput = t.Object({ reservationId: Uuid, userId: Uuid, seconds: t.Integer({ minimum: 0, maximum: 86_400 }) }, closed)
 export const InternalConfirmInput = t.Object({ reservationId: Uuid, paymentId: t.String({ minLength: 1, maxLength: 200 }) }, closed)
 
 type Wire<T> = { [K in keyof T]: T[K] extends Date ? string : T[K] }
@@ -194,6 +202,10 @@ export function reservationsHttpClient(baseUrl: string, internalKey: string): Re
     },
     async extendHold(reservationId, userId) {
       const result = await call<{ ok: true; expiresAt: string } | { ok: false; reason: 'not_found' | 'not_pending' | 'expired' | 'already_extended' }>('extend', { reservationId, userId })
+      return result.ok ? { ok: true, expiresAt: new Date(result.expiresAt) } : result
+    },
+    async keepForPayment(reservationId, userId, seconds) {
+      const result = await call<Wire<ExtendOutcome>>('keep', { reservationId, userId, seconds })
       return result.ok ? { ok: true, expiresAt: new Date(result.expiresAt) } : result
     },
   }

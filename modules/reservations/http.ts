@@ -11,6 +11,7 @@ import {
   INTERNAL_KEY_HEADER,
   InternalConfirmInput,
   InternalGetInput,
+  InternalKeepInput,
   RESERVATIONS_INTERNAL_PATH,
   PausedSales,
   ReleaseResult,
@@ -87,6 +88,10 @@ export function reservationsHttp(deps: { reservations: Reservations; audit: Audi
     })
     .post(`${RESERVATIONS_INTERNAL_PATH}/confirm`, async ({ body }) => client.confirm(body.reservationId, body.paymentId), { ...internal, body: InternalConfirmInput })
     .post(`${RESERVATIONS_INTERNAL_PATH}/extend`, async ({ body }) => client.extendHold(body.reservationId, body.userId), { ...internal, body: InternalGetInput })
+    .post(`${RESERVATIONS_INTERNAL_PATH}/keep`, async ({ body }) => client.keepForPayment(body.reservationId, body.userId, body.seconds), {
+      ...internal,
+      body: InternalKeepInput,
+    })
     .get('/reservations/:id', async ({ params, principal }) => one(await reservations.find(params.id, { userId: principal.userId, admin: principal.role === 'admin' })), {
       auth: 'user',
       params: IdParams,

@@ -39,6 +39,7 @@ export const reservationsModule = defineModule({
       admission: (token, expected) => queueClient().verifyAdmission(token, expected),
       holdSeconds: settings.holdSeconds,
       extensionSeconds: settings.extensionSeconds,
+      paymentHoldMaxSeconds: settings.paymentHoldMaxSeconds,
       committed({ expiries }) {
         ctx.wakeRelay()
         if (expiries?.length) void expiry?.plan(expiries)
@@ -69,6 +70,7 @@ export const reservationsModule = defineModule({
         return result
       },
       extendHold: (id, userId) => reservations.extendHold(id, userId),
+      keepForPayment: (id, userId, seconds) => reservations.keepForPayment(id, userId, seconds),
     }
 
     return {

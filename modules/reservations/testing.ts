@@ -46,6 +46,7 @@ export function reservationsForTest(options: { holdSeconds?: number; poolSize?: 
     admission: options.admission,
     holdSeconds: options.holdSeconds ?? 600,
     extensionSeconds: 300,
+    paymentHoldMaxSeconds: 900,
     committed: () => {},
   })
   const seed = async (payload: ReturnType<typeof snapshot>) => {
