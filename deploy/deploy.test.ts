@@ -278,6 +278,16 @@ describe('Kubernetes overlays', () => {
     for (const module of ['gateway', 'queue', 'reservations']) expect(bounds(module).maxReplicas).toBeGreaterThan(bounds('auth').maxReplicas)
   })
 
+  test('each overlay deploys one image of its own in every container, init containers included', () => {
+    for (const overlay of OVERLAYS) {
+      const images = new Set<string>()
+      for (const doc of renders[overlay]!.filter((doc) => doc.kind === 'Deployment'))
+        for (const container of [...(doc.spec.template.spec.initContainers ?? []), ...doc.spec.template.spec.containers]) images.add(container.image)
+      expect(images.size).toBe(1)
+      expect([...images][0]).not.toBe('tiketi:latest')
+    }
+  })
+
   // The test renderer is a subset of kustomize; where the real one is installed, both must agree.
   const kubectl = Bun.which('kubectl')
   test.skipIf(!kubectl)('renders what `kubectl kustomize` renders', async () => {

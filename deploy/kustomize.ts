@@ -3,14 +3,14 @@ import { join } from 'node:path'
 
 /**
  * Renders a kustomization the way `kubectl kustomize` does, for the subset deploy/k8s uses, so the tests can check
- * every overlay where no kustomize runs: `resources` (files, or directories with their own kustomization.yaml) and
- * `patches` that are strategic merges, inline or from a file, applied to their `target`'s kind (and name, if given)
+ * every overlay where no kustomize runs: `resources` (files, or directories with their own kustomization.yaml), `images` (a new
+ * name or tag for an image name) and `patches` that are strategic merges, inline or from a file, applied to their `target`'s kind (and name, if given)
  * or else to the resource of the patch's own kind and name. Any other field is refused rather than ignored: a
  * kustomization using more needs this extended first (deploy.test.ts compares the output with kubectl where it exists).
  */
 export async function renderKustomization(dir: string): Promise<any[]> {
   const kustomization = Bun.YAML.parse(await Bun.file(join(dir, 'kustomization.yaml')).text()) as any
-  const unsupported = Object.keys(kustomization).filter((key) => !['apiVersion', 'kind', 'resources', 'patches'].includes(key))
+  const unsupported = Object.keys(kustomization).filter((key) => !['apiVersion', 'kind', 'resources', 'images', 'patches'].includes(key))
   if (unsupported.length > 0) throw new Error(`${dir}/kustomization.yaml: ${unsupported.join(', ')} not supported by the test renderer`)
 
   const resources: any[] = []
@@ -35,6 +35,12 @@ export async function renderKustomization(dir: string): Promise<any[]> {
       }
     }
   }
+  for (const image of kustomization.images ?? [])
+    for (const resource of resources)
+      for (const container of [...(resource.spec?.template?.spec?.initContainers ?? []), ...(resource.spec?.template?.spec?.containers ?? [])]) {
+        const [, name, tag] = /^(.+?)(?::([^:/]+))?$/.exec(container.image)!
+        if (name === image.name) container.image = [image.newName ?? name, image.newTag ?? tag].filter(Boolean).join(':')
+      }
   return resources
 }
 
