@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, test } from 'bun:test'
 import Redis from 'ioredis'
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose'
-import { createTokenVerifier, KEY_EPOCH_KEY, RETIRED_AT_MEMBER } from './auth-guard'
+import { createTokenVerifier, KEY_EPOCH_KEY, RETIRED_AT_MEMBER, revokeAccessToken, revokeSignIn } from './auth-guard'
 
 const redis = new Redis(process.env.REDIS_URL!, { keyPrefix: 'tiketi-test:' })
 afterAll(() => redis.quit())
@@ -11,15 +11,15 @@ async function newKey(kid: string) {
   return { kid, privateKey, jwk: { ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' } as JWK }
 }
 
-function sign(key: { kid: string; privateKey: CryptoKey }, issuedAt = Math.floor(Date.now() / 1000)) {
-  return new SignJWT({ role: 'user' })
+function sign(key: { kid: string; privateKey: CryptoKey }, issuedAt = Math.floor(Date.now() / 1000), lifetimeSeconds = 600, signInId?: string) {
+  return new SignJWT({ role: 'user', ...(signInId ? { sid: signInId } : {}) })
     .setProtectedHeader({ alg: 'ES256', kid: key.kid })
     .setSubject(crypto.randomUUID())
     .setJti(crypto.randomUUID())
     .setIssuer('tiketi')
     .setAudience('tiketi')
     .setIssuedAt(issuedAt)
-    .setExpirationTime(issuedAt + 600)
+    .setExpirationTime(issuedAt + lifetimeSeconds)
     .sign(key.privateKey)
 }
 
@@ -95,5 +95,68 @@ describe('token verifier key cache', () => {
     await redis.incr(KEY_EPOCH_KEY)
     expect(await status(token)).toBe(401)
     expect(served.fetches).toBe(2)
+  })
+})
+
+describe('verified tokens and revocation reads', () => {
+  /** Counts the signature checks (ECDSA verifications) and MGETs the verifier makes, on the real key set and Redis. */
+  function counting() {
+    const counts = { signatures: 0, mgets: 0 }
+    const subtle = crypto.subtle
+    const verifySignature = subtle.verify.bind(subtle)
+    subtle.verify = ((...args: Parameters<SubtleCrypto['verify']>) => {
+      counts.signatures++
+      return verifySignature(...args)
+    }) as SubtleCrypto['verify']
+    const counted = new Proxy(redis, {
+      get(target, property) {
+        if (property === 'mget') counts.mgets++
+        const value = Reflect.get(target, property)
+        return typeof value === 'function' ? value.bind(target) : value
+      },
+    })
+    return { counts, redis: counted, restore: () => (subtle.verify = verifySignature) }
+  }
+
+  test('a token is checked once, and the revocation markers of concurrent requests are read in one MGET', async () => {
+    const key = await newKey('cached')
+    const spy = counting()
+    try {
+      const verify = createTokenVerifier({ redis: spy.redis, jwks: async () => ({ keys: [key.jwk] }) })
+      const tokens = await Promise.all(Array.from({ length: 200 }, () => sign(key)))
+      for (const token of tokens) await verify(token)
+      expect(spy.counts.signatures).toBe(200)
+      const mgetsBefore = spy.counts.mgets
+      const principals = await Promise.all(tokens.flatMap((token) => [verify(token), verify(token)]))
+      expect(principals.map((principal) => principal.jti)).toEqual(tokens.flatMap((token) => Array(2).fill(JSON.parse(atob(token.split('.')[1]!)).jti)))
+      expect(spy.counts.signatures).toBe(200) // none checked again
+      expect(spy.counts.mgets - mgetsBefore).toBeLessThanOrEqual(2) // 400 requests, one turn (two at most)
+    } finally {
+      spy.restore()
+    }
+  })
+
+  test('revocation stays immediate for a token already verified: by token, by sign-in, among concurrent requests', async () => {
+    const key = await newKey('revocable')
+    const verify = createTokenVerifier({ redis, jwks: async () => ({ keys: [key.jwk] }) })
+    const status = (token: string) => verify(token).then(() => 200, (error) => error.status as number)
+    const signInId = crypto.randomUUID()
+    const [first, second, other] = await Promise.all([sign(key, undefined, 600, signInId), sign(key, undefined, 600, signInId), sign(key)])
+    for (const token of [first!, second!, other!]) expect(await status(token)).toBe(200)
+    const principal = await verify(first!)
+    await revokeAccessToken(redis, principal)
+    expect(await Promise.all([status(first!), status(second!), status(other!)])).toEqual([401, 200, 200])
+    await revokeSignIn(redis, signInId, 600)
+    expect(await Promise.all([status(first!), status(second!), status(other!)])).toEqual([401, 401, 200])
+  })
+
+  test('a verified token is refused once it expires', async () => {
+    const key = await newKey('short')
+    const verify = createTokenVerifier({ redis, jwks: async () => ({ keys: [key.jwk] }) })
+    const now = Math.floor(Date.now() / 1000)
+    const token = await sign(key, now, 1)
+    expect((await verify(token)).jti).toBeString()
+    await Bun.sleep((now + 1) * 1000 - Date.now() + 50)
+    await expect(verify(token)).rejects.toMatchObject({ status: 401, headers: { 'www-authenticate': expect.stringContaining('expired') } })
   })
 })

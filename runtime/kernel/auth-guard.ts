@@ -19,6 +19,8 @@ export const RETIRED_AT_MEMBER = 'retired_at'
 
 /** Tolerated clock difference between the signer and a verifier when comparing `iat` to a key's retirement. */
 const CLOCK_SKEW_SECONDS = 5
+/** Verified tokens a verifier remembers at most (a few hundred bytes each); past it the memory starts again. */
+const MAX_VERIFIED_TOKENS = 100_000
 
 export interface Principal {
   userId: string
@@ -124,17 +126,46 @@ export function createTokenVerifier(options: {
     }
   }
 
+  // Tokens whose signature checked out, so a client's next requests skip the ECDSA check: each is used only while
+  // the key set it was checked against is the one held (not refetched since, not older than maxAge) and the key epoch
+  // is unchanged (checked on every request, below), and never past its expiry. Revocation is still read per request.
+  const verified = new Map<string, { claims: JWTPayload; kid?: string; keysAt: number }>()
+  async function signatureOf(token: string): Promise<{ claims: JWTPayload; kid?: string }> {
+    const known = verified.get(token)
+    const now = Date.now()
+    if (known && known.keysAt === fetchedAt && now - fetchedAt < maxAge && Number(known.claims.exp) * 1000 > now) return known
+    const checked = await checkSignature(token)
+    if (verified.size >= MAX_VERIFIED_TOKENS) verified.clear() // a crude bound: the cache only saves work
+    verified.set(token, { ...checked, keysAt: fetchedAt })
+    return checked
+  }
+
+  // The revocation markers asked for during one event-loop turn, read with one MGET (the key epoch first).
+  let markers: { keys: string[]; values: Promise<Array<string | null>> } | undefined
+  function revocationMarkers(jti: string, signInId: string) {
+    if (!markers) {
+      const keys = [KEY_EPOCH_KEY]
+      markers = {
+        keys,
+        values: new Promise((resolve, reject) =>
+          setImmediate(() => {
+            markers = undefined
+            options.redis.mget(...keys).then(resolve, reject)
+          }),
+        ),
+      }
+    }
+    const at = markers.keys.push(revokedTokenKey(jti), revokedSignInKey(signInId)) - 2
+    return markers.values.then((values) => [values[at], values[at + 1], values[0]] as const)
+  }
+
   return async function verify(token: string): Promise<Principal> {
-    let { claims, kid } = await checkSignature(token)
-    const [revokedToken, revokedSignIn, currentEpoch] = await options.redis.mget(
-      revokedTokenKey(String(claims.jti)),
-      revokedSignInKey(typeof claims.sid === 'string' ? claims.sid : '-'),
-      KEY_EPOCH_KEY,
-    )
+    let { claims, kid } = await signatureOf(token)
+    const [revokedToken, revokedSignIn, currentEpoch] = await revocationMarkers(String(claims.jti), typeof claims.sid === 'string' ? claims.sid : '-')
     if (currentEpoch !== epoch) {
       // Keys were revoked since our copy was fetched: check the signature again against the current set.
       await refresh()
-      ;({ claims, kid } = await checkSignature(token))
+      ;({ claims, kid } = await signatureOf(token))
     }
     const { sub, role, jti, exp, iat, sid } = claims
     if (!sub || !jti || !exp || !iat || (role !== 'user' && role !== 'admin') || (sid !== undefined && typeof sid !== 'string'))
