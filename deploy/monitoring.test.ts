@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { MODULE_NAMES } from '../runtime/modules'
+import { eventually } from '../runtime/testing/platform'
 import { startTiketi, type TiketiProcess } from '../runtime/testing/processes'
 import { renderKustomization } from './kustomize'
 
@@ -148,16 +149,22 @@ describe('the dashboard against a running platform', () => {
   beforeAll(async () => {
     // Every module in one process (its /metrics holds every module's series, as the split processes do between
     // them) and a real gateway process in front of it, for the gateway's own series.
-    monolith = await startTiketi([], { CORS_ORIGINS: 'https://tiketi.test' })
+    monolith = await startTiketi([], { CORS_ORIGINS: 'https://tiketi.test' }, { timeoutMs: 45_000 })
     const upstreams = Object.fromEntries(MODULE_NAMES.map((name) => [`${name.toUpperCase()}_URL`, monolith.url]))
-    gateway = await startTiketi(['--modules=gateway'], { ...upstreams, CORS_ORIGINS: 'https://tiketi.test' })
+    gateway = await startTiketi(['--modules=gateway'], { ...upstreams, CORS_ORIGINS: 'https://tiketi.test' }, { timeoutMs: 45_000 })
     // A little traffic, so that the labelled series have samples: a read, a hold without a token, a refused preflight.
     expect((await fetch(`${gateway.url}/api/events`)).status).toBe(200)
     expect((await fetch(`${gateway.url}/api/reservations`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } })).status).toBe(401)
     const preflight = { method: 'OPTIONS', headers: { origin: 'https://elsewhere.test', 'access-control-request-method': 'POST' } }
     expect((await fetch(`${gateway.url}/api/reservations`, preflight)).status).toBe(403)
-    for (const process of [monolith, gateway]) parseExposition(await (await fetch(`${process.url}/metrics`)).text(), families)
-  }, 60_000)
+    // Requests are counted once their response has gone: scrape until the traffic above shows.
+    const scrape = async (process: TiketiProcess, shows: string) => {
+      const text = await (await fetch(`${process.url}/metrics`)).text()
+      return text.includes(shows) && text
+    }
+    parseExposition(await eventually(() => scrape(monolith, 'route="/api/reservations"'), 10_000, 'the hold request in /metrics'), families)
+    parseExposition(await eventually(() => scrape(gateway, 'limit="cors"'), 10_000, 'the refused preflight in /metrics'), families)
+  }, 120_000)
 
   afterAll(async () => {
     await gateway?.stop()
