@@ -4,6 +4,7 @@ import { loadConfig } from '../../runtime/config'
 import type { ModuleContract } from '../../runtime/kernel/contract'
 import { createLogger } from '../../runtime/kernel/log'
 import { REGISTRY } from '../../runtime/modules'
+import { eventually } from '../../runtime/testing/platform'
 import { createGateway, type Gateway } from './gateway'
 
 /** A stand-in upstream: tells what it received, or runs the test's handler for special paths. */
@@ -365,4 +366,40 @@ describe('rate limits', () => {
       expect(statuses.filter((status) => status === 429)).toHaveLength(1)
     }
   })
+
+  test('a restarted Redis (its scripts forgotten) still limits; while Redis is down, requests pass', async () => {
+    const port = 4590
+    const startRedis = () => Bun.spawn(['redis-server', '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdout: 'ignore', stderr: 'ignore' })
+    let redis = startRedis()
+    try {
+      const probe = () => Bun.spawn(['redis-cli', '-p', String(port), 'ping'], { stdout: 'pipe', stderr: 'ignore' }).stdout.text()
+      await eventually(async () => (await probe()).includes('PONG'), 5_000, 'the private Redis to start')
+      const gateway = await startGateway({ ...limited, REDIS_URL: `redis://127.0.0.1:${port}` })
+      const address = newAddress()
+      const call = () => fetch(`${gateway.url}/api/events`, { headers: address })
+      expect((await call()).headers.get('ratelimit-remaining')).toBe('9')
+
+      redis.kill()
+      await redis.exited
+      const started = performance.now()
+      const unlimited = await Promise.all(Array.from({ length: 12 }, call))
+      expect(unlimited.map((response) => response.status)).toEqual(Array(12).fill(200))
+      expect(unlimited[0]!.headers.get('ratelimit-limit')).toBeNull()
+      expect(performance.now() - started).toBeLessThan(2_000)
+
+      redis = startRedis()
+      // Limited again once the gateway is reconnected: the new server knows no script and no count.
+      await eventually(async () => (await call()).headers.get('ratelimit-limit') === '10', 15_000, 'the limits to apply again')
+      const statuses = await Promise.all(Array.from({ length: 10 }, () => call().then((response) => response.status)))
+      expect(statuses.filter((status) => status === 429)).toHaveLength(1)
+
+      // Stopped, the gateway leaves no connection behind (the limiter's own included): only redis-cli's is listed.
+      await gateways.splice(gateways.indexOf(gateway), 1)[0]!.stop()
+      const clients = () => Bun.spawn(['redis-cli', '-p', String(port), 'client', 'list'], { stdout: 'pipe', stderr: 'ignore' }).stdout.text()
+      await eventually(async () => (await clients()).trim().split('\n').length === 1, 5_000, "the gateway's connections to close")
+    } finally {
+      redis.kill()
+      await redis.exited
+    }
+  }, 30_000)
 })

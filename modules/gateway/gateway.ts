@@ -178,6 +178,7 @@ export function createGateway(config: Config, contracts: readonly ModuleContract
       if (server && config.drainDelaySeconds > 0) await Bun.sleep(config.drainDelaySeconds * 1000)
       await Promise.race([server?.stop(false), Bun.sleep(6_000)])
       server?.stop(true)
+      policies.close()
       await redis.close()
     },
   }

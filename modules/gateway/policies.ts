@@ -26,7 +26,7 @@ export function createGatewayPolicies(options: { config: GatewayConfig; redis: R
   })
   const cors = createCors(options.config.corsOrigins)
   let lastRedisWarning = 0
-  const limit = createRateLimiter({
+  const limiter = createRateLimiter({
     config: options.config,
     redis: options.redis,
     verify: options.verify,
@@ -49,7 +49,7 @@ export function createGatewayPolicies(options: { config: GatewayConfig; redis: R
         if (corsDecision.response.status === 403) rejects.inc({ limit: 'cors' })
         return corsDecision
       }
-      const decision = await limit(request, apiPath, addressBucket)
+      const decision = await limiter.limit(request, apiPath, addressBucket)
       const headers = { ...corsDecision.headers, ...decision.headers }
       if (decision.rejected) {
         rejects.inc({ limit: decision.limit! })
@@ -58,6 +58,7 @@ export function createGatewayPolicies(options: { config: GatewayConfig; redis: R
       }
       return { headers }
     },
+    close: limiter.close,
   }
 }
 

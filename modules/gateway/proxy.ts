@@ -47,7 +47,7 @@ export async function forward(request: Request, options: ForwardOptions): Promis
   headers.set('x-request-id', options.requestId)
   headers.set('x-forwarded-for', options.client)
   if (host) headers.set('x-forwarded-host', request.headers.get('x-forwarded-host') ?? host)
-  headers.set('x-forwarded-proto', request.headers.get('x-forwarded-proto') ?? new URL(request.url).protocol.slice(0, -1))
+  headers.set('x-forwarded-proto', request.headers.get('x-forwarded-proto') ?? (request.url.startsWith('https:') ? 'https' : 'http'))
 
   const controller = new AbortController()
   let timedOut = false
@@ -69,9 +69,11 @@ export async function forward(request: Request, options: ForwardOptions): Promis
       signal: controller.signal,
     })
     clearTimeout(timer)
-    const responseHeaders = stripHopByHop(new Headers(upstream.headers))
-    responseHeaders.set('x-request-id', options.requestId)
-    return { response: new Response(upstream.body, { status: upstream.status, statusText: upstream.statusText, headers: responseHeaders }), outcome: 'answered' }
+    // The upstream's own response goes back, its headers edited in place: Bun then relays the body natively, where
+    // a new Response around `upstream.body` would pump it through a JavaScript stream (measured: 2-3× slower).
+    stripHopByHop(upstream.headers)
+    upstream.headers.set('x-request-id', options.requestId)
+    return { response: upstream, outcome: 'answered' }
   } catch {
     clearTimeout(timer)
     const headers = { 'x-request-id': options.requestId, 'retry-after': '5' }
