@@ -1,11 +1,19 @@
-// Gateway benchmark: an event detail read straight from the module's process and through the gateway process, in
-// the same run (interleaved), at one client (added latency) and at many (throughput); the gateway with no limits and
-// with the Redis rate limit on every request. `bun bench/gateway.ts [--seconds=5] [--concurrency=64]`
-// Uses its own database (tiketi_bench_gateway) and key prefix in Redis database 13; prints a table and writes bench/results/gateway.json.
+// Gateway benchmark, in one run:
+// 1. the gateway's added latency and throughput: an event detail read straight from the module's process and through
+//    a gateway process, at one client (added latency) and at many (throughput), the gateway with no limits and with
+//    the Redis rate limit on every request;
+// 2. split versus monolith: the same modules as one process, and as one process per module behind the gateway
+//    (runtime/testing/deployment.ts), on the read path (GET /api/events/:id, GET /api/events?limit=20) and on holds
+//    (POST /api/reservations: many users, one free seat each time, so it measures holds, not conflicts).
+// Every target runs twice, interleaved with the others, so drift in the machine's load hits all alike.
+// `bun bench/gateway.ts [--seconds=5] [--concurrency=64]`
+// Uses its own database (tiketi_bench_gateway) and key prefix in Redis database 9; prints tables and writes
+// bench/results/gateway.json.
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import Redis from 'ioredis'
 import { Client } from 'pg'
+import { startSplit, type SplitProcesses } from '../runtime/testing/deployment'
 import { startTiketi, type TiketiProcess } from '../runtime/testing/processes'
 import { load, type LoadResult } from './load'
 
@@ -14,8 +22,13 @@ const seconds = arg('seconds', 5)
 const concurrency = arg('concurrency', 64)
 const ADMIN = { email: 'bench-admin@tiketi.test', password: 'bench-admin-password' }
 const DATABASE_URL = 'postgresql://postgres@127.0.0.1:5432/tiketi_bench_gateway'
-const REDIS_URL = 'redis://127.0.0.1:6379/13'
-const common = { DATABASE_URL, REDIS_URL, REDIS_PREFIX: 'tiketi-bench-gateway', NODE_ENV: 'development' }
+const REDIS_URL = 'redis://127.0.0.1:6379/9'
+const PREFIX = 'tiketi-bench-gateway'
+const common = { DATABASE_URL, REDIS_URL, REDIS_PREFIX: PREFIX, NODE_ENV: 'development' }
+/** Limits on (as deployed), high enough never to refuse: every request pays for its check. */
+const LIMITS_ON = { RATE_LIMIT_USER_PER_MINUTE: '1000000', RATE_LIMIT_ANONYMOUS_PER_MINUTE: '1000000', RATE_LIMIT_ROUTES: 'POST /reservations=1000000' }
+const BUYERS = 128
+const SEATS_PER_EVENT = 10_000
 
 const admin = new Client({ connectionString: 'postgresql://postgres@127.0.0.1:5432/postgres' })
 await admin.connect()
@@ -23,70 +36,209 @@ await admin.query('DROP DATABASE IF EXISTS tiketi_bench_gateway WITH (FORCE)')
 await admin.end()
 // Only this benchmark's keys: other runs may share the Redis database.
 const redis = new Redis(REDIS_URL)
-const stale = await redis.keys('tiketi-bench-gateway:*')
+const stale = await redis.keys(`${PREFIX}:*`)
 if (stale.length > 0) await redis.del(...stale)
 await redis.quit()
 
-const processes: TiketiProcess[] = []
+/** Closed-loop load like ./load, for requests that differ each time (`next` sends one; false: nothing left to send). */
+async function loadWith(next: () => Promise<Response> | false, options: { concurrency: number; seconds: number }): Promise<LoadResult> {
+  const latencies: number[] = []
+  let errors = 0
+  const deadline = performance.now() + options.seconds * 1000
+  const started = performance.now()
+  await Promise.all(
+    Array.from({ length: options.concurrency }, async () => {
+      while (performance.now() < deadline) {
+        const sent = performance.now()
+        const pending = next()
+        if (!pending) return
+        try {
+          const response = await pending
+          await response.arrayBuffer()
+          if (response.status >= 400) errors++
+        } catch {
+          errors++
+        }
+        latencies.push(performance.now() - sent)
+      }
+    }),
+  )
+  const elapsed = (performance.now() - started) / 1000
+  const sorted = Float64Array.from(latencies).sort()
+  const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? 0
+  return { requests: latencies.length, errors, seconds: elapsed, requestsPerSecond: latencies.length / elapsed, p50Ms: at(0.5), p99Ms: at(0.99) }
+}
+
+const results: Record<string, LoadResult> = {}
+/** Runs one target (after an uncounted warm-up when `warm`); a second run of the same name is summed with the first. */
+async function measure(name: string, send: () => Promise<LoadResult>, warm?: () => Promise<LoadResult>) {
+  if (warm) await warm()
+  const result = await send()
+  const previous = results[name]
+  results[name] = previous
+    ? {
+        requests: previous.requests + result.requests,
+        errors: previous.errors + result.errors,
+        seconds: previous.seconds + result.seconds,
+        requestsPerSecond: (previous.requests + result.requests) / (previous.seconds + result.seconds),
+        p50Ms: (previous.p50Ms + result.p50Ms) / 2,
+        p99Ms: (previous.p99Ms + result.p99Ms) / 2,
+      }
+    : result
+}
+const row = (name: string, result: LoadResult, extra: string) =>
+  `${name.padEnd(44)} ${result.requestsPerSecond.toFixed(0).padStart(7)} ${result.p50Ms.toFixed(2).padStart(8)} ${result.p99Ms.toFixed(2).padStart(8)} ${String(result.errors).padStart(7)} ${extra}`
+
+const processes: Array<{ stop(): Promise<unknown> }> = []
 try {
+  // --- 1. the gateway in front of one module process ---
   const module = await startTiketi(['--modules=auth,events'], { ...common, AUTO_MIGRATE: 'true', ADMIN_EMAIL: ADMIN.email, ADMIN_PASSWORD: ADMIN.password }, { timeoutMs: 60_000 })
   processes.push(module)
   const upstreams = { AUTH_URL: module.url, EVENTS_URL: module.url }
   const off = { RATE_LIMIT_USER_PER_MINUTE: '0', RATE_LIMIT_ANONYMOUS_PER_MINUTE: '0', RATE_LIMIT_ROUTES: '' }
   const gateway = await startTiketi(['--modules=gateway'], { ...common, ...upstreams, ...off })
-  // Limits on, high enough never to refuse: the cost of one GCRA script call per request.
-  const limited = await startTiketi(['--modules=gateway'], { ...common, ...upstreams, ...off, RATE_LIMIT_ANONYMOUS_PER_MINUTE: '1000000' })
+  const limited = await startTiketi(['--modules=gateway'], { ...common, ...upstreams, ...LIMITS_ON })
   processes.push(gateway, limited)
 
-  const login = (await (await fetch(`${module.url}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(ADMIN) })).json()) as { accessToken: string }
+  const call = async (base: string, method: string, path: string, token?: string, body?: unknown) => {
+    const response = await fetch(`${base}/api${path}`, {
+      method,
+      headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    })
+    const answer = (await response.json().catch(() => undefined)) as any
+    if (!response.ok) throw new Error(`${method} ${path} answered ${response.status}: ${JSON.stringify(answer)}`)
+    return answer
+  }
+  const adminToken = (await call(module.url, 'POST', '/auth/login', undefined, ADMIN)).accessToken as string
   const day = 86_400_000
-  const post = (path: string, body?: unknown) =>
-    fetch(`${module.url}/api${path}`, { method: 'POST', headers: { authorization: `Bearer ${login.accessToken}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) })
-  const created = (await (
-    await post('/events', {
-      title: 'Bench concert',
+  const detailEvent = await call(module.url, 'POST', '/events', adminToken, {
+    title: 'Bench concert',
+    venue: 'Olympic Hall',
+    artist: 'Bench Artist',
+    eventDate: new Date(Date.now() + 30 * day).toISOString(),
+    saleStart: new Date(Date.now() + day).toISOString(),
+    saleEnd: new Date(Date.now() + 20 * day).toISOString(),
+    ticketTypes: [{ name: 'Standing', price: 88_000, quantity: 1_000 }],
+  })
+  await call(module.url, 'POST', `/events/${detailEvent.id}/publish`, adminToken)
+  const detail = `/api/events/${detailEvent.id}`
+  for (const target of [module, gateway, limited]) if ((await fetch(`${target.url}${detail}`)).status !== 200) throw new Error(`${target.url}${detail} does not answer 200`)
+
+  const gatewayTargets = { direct: module, gateway, 'gateway + rate limit': limited }
+  for (const clients of [1, concurrency])
+    for (let round = 0; round < 2; round++)
+      for (const [name, target] of Object.entries(gatewayTargets)) {
+        const url = `${target.url}${detail}`
+        await measure(`${name}, ${clients} client(s)`, () => load(url, { concurrency: clients, seconds }), () => load(url, { concurrency: clients, seconds: 1 }))
+      }
+  const report: Record<string, unknown> = { concurrency, seconds }
+  console.log(`\n1. gateway vs direct, GET /api/events/:id (cached), ${seconds} s × 2 rounds each\n`)
+  console.log(`${'target'.padEnd(44)}   req/s   p50 ms   p99 ms  errors   req/s ×direct   added p50 ms   added p99 ms`)
+  const gatewayRatios: Record<string, unknown> = {}
+  for (const [name, result] of Object.entries(results)) {
+    const direct = results[`direct, ${name.split(', ').at(-1)}`]!
+    const ratio = { throughput: result.requestsPerSecond / direct.requestsPerSecond, addedP50Ms: result.p50Ms - direct.p50Ms, addedP99Ms: result.p99Ms - direct.p99Ms }
+    gatewayRatios[name] = ratio
+    console.log(row(name, result, `${ratio.throughput.toFixed(2).padStart(15)} ${ratio.addedP50Ms.toFixed(3).padStart(14)} ${ratio.addedP99Ms.toFixed(3).padStart(14)}`))
+  }
+  report.gateway = { results: { ...results }, ratios: gatewayRatios }
+  await Promise.all(processes.splice(0).map((process) => process.stop()))
+  for (const name of Object.keys(results)) delete results[name]
+
+  // --- 2. split versus monolith, sharing the database and Redis (two deployments of the same data) ---
+  const modules = ['auth', 'events', 'reservations']
+  const env = { ...common, ...LIMITS_ON, REGISTRATIONS_PER_ADDRESS_PER_HOUR: '0' }
+  const monolith = await startTiketi([`--modules=${modules.join(',')}`], { ...env, AUTO_MIGRATE: 'true', ADMIN_EMAIL: ADMIN.email, ADMIN_PASSWORD: ADMIN.password }, { timeoutMs: 60_000 })
+  processes.push(monolith)
+  const split: SplitProcesses = await startSplit(modules, env)
+  processes.push(split)
+  const deployments = { monolith: monolith.url, split: split.gateway.url }
+
+  const login = (await call(monolith.url, 'POST', '/auth/login', undefined, ADMIN)).accessToken as string
+  const buyers: string[] = []
+  while (buyers.length < BUYERS) {
+    const response = await fetch(`${monolith.url}/api/auth/register`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ email: `buyer-${buyers.length}-${Date.now()}@tiketi.test`, password: 'bench-buyer-password', name: 'Buyer' }),
+    })
+    // 503: password checks are rationed; wait and retry.
+    if (response.status === 503) await Bun.sleep(100)
+    else if (response.ok) buyers.push(((await response.json()) as { accessToken: string }).accessToken)
+    else throw new Error(`registration answered ${response.status}: ${await response.text()}`)
+  }
+  // One event on sale per (deployment, round): every hold takes the next free seat, each buyer at most 100 of them.
+  const onSale = async () => {
+    const rows = SEATS_PER_EVENT / 50
+    const created = await call(monolith.url, 'POST', '/events', login, {
+      title: 'Bench holds',
       venue: 'Olympic Hall',
       artist: 'Bench Artist',
       eventDate: new Date(Date.now() + 30 * day).toISOString(),
-      saleStart: new Date(Date.now() + day).toISOString(),
+      saleStart: new Date(Date.now() + 2_000).toISOString(),
       saleEnd: new Date(Date.now() + 20 * day).toISOString(),
-      ticketTypes: [{ name: 'Standing', price: 88_000, quantity: 1_000 }],
+      perUserLimit: 100,
+      seatMap: { priceTiers: [{ name: 'R', price: 110_000 }], sections: [{ name: 'A', rows, seatsPerRow: 50, priceTier: 'R' }] },
     })
-  ).json()) as { id: string }
-  await post(`/events/${created.id}/publish`)
-  const path = `/api/events/${created.id}`
-  for (const target of [module, gateway, limited]) if ((await fetch(`${target.url}${path}`)).status !== 200) throw new Error(`${target.url}${path} does not answer 200`)
-
-  const results: Record<string, LoadResult> = {}
-  const run = async (name: string, url: string, clients: number) => {
-    await load(url, { concurrency: clients, seconds: 1 }) // warm-up, not counted
-    const result = await load(url, { concurrency: clients, seconds })
-    const previous = results[name]
-    // Each target runs twice, interleaved with the others, so drift in the machine's load hits all alike; keep the sum.
-    results[name] = previous
-      ? { ...result, requests: previous.requests + result.requests, errors: previous.errors + result.errors, seconds: previous.seconds + result.seconds, requestsPerSecond: (previous.requestsPerSecond + result.requestsPerSecond) / 2, p50Ms: (previous.p50Ms + result.p50Ms) / 2, p99Ms: (previous.p99Ms + result.p99Ms) / 2 }
-      : result
+    await call(monolith.url, 'POST', `/events/${created.id}/publish`, login)
+    for (;;) {
+      const seats = await fetch(`${monolith.url}/api/seats/${created.id}`)
+      if (seats.ok) {
+        const ids = ((await seats.json()) as { seats: Array<{ id: string }> }).seats.map((seat) => seat.id)
+        if (ids.length === SEATS_PER_EVENT) return { eventId: created.id as string, seatIds: ids }
+      }
+      await Bun.sleep(200)
+    }
   }
-  for (const clients of [1, concurrency])
-    for (let round = 0; round < 2; round++) {
-      await run(`direct, ${clients} client(s)`, `${module.url}${path}`, clients)
-      await run(`gateway, ${clients} client(s)`, `${gateway.url}${path}`, clients)
-      await run(`gateway + rate limit, ${clients} client(s)`, `${limited.url}${path}`, clients)
+  const holdEvents = { monolith: [await onSale(), await onSale()], split: [await onSale(), await onSale()] }
+  await Bun.sleep(2_500) // the sales open
+  const readEvent = await call(monolith.url, 'POST', '/events', login, {
+    title: 'Bench read',
+    venue: 'Olympic Hall',
+    artist: 'Bench Artist',
+    eventDate: new Date(Date.now() + 30 * day).toISOString(),
+    saleStart: new Date(Date.now() + day).toISOString(),
+    saleEnd: new Date(Date.now() + 20 * day).toISOString(),
+    ticketTypes: [{ name: 'Standing', price: 88_000, quantity: 1_000 }],
+  })
+  await call(monolith.url, 'POST', `/events/${readEvent.id}/publish`, login)
+  const readTargets = { 'GET /api/events/:id': `/api/events/${readEvent.id}`, 'GET /api/events?limit=20': '/api/events?limit=20' }
+  for (const base of Object.values(deployments))
+    for (const path of Object.values(readTargets)) if ((await fetch(`${base}${path}`)).status !== 200) throw new Error(`${base}${path} does not answer 200`)
+
+  for (let round = 0; round < 2; round++)
+    for (const [name, base] of Object.entries(deployments)) {
+      for (const [label, path] of Object.entries(readTargets))
+        await measure(`${label}, ${name}`, () => load(`${base}${path}`, { concurrency, seconds }), () => load(`${base}${path}`, { concurrency, seconds: 1 }))
+      const { eventId, seatIds } = holdEvents[name as keyof typeof holdEvents][round]!
+      let taken = 0
+      const hold = () => {
+        if (taken >= seatIds.length) return false
+        const seat = taken++
+        return fetch(`${base}/api/reservations`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${buyers[seat % BUYERS]}` },
+          body: JSON.stringify({ eventId, seatIds: [seatIds[seat]] }),
+        })
+      }
+      await measure(`POST /api/reservations, ${name}`, () => loadWith(hold, { concurrency, seconds }))
     }
 
-  console.log(`\ngateway vs direct, GET /api/events/:id (cached), ${seconds} s × 2 rounds each\n`)
-  console.log('target                                   req/s   p50 ms   p99 ms  errors   req/s ×direct   added p50 ms   added p99 ms')
-  const ratios: Record<string, unknown> = {}
+  console.log(`\n2. split (one process per module + gateway) vs monolith, ${concurrency} clients, ${seconds} s × 2 rounds each\n`)
+  console.log(`${'target'.padEnd(44)}   req/s   p50 ms   p99 ms  errors   req/s ×monolith`)
+  const splitRatios: Record<string, number> = {}
   for (const [name, result] of Object.entries(results)) {
-    const direct = results[`direct, ${name.split(', ').at(-1)}`]!
-    const row = { throughput: result.requestsPerSecond / direct.requestsPerSecond, addedP50Ms: result.p50Ms - direct.p50Ms, addedP99Ms: result.p99Ms - direct.p99Ms }
-    ratios[name] = row
-    console.log(
-      `${name.padEnd(38)} ${result.requestsPerSecond.toFixed(0).padStart(7)} ${result.p50Ms.toFixed(2).padStart(8)} ${result.p99Ms.toFixed(2).padStart(8)} ${String(result.errors).padStart(7)} ${row.throughput.toFixed(2).padStart(15)} ${row.addedP50Ms.toFixed(3).padStart(14)} ${row.addedP99Ms.toFixed(3).padStart(14)}`,
-    )
+    const monolithResult = results[name.replace(/split$/, 'monolith')]!
+    const ratio = result.requestsPerSecond / monolithResult.requestsPerSecond
+    if (name.endsWith('split')) splitRatios[name.replace(/, split$/, '')] = ratio
+    console.log(row(name, result, ratio.toFixed(2).padStart(17)))
   }
+  report.split = { modules, results, ratios: splitRatios }
+  const loadAverage = (await Bun.file('/proc/loadavg').text().catch(() => '')).split(' ').slice(0, 3).join(' ')
+  console.log(`\nload average at the end: ${loadAverage}`)
   await mkdir(join(import.meta.dir, 'results'), { recursive: true })
-  await Bun.write(join(import.meta.dir, 'results', 'gateway.json'), JSON.stringify({ concurrency, seconds, results, ratios }, null, 2))
+  await Bun.write(join(import.meta.dir, 'results', 'gateway.json'), JSON.stringify({ ...report, loadAverage }, null, 2))
 } finally {
   await Promise.all(processes.map((process) => process.stop()))
 }
