@@ -21,7 +21,16 @@ export function queueHttp(deps: { queue: Queue; live: Live; signer: AdmissionSig
       auth: 'user',
       params: EventParams,
       response: { 200: QueueStatus },
-      detail: { summary: 'Your place, people ahead and estimated wait, or your admission token; also your heart-beat' },
+      detail: {
+        summary: 'Your place, people ahead and estimated wait, or your admission token; also your heart-beat',
+        description:
+          'Each person in line has a number, fixed at the opening (early arrivals, in the shuffled order) or when they join after it; ' +
+          'the room has one serving counter, the places taken from the front so far. position = number − serving counter, so ' +
+          'peopleAhead counts the places of people who left or stopped polling after the opening until the front passes them (their ' +
+          'numbers are not reused; they are never let in). Answers come from state the server refreshes at least every 0.5 s: an ' +
+          'admission, pause, rate or sale status set through another server shows within that; the admission itself is also pushed on ' +
+          'the WebSocket at once. A poll is also your heart-beat (recorded at most every quarter of the timeout, up to 5 s).',
+      },
     })
     .post('/queue/leave/:eventId', ({ params, principal }) => queue.leave(principal.userId, params.eventId), {
       auth: 'user',

@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { exportJWK, generateKeyPair, SignJWT } from 'jose'
 import { ADMISSION_TOKEN_AUDIENCE, ADMISSION_TOKEN_ISSUER, admissionVerifier } from './contract'
 import { commitmentOf, shuffledOrder, shuffleKey } from './domain/ordering'
-import { roomKeys } from './services/waiting-room'
+import Redis from 'ioredis'
+import { roomKeys, SHARED_STATE_MAX_AGE_MS } from './services/waiting-room'
 import { queueInstance, saleRules, userIds, type QueueInstance } from './testing'
 
 let a: QueueInstance
@@ -292,14 +293,15 @@ describe('liveness', () => {
       }
       await quick.queue.step(rules.eventId)
       expect((await quick.queue.status(silent!, rules.eventId)).state).toBe('expired')
-      expect(await quick.queue.status(polling!, rules.eventId)).toMatchObject({ state: 'waiting', position: 1 })
+      // Numbers are fixed: the silent one's place still counts ahead until the front of the line passes it.
+      expect(await quick.queue.status(polling!, rules.eventId)).toMatchObject({ state: 'waiting', position: 2, peopleAhead: 1 })
       const [{ count }] = await quick.db.$queryRawUnsafe<[{ count: number }]>(
         `SELECT count(*)::int AS count FROM queue.outbox WHERE event_name = 'queue.left.v1' AND payload->>'userId' = $1 AND payload->>'reason' = 'expired'`,
         silent,
       )
       expect(count).toBe(1)
       // Rejoining puts the silent one at the back.
-      expect(await quick.queue.join(silent!, rules.eventId)).toMatchObject({ state: 'waiting', position: 2 })
+      expect(await quick.queue.join(silent!, rules.eventId)).toMatchObject({ state: 'waiting', position: 3 })
 
       await quick.queue.setOperatorState(rules.eventId, { paused: false, ratePerMinute: 60_000 })
       await quick.queue.step(rules.eventId)
@@ -328,8 +330,88 @@ describe('liveness', () => {
     await a.queue.join(second!, rules.eventId)
     expect(await a.queue.leave(first!, rules.eventId)).toEqual({ eventId: rules.eventId, left: true })
     expect(await a.queue.leave(first!, rules.eventId)).toEqual({ eventId: rules.eventId, left: false })
-    expect((await a.queue.status(second!, rules.eventId)).position).toBe(1)
+    // The place left still counts ahead (numbers are fixed, AWS-style) until the front of the line passes it.
+    expect((await a.queue.status(second!, rules.eventId)).position).toBe(2)
+    expect((await a.queue.adminView(rules.eventId)).waiting).toBe(1)
     await expect(a.queue.status(first!, rules.eventId)).rejects.toMatchObject({ status: 404, code: 'NOT_IN_QUEUE' })
+  })
+})
+
+/** Watches Redis (MONITOR) for the calls that touch one event's keys, as the server sees them. */
+async function watchRedis(eventId: string) {
+  const connection = new Redis(process.env.REDIS_URL!, { lazyConnect: true })
+  const monitor = await connection.monitor()
+  const seen: string[][] = []
+  // Calls made by clients (a script's own commands, shown with source "lua", are part of its one call).
+  monitor.on('monitor', (_time: string, args: string[], source: string) => {
+    if (source !== 'lua' && args.some((arg) => arg.includes(eventId))) seen.push(args)
+  })
+  await Bun.sleep(50)
+  return {
+    seen,
+    async stop() {
+      await Bun.sleep(50)
+      monitor.disconnect()
+      connection.disconnect()
+    },
+  }
+}
+
+describe('status reads', () => {
+  test('polls answer from the number and the shared serving counter: no Redis call of their own, heart-beats recorded in batches', async () => {
+    const quick = await queueInstance({ heartbeatTimeoutSeconds: 2 })
+    try {
+      const rules = saleRules()
+      await quick.apply(rules)
+      await quick.queue.setOperatorState(rules.eventId, { paused: true })
+      const users = userIds(200)
+      for (const user of users) await quick.queue.join(user, rules.eventId)
+      const watch = await watchRedis(rules.eventId)
+      let reads = 0
+      const started = Date.now()
+      while (Date.now() - started < 2_400) {
+        const answers = await Promise.all(users.map((user) => quick.queue.status(user, rules.eventId)))
+        expect(answers.map((answer) => answer.position)).toEqual(users.map((_, i) => i + 1))
+        reads += answers.length
+        await Bun.sleep(100)
+      }
+      await watch.stop()
+      // ~4,800 polls: a shared read per half second and one heart-beat call per due batch, nothing per poll.
+      expect(reads).toBeGreaterThan(3_000)
+      expect(watch.seen.length).toBeLessThan(40)
+      // Nobody polling lost their place: the batched heart-beats kept all 200 (2 s timeout, 2.4 s of polling).
+      await quick.queue.step(rules.eventId)
+      expect((await quick.queue.adminView(rules.eventId)).waiting).toBe(200)
+      // Someone leaving through another instance: this one learns it at their next recorded heart-beat.
+      await b.queue.leave(users[7]!, rules.eventId)
+      const refused = await waitFor(() => quick.queue.status(users[7]!, rules.eventId).then(() => undefined, (error) => error), 2_000)
+      expect(refused).toMatchObject({ status: 404, code: 'NOT_IN_QUEUE' })
+    } finally {
+      await quick.close()
+    }
+  }, 30_000)
+
+  test('another instance\'s admissions, departures and pause show within the shared state\'s bound; departed places count until passed', async () => {
+    const rules = saleRules({ queue: { required: true, admissionRatePerMinute: 600_000 } })
+    await a.apply(rules)
+    const users = userIds(20)
+    for (const user of users) await a.queue.join(user, rules.eventId)
+    await b.queue.leave(users[2]!, rules.eventId)
+    // The place left stays in line: nobody's number changes, the people behind still count it.
+    expect(await a.queue.status(users[5]!, rules.eventId)).toMatchObject({ state: 'waiting', position: 6, peopleAhead: 5 })
+    await b.room.admit(rules.eventId, 600_000, 5) // starts the accrual
+    await Bun.sleep(50)
+    expect((await b.room.admit(rules.eventId, 600_000, 5)).map((person) => person.userId)).toEqual([0, 1, 3, 4, 5].map((i) => users[i]!))
+    await Bun.sleep(SHARED_STATE_MAX_AGE_MS + 50)
+    for (const i of [0, 1, 3, 4, 5]) expect((await a.queue.status(users[i]!, rules.eventId)).admissionToken).toBeString()
+    await expect(a.queue.status(users[2]!, rules.eventId)).rejects.toMatchObject({ status: 404, code: 'NOT_IN_QUEUE' })
+    // Six places passed (five let in, one left): the seventh is next.
+    for (let i = 6; i < 20; i++) expect(await a.queue.status(users[i]!, rules.eventId)).toMatchObject({ state: 'waiting', position: i - 5 })
+    expect((await a.queue.adminView(rules.eventId)).waiting).toBe(14)
+    expect(await a.queue.join(crypto.randomUUID(), rules.eventId)).toMatchObject({ state: 'waiting', position: 15 })
+    await b.queue.setOperatorState(rules.eventId, { paused: true })
+    await Bun.sleep(SHARED_STATE_MAX_AGE_MS + 50)
+    expect((await a.queue.status(users[19]!, rules.eventId)).etaSeconds).toBeNull()
   })
 })
 

@@ -29,7 +29,8 @@ export function createLive(deps: { queue: Queue; subscriber: Redis; channel: str
 
   async function push(connection: Connection, type: 'status' | 'admitted') {
     try {
-      const status = await queue.status(connection.userId, connection.eventId)
+      // The admission is read afresh: this instance's copy of the room's serving counter may lag it.
+      const status = await queue.status(connection.userId, connection.eventId, type === 'admitted')
       connection.socket.send(JSON.stringify({ type, ...status }))
     } catch (error) {
       if (error instanceof HttpError) connection.socket.send(JSON.stringify({ type: 'error', error: { code: error.code, message: error.message } }))

@@ -1,14 +1,14 @@
 import type Redis from 'ioredis'
 import type { Outbox } from '../../../runtime/kernel/bus'
 import { conflict, HttpError, notFound } from '../../../runtime/kernel/errors'
-import type { Logger } from '../../../runtime/kernel/log'
+import { describeError, type Logger } from '../../../runtime/kernel/log'
 import type { queueContract } from '../contract'
 import type { QueueDb } from '../db'
 import { commitmentOf, earlyScore, shuffleKey } from '../domain/ordering'
 import { etaSeconds, roomOpenFor, type PersonState } from '../domain/room-state'
 import type { AdmissionSigner } from './admission-tokens'
 import { effectiveRate, type RoomRow, type Rooms } from './rooms'
-import type { WaitingRoom } from './waiting-room'
+import type { SharedState, WaitingRoom } from './waiting-room'
 
 export interface QueueSettings {
   heartbeatTimeoutSeconds: number
@@ -27,6 +27,18 @@ export interface PersonStatus {
 }
 
 const MAX_ADMISSION_BATCH = 5_000
+/** The longest a polling waiter's recorded heart-beat lags their last poll (a quarter of the timeout, at most this). */
+const MAX_BEAT_INTERVAL_MS = 5_000
+
+interface Known {
+  /** Their number in line, once fixed (the room has opened): people ahead = number − serving counter − 1. */
+  number?: number
+  /** Their admission: the end of their shopping window and the token signed for it. */
+  admission?: { untilMs: number; token: string }
+  /** When (this process's clock) their heart-beat was last recorded, and they last polled. */
+  beatAt: number
+  readAt: number
+}
 
 export function createQueue(deps: {
   db: QueueDb
@@ -62,31 +74,106 @@ export function createQueue(deps: {
     return seed
   }
 
-  async function status(userId: string, eventId: string): Promise<PersonStatus> {
+  /**
+   * What this instance knows of the people whose status it answered, so that a poll needs no Redis call of its own:
+   * their number (fixed from the opening, or their join after it; people ahead = number − the room's serving counter)
+   * or their admission and its token. An entry goes when a heart-beat finds them out of line (they left, expired or
+   * were let in through any instance), when the serving counter reaches their number (read afresh: admitted?), and
+   * when they have not polled for a heart-beat timeout.
+   */
+  const people = new Map<string, Known>()
+  const timeoutMs = settings.heartbeatTimeoutSeconds * 1000
+  // A poll records the heart-beat only when the last one recorded is this old: a silent waiter is dropped between
+  // (timeout − this) and the timeout after their last poll.
+  const beatEveryMs = Math.min(timeoutMs / 4, MAX_BEAT_INTERVAL_MS)
+  let prunedAt = Date.now()
+
+  function remember(eventId: string, userId: string, known: Omit<Known, 'beatAt' | 'readAt'>) {
+    const now = Date.now()
+    if (now - prunedAt >= timeoutMs) {
+      prunedAt = now
+      for (const [key, entry] of people) if (now - entry.readAt >= timeoutMs) people.delete(key)
+    }
+    people.set(`${eventId} ${userId}`, { ...known, beatAt: now, readAt: now })
+  }
+
+  function heartbeat(eventId: string, userId: string, known: Known) {
+    const now = Date.now()
+    known.readAt = now
+    if (now - known.beatAt < beatEveryMs) return
+    known.beatAt = now
+    const key = `${eventId} ${userId}`
+    room.beat(eventId, userId).then(
+      (inLine) => {
+        if (!inLine && people.get(key) === known) people.delete(key)
+      },
+      (error) => {
+        known.beatAt = 0
+        log.warn('heart-beats not recorded', { eventId, error: describeError(error) })
+      },
+    )
+  }
+
+  const waiting = (base: Omit<PersonStatus, 'state'>, peopleAhead: number, room: SharedState): PersonStatus => ({
+    ...base,
+    state: 'waiting',
+    position: peopleAhead + 1,
+    peopleAhead,
+    etaSeconds: etaSeconds(peopleAhead, room.measuredPerMinute, room.ratePerMinute, room.paused),
+  })
+  const baseOf = (eventId: string, room: SharedState) => ({
+    eventId,
+    position: null,
+    peopleAhead: null,
+    etaSeconds: null,
+    opensAt: new Date(room.saleStartMs).toISOString(),
+  })
+
+  /** The answer from what this instance knows and the room's shared state, or undefined when Redis must be asked. */
+  function known(userId: string, eventId: string, person: Known, nowMs: number, room: SharedState): PersonStatus | undefined {
+    if (!room.required) return undefined
+    const base = baseOf(eventId, room)
+    if (person.admission) {
+      if (nowMs >= person.admission.untilMs) return undefined
+      return { ...base, state: 'admitted', admissionToken: person.admission.token, expiresAt: new Date(person.admission.untilMs).toISOString() }
+    }
+    const stopped = roomOpenFor(room.status, nowMs, room.saleEndMs)
+    if (stopped) return { ...base, state: stopped }
+    if (nowMs < room.saleStartMs) {
+      heartbeat(eventId, userId, person)
+      return { ...base, state: 'waiting' }
+    }
+    if (person.number === undefined || person.number <= room.head) return undefined
+    heartbeat(eventId, userId, person)
+    return waiting(base, person.number - room.head - 1, room)
+  }
+
+  /** `fresh`: ask Redis whatever this instance knows (the admission push, which must not lag). */
+  async function status(userId: string, eventId: string, fresh = false): Promise<PersonStatus> {
+    const person = fresh ? undefined : people.get(`${eventId} ${userId}`)
+    if (person) {
+      const shared = await room.shared(eventId)
+      const answer = shared.room && known(userId, eventId, person, shared.nowMs, shared.room)
+      if (answer) return answer
+    }
     const read = await room.status(eventId, userId)
+    people.delete(`${eventId} ${userId}`)
     if (!read.room) throw notFound('waiting room')
     if (!read.room.required) throw conflict('NO_WAITING_ROOM', 'this event has no waiting room: no admission is needed')
-    const base = { eventId, position: null, peopleAhead: null, etaSeconds: null, opensAt: new Date(read.room.saleStartMs).toISOString() }
+    const base = baseOf(eventId, read.room)
     if (read.admittedUntilMs !== undefined && read.admittedUntilMs > read.nowMs) {
-      const expiresAtMs = read.admittedUntilMs
-      return {
-        ...base,
-        state: 'admitted',
-        admissionToken: await signer.sign(userId, eventId, expiresAtMs - settings.shoppingWindowSeconds * 1000, expiresAtMs),
-        expiresAt: new Date(expiresAtMs).toISOString(),
-      }
+      const untilMs = read.admittedUntilMs
+      const token = await signer.sign(userId, eventId, untilMs - settings.shoppingWindowSeconds * 1000, untilMs)
+      remember(eventId, userId, { admission: { untilMs, token } })
+      return { ...base, state: 'admitted', admissionToken: token, expiresAt: new Date(untilMs).toISOString() }
     }
     const stopped = roomOpenFor(read.room.status, read.nowMs, read.room.saleEndMs)
     if (stopped) return { ...base, state: stopped }
     if (read.rank !== undefined) {
-      if (read.nowMs < read.room.saleStartMs) return { ...base, state: 'waiting' }
-      return {
-        ...base,
-        state: 'waiting',
-        position: read.rank + 1,
-        peopleAhead: read.rank,
-        etaSeconds: etaSeconds(read.rank, read.room.measuredPerMinute, read.room.ratePerMinute, read.room.paused),
-      }
+      const opened = read.nowMs >= read.room.saleStartMs
+      remember(eventId, userId, { number: opened ? read.room.head + read.rank + 1 : undefined })
+      if (!opened) return { ...base, state: 'waiting' }
+      return waiting(base, read.rank, read.room)
     }
     if (read.gone === 'expired' || read.admittedUntilMs !== undefined) return { ...base, state: 'expired' }
     throw new HttpError(404, 'NOT_IN_QUEUE', 'you are not in this waiting room: join it first')
@@ -143,12 +230,14 @@ export function createQueue(deps: {
       const joined = await room.join(eventId, userId, earlyScore(shuffleKey(seed, userId)))
       if (joined.outcome === 'no_room') throw notFound('waiting room')
       if (joined.outcome === 'not_required') throw conflict('NO_WAITING_ROOM', 'this event has no waiting room: no admission is needed')
+      if (joined.outcome === 'waiting') remember(eventId, userId, { number: joined.number })
       return status(userId, eventId)
     },
 
     async leave(userId: string, eventId: string): Promise<{ eventId: string; left: boolean }> {
       await roomRow(eventId)
       const left = await room.leave(eventId, userId)
+      people.delete(`${eventId} ${userId}`)
       if (left) await announceLeft(eventId, [userId], 'left')
       return { eventId, left }
     },
@@ -208,7 +297,8 @@ export function createQueue(deps: {
      * kept in Redis. Returns how many were admitted.
      */
     async step(eventId: string): Promise<number> {
-      const expired = await room.sweep(eventId, settings.heartbeatTimeoutSeconds * 1000)
+      const expired = await room.sweep(eventId, timeoutMs)
+      for (const userId of expired) people.delete(`${eventId} ${userId}`)
       await announceLeft(eventId, expired, 'expired')
       const windowMs = settings.shoppingWindowSeconds * 1000
       const admitted = await room.admit(eventId, windowMs, MAX_ADMISSION_BATCH)
