@@ -98,6 +98,8 @@ export interface Config {
     readyTtlSeconds: number
     /** How often delayed confirmations, crash leftovers, expiries and refunds are worked through. */
     sweepMs: number
+    /** Bought points expire this many days after their purchase (what is left of them, spent oldest first). */
+    pointsExpireDays: number
   }
 }
 
@@ -317,5 +319,6 @@ function readPayments(env: Env, runtimeEnv: Environment): Config['payments'] {
     breakerHalfOpenAfterMs: readInt(env, 'PAYMENTS_BREAKER_HALF_OPEN_MS', 15_000, 50, 600_000),
     readyTtlSeconds: readInt(env, 'PAYMENTS_READY_TTL_SECONDS', 1_800, 1, 86_400),
     sweepMs: readInt(env, 'PAYMENTS_SWEEP_MS', 5_000, 50, 3_600_000),
+    pointsExpireDays: readInt(env, 'PAYMENTS_POINTS_EXPIRE_DAYS', 365, 1, 3_650),
   }
 }

@@ -76,9 +76,17 @@ export const PrepareInput = t.Object(
   },
   closed,
 )
-export const CancelInput = t.Object({ paymentId: t.String({ format: 'uuid', description: 'A READY payment to abandon' }) }, closed)
+export const CancelInput = t.Object({ paymentId: t.String({ format: 'uuid', description: 'A READY payment to abandon, or a points purchase to refund' }) }, closed)
 export const ChargeInput = t.Object({ amount: Int({ minimum: 1_000, maximum: 1_000_000, description: 'Points to buy (1 point = 1 KRW)' }) }, closed)
 export const IdParams = t.Object({ id: CanonicalUuid() }, closed)
+export const MyPaymentsQuery = t.Object(
+  {
+    limit: t.Optional(QueryInt({ minimum: 1, maximum: 100, description: 'Payments to return, newest first (default 100)' })),
+    state: t.Optional(OneOf(PAYMENT_STATES, { description: 'Only payments in this state' })),
+    purpose: t.Optional(OneOf(['reservation', 'points'], { description: 'Only reservation payments, or only points purchases' })),
+  },
+  closed,
+)
 export const PageQuery = t.Object(
   {
     limit: t.Optional(QueryInt({ minimum: 1, maximum: 100, description: 'Entries per page (default 20)' })),

@@ -31,6 +31,10 @@ describe('reconciliation after a crash', () => {
       try {
         await eventually(async () => (await db.payment.findUnique({ where: { id: prepared.body.id } }))?.state === 'DONE', 20_000, 'reconciled')
         expect(simulator.payment(paymentKey)!.charges).toBe(1)
+        // Recovery asked the provider first, found the charge, and did not send the confirmation again.
+        const requests = simulator.requests()
+        expect(requests).toContain(`GET /v1/payments/orders/${prepared.body.orderId}`)
+        expect(requests.filter((request) => request === 'POST /v1/payments/confirm')).toHaveLength(1)
         expect(await db.ledgerEntry.findMany({ where: { userId }, select: { kind: true, amount: true } })).toEqual([{ kind: 'CHARGE', amount: 20_000 }])
       } finally {
         await next.stop()

@@ -9,6 +9,7 @@ import {
   IDEMPOTENCY_KEY_HEADER,
   IdempotencyHeaders,
   IdParams,
+  MyPaymentsQuery,
   PageQuery,
   PaymentList,
   PaymentView,
@@ -91,12 +92,16 @@ export function paymentsHttp(deps: { payments: Payments; wallet: Wallet; idempot
       headers: IdempotencyHeaders,
       body: CancelInput,
       response: { 200: PaymentView },
-      detail: { summary: 'Abandon a READY payment (a paid one is refunded by cancelling its reservation)', description: IDEMPOTENCY_DOC },
+      detail: {
+        summary: 'Abandon a READY payment, or refund bought points',
+        description: `A points purchase is refunded to the card while none of its points is used (409 \`POINTS_USED\` otherwise; points are spent oldest first). A paid reservation is refunded by cancelling it. ${IDEMPOTENCY_DOC}`,
+      },
     })
-    .get('/payments/my', ({ principal }) => payments.mine(principal.userId), {
+    .get('/payments/my', ({ principal, query }) => payments.mine(principal.userId, query), {
       auth: 'user',
+      query: MyPaymentsQuery,
       response: { 200: PaymentList },
-      detail: { summary: "The caller's payments, newest first (100 at most)" },
+      detail: { summary: "The caller's payments, newest first (100 at most), by state or purpose" },
     })
     .get('/payments/:id/status', ({ principal, params }) => payments.status(principal.userId, params.id), {
       auth: 'user',

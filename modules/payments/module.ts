@@ -1,10 +1,11 @@
+import { Worker } from 'bullmq'
 import { Counter, Gauge, Histogram } from 'prom-client'
 import { ConfigError, type Config } from '../../runtime/config'
 import { Outbox, subscriber } from '../../runtime/kernel/bus'
 import { HttpError } from '../../runtime/kernel/errors'
 import { describeError } from '../../runtime/kernel/log'
 import { defineModule } from '../../runtime/kernel/module'
-import { periodicSweep } from '../../runtime/kernel/schedule'
+import { cappedBackoff, DURABLE_JOB_OPTIONS, periodicSweep, within } from '../../runtime/kernel/schedule'
 import { reservationsContract, reservationsHttpClient, type ReservationsClient } from '../reservations/contract'
 import { PAYMENT_STATES, paymentsContract } from './contract'
 import { createPaymentsDb, type PaymentsTx } from './db'
@@ -19,6 +20,9 @@ import { createWallet } from './services/wallet'
 
 /** Idempotency answers are kept two days (the promise is at least one). */
 const IDEMPOTENCY_KEEP_MS = 2 * 86_400_000
+/** Confirmations left IN_PROGRESS (an outage, a crash) are finished by one delayed job per payment. */
+export const CONFIRMATION_QUEUE = 'payments-confirmations'
+const PLAN_TIMEOUT_MS = 1_000
 
 /** Development and tests may run without a provider account: the simulator's key and secret then apply. */
 function resolveSettings(config: Config): Config['payments'] {
@@ -76,6 +80,21 @@ export const paymentsModule = defineModule({
     }
     const outbox = new Outbox(paymentsContract, ctx.catalog)
     const wallet = createWallet({ db, outbox })
+    // A retry every half-open period at most: sooner, the breaker would answer for the provider anyway.
+    const retryBaseMs = Math.min(1_000, settings.breakerHalfOpenAfterMs)
+    const retryCapMs = 2 * settings.breakerHalfOpenAfterMs
+    const reconcileAfterMs = settings.providerTimeoutMs * 2
+    const confirmations = ctx.queues.get(CONFIRMATION_QUEUE)
+    async function planRetry(paymentId: string, delayMs: number): Promise<boolean> {
+      try {
+        // The job id is the payment's: however many requests, sweeps and instances plan it, one job runs.
+        await within(PLAN_TIMEOUT_MS, 'planning a confirmation retry', confirmations.add('confirm', { paymentId }, { ...DURABLE_JOB_OPTIONS, jobId: `confirm-${paymentId}`, delay: delayMs }))
+        return true
+      } catch (error) {
+        ctx.log.warn('confirmation retry left to the sweep', { paymentId, error: describeError(error) })
+        return false
+      }
+    }
     const payments = createPayments({
       db,
       outbox,
@@ -86,11 +105,15 @@ export const paymentsModule = defineModule({
       log: ctx.log,
       readyTtlMs: settings.readyTtlSeconds * 1000,
       // Past one provider call's timeout, an IN_PROGRESS payment is no longer being worked on by a live request.
-      reconcileAfterMs: settings.providerTimeoutMs * 2,
+      reconcileAfterMs,
+      planRetry,
+      // Twice the longest gap between two looks at an in-flight payment: its call, the job's delay, a retry's backoff.
+      holdWhilePayingSeconds: Math.ceil((2 * (settings.providerTimeoutMs + reconcileAfterMs + retryCapMs)) / 1000),
     })
     const idempotency = createIdempotency({ db, waitMs: settings.providerTimeoutMs * 2, abandonedAfterMs: 60_000, keepMs: IDEMPOTENCY_KEEP_MS })
 
-    // Delayed confirmations, crash leftovers and expired READY payments: finished from PostgreSQL every period.
+    // The backstop, from PostgreSQL every period: retry jobs re-planned (or, without Redis, the confirmations finished
+    // here), expired READY payments, reservations not yet told, refunds owed.
     const sweep = periodicSweep({
       name: 'payments',
       redis: ctx.redis,
@@ -100,9 +123,11 @@ export const paymentsModule = defineModule({
         const due = await payments.due()
         for (const id of due.expired) await payments.expire(id)
         for (const payment of due.unconfirmed) await payments.confirmReservation(payment)
+        const unplanned: string[] = []
+        for (const id of due.inProgress) if (!(await planRetry(id, 0))) unplanned.push(id)
 
         // While the provider is down (the breaker answers at once), the rest waits for a later period.
-        const work = [...due.inProgress.map((id) => () => payments.reconcile(id)), ...due.refunds.map((id) => () => payments.refund(id))]
+        const work = [...unplanned.map((id) => () => payments.reconcile(id)), ...due.refunds.map((id) => () => payments.refund(id))]
         for (const step of work) {
           const down = await step().then(
             (payment) => payment.state === 'IN_PROGRESS' && payment.delayed,
@@ -113,6 +138,7 @@ export const paymentsModule = defineModule({
           )
           if (down) break
         }
+        await wallet.expireDue(new Date(Date.now() - settings.pointsExpireDays * 86_400_000))
         await idempotency.prune()
       },
     })
@@ -128,6 +154,7 @@ export const paymentsModule = defineModule({
       }, 100)
       pendingRefunds.add(timer)
     }
+    let worker: Worker | undefined
     const on = subscriber<PaymentsTx>()
     const subscriptions = [
       on(reservationsContract, 'reservation.cancelled.v1', (event, { tx }) => payments.reservationEnded(tx, event.reservationId, event.reason, false)),
@@ -141,10 +168,23 @@ export const paymentsModule = defineModule({
       db,
       subscriptions,
       http: paymentsHttp({ payments, wallet, idempotency, guard: ctx.guard, db, webhookSecret: settings.webhookSecret }),
-      start: () => sweep.start(),
+      async start() {
+        worker = new Worker<{ paymentId: string }>(
+          CONFIRMATION_QUEUE,
+          async (job) => {
+            const payment = await payments.retryConfirmation(job.data.paymentId)
+            // Thrown to be retried with backoff for as long as the provider stays unavailable.
+            if (payment?.state === 'IN_PROGRESS') throw new Error('the payment provider has not answered yet')
+          },
+          { connection: ctx.workerConnection, prefix: ctx.config.redisPrefix, concurrency: 8, settings: { backoffStrategy: cappedBackoff(retryBaseMs, retryCapMs) } },
+        )
+        worker.on('error', (error) => ctx.log.warn('confirmation retry worker error', { error: describeError(error) }))
+        await sweep.start()
+      },
       async stop() {
         for (const timer of pendingRefunds) clearTimeout(timer)
         await sweep.stop()
+        await worker?.close()
         await simulator?.stop()
       },
     }

@@ -167,6 +167,8 @@ describe('a payment that arrives after its hold expired (monolith)', () => {
       ADMIN_PASSWORD: ADMIN.password,
       RESERVATION_HOLD_SECONDS: '3',
       RESERVATION_HOLD_EXTENSION_SECONDS: '0',
+      // No keeping the hold for the payment in flight: past its expiry the seats go back on sale.
+      RESERVATION_HOLD_PAYMENT_MAX_SECONDS: '0',
       ...provider.env,
     })
     const db = createPaymentsDb(process.env.DATABASE_URL!)

@@ -1,6 +1,11 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { eventually, startTestPlatform, type TestPlatform } from '../../runtime/testing/platform'
+import { Outbox } from '../../runtime/kernel/bus'
+import { buildCatalog } from '../../runtime/kernel/contract'
+import { REGISTRY } from '../../runtime/modules'
+import { paymentsContract } from './contract'
 import { createPaymentsDb } from './db'
+import { createWallet } from './services/wallet'
 import type { ProviderSimulator } from './provider/simulator'
 import { signWebhook } from './services/webhook'
 import { TEST_WEBHOOK_SECRET, paymentsTestProvider, signUp } from './testing'
@@ -8,6 +13,7 @@ import { TEST_WEBHOOK_SECRET, paymentsTestProvider, signUp } from './testing'
 let platform: TestPlatform
 let simulator: ProviderSimulator
 const db = createPaymentsDb(process.env.DATABASE_URL!)
+const walletOf = createWallet({ db, outbox: new Outbox(paymentsContract, buildCatalog(Object.values(REGISTRY.contracts))) })
 
 beforeAll(async () => {
   const provider = paymentsTestProvider()
@@ -103,8 +109,10 @@ describe('confirm: exactly once', () => {
     expect((await confirm(stranger.token, body)).status).toBe(404)
     expect((await platform.request('GET', `/api/payments/${body.paymentId}/status`, { token: stranger.token })).status).toBe(404)
     expect((await confirm(owner.token, body)).status).toBe(200)
-    const cancelPaid = await platform.request('POST', '/api/payments/cancel', { token: owner.token, body: { paymentId: body.paymentId }, headers: { 'idempotency-key': key() } })
-    expect(cancelPaid.status).toBe(409)
+    // Bought points unused: cancelling refunds them; a second cancel is an illegal move.
+    const cancelPaid = () => platform.request('POST', '/api/payments/cancel', { token: owner.token, body: { paymentId: body.paymentId }, headers: { 'idempotency-key': key() } })
+    expect((await cancelPaid()).body).toMatchObject({ state: 'CANCELED' })
+    expect((await cancelPaid()).status).toBe(409)
     // An abandoned payment cannot be confirmed.
     const other = await authorised(owner.token)
     const abandoned = await platform.request('POST', '/api/payments/cancel', { token: owner.token, body: { paymentId: other.body.paymentId }, headers: { 'idempotency-key': key() } })
@@ -112,6 +120,65 @@ describe('confirm: exactly once', () => {
     const late = await confirm(owner.token, other.body)
     expect(late.status).toBe(409)
     expect(simulator.payment(other.paymentKey)!.charges).toBe(0)
+  })
+})
+
+describe('bought points', () => {
+  const cancel = (token: string, paymentId: string) =>
+    platform.request('POST', '/api/payments/cancel', { token, body: { paymentId }, headers: { 'idempotency-key': key() } })
+
+  test('refunded through the provider while unused, once; 409 once some are used, and nothing moves', async () => {
+    const { token, userId } = await signUp(platform)
+    const bought = await authorised(token, 10_000)
+    expect((await confirm(token, bought.body)).status).toBe(200)
+    const refunded = await cancel(token, bought.payment.id)
+    expect(refunded.status).toBe(200)
+    expect(refunded.body).toMatchObject({ state: 'CANCELED', canceledAmount: 10_000 })
+    expect(simulator.payment(bought.paymentKey)).toMatchObject({ charges: 1, refunded: 10_000 })
+    expect(await balance(token)).toBe(0)
+    expect((await cancel(token, bought.payment.id)).status).toBe(409)
+    expect(simulator.payment(bought.paymentKey)!.refunded).toBe(10_000)
+
+    // Two purchases, 1 point of the older used: that one is refused (its points are spent first), the newer is whole.
+    const older = await authorised(token, 5_000)
+    const newer = await authorised(token, 3_000)
+    for (const { body } of [older, newer]) expect((await confirm(token, body)).status).toBe(200)
+    await db.$transaction((tx) => walletOf.apply(tx, userId, 'USE', 1))
+    const refused = await cancel(token, older.payment.id)
+    expect(refused.status).toBe(409)
+    expect((refused.body as { error: { code: string } }).error.code).toBe('POINTS_USED')
+    expect(simulator.payment(older.paymentKey)!.refunded).toBe(0)
+    expect((await cancel(token, newer.payment.id)).body).toMatchObject({ state: 'CANCELED' })
+    expect(await balance(token)).toBe(4_999)
+    const ledger = await db.ledgerEntry.aggregate({ where: { userId }, _sum: { amount: true } })
+    expect(ledger._sum.amount).toBe(4_999)
+  })
+
+  test('a purchase older than the expiry period loses what is left of it, through the sweep', async () => {
+    const { token, userId } = await signUp(platform)
+    const bought = await authorised(token, 2_000)
+    expect((await confirm(token, bought.body)).status).toBe(200)
+    await db.$transaction((tx) => walletOf.apply(tx, userId, 'USE', 500))
+    await db.ledgerEntry.updateMany({ where: { paymentId: bought.payment.id, kind: 'CHARGE' }, data: { createdAt: new Date(Date.now() - 366 * 86_400_000) } })
+    await eventually(async () => (await balance(token)) === 0, 5_000, 'the expiry')
+    expect((await db.ledgerEntry.findUnique({ where: { paymentId_kind: { paymentId: bought.payment.id, kind: 'EXPIRE' } } }))!.amount).toBe(-1_500)
+    expect((await cancel(token, bought.payment.id)).status).toBe(409)
+  })
+})
+
+describe('my payments', () => {
+  test('filtered by state and purpose, newest first, limited; unknown or bad parameters are a 400', async () => {
+    const { token } = await signUp(platform)
+    const done = await authorised(token, 1_000)
+    await confirm(token, done.body)
+    const ready = await authorised(token, 2_000)
+    const my = (query: string) => platform.request('GET', `/api/payments/my${query}`, { token })
+    expect(((await my('')).body as { items: View[] }).items.map((item) => item.id)).toEqual([ready.payment.id, done.payment.id])
+    expect(((await my('?state=DONE&purpose=points')).body as { items: View[] }).items.map((item) => item.id)).toEqual([done.payment.id])
+    expect(((await my('?limit=1')).body as { items: View[] }).items.map((item) => item.id)).toEqual([ready.payment.id])
+    expect(((await my('?purpose=reservation')).body as { items: View[] }).items).toEqual([])
+    for (const bad of ['?limit=0', '?limit=101', '?limit=abc', '?state=PAID', '?purpose=gift', '?page=2'])
+      expect([bad, (await my(bad)).status]).toEqual([bad, 400])
   })
 })
 

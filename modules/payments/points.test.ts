@@ -64,4 +64,60 @@ describe('points wallet', () => {
     expect(second.entries.map((entry) => entry.amount)).toEqual([100])
     expect(second.nextBefore).toBeNull()
   })
+
+  describe('expiry', () => {
+    const YEAR_AGO = new Date(Date.now() - 366 * 86_400_000)
+    const charge = async (userId: string, points: number, at?: Date) => {
+      const paymentId = crypto.randomUUID()
+      await db.$transaction((tx) => wallet.apply(tx, userId, 'CHARGE', points, paymentId))
+      if (at) await db.ledgerEntry.updateMany({ where: { paymentId }, data: { createdAt: at } })
+      return paymentId
+    }
+    const expiredOf = async (paymentId: string) => (await db.ledgerEntry.findUnique({ where: { paymentId_kind: { paymentId, kind: 'EXPIRE' } } }))?.amount
+
+    test('what is left of an old charge expires, spent oldest first; newer charges and restored points stay; once', async () => {
+      const userId = crypto.randomUUID()
+      const old = await charge(userId, 1_000, YEAR_AGO)
+      const spentOut = await charge(userId, 200, YEAR_AGO)
+      const recent = await charge(userId, 500)
+      // 1,100 used: the oldest 1,000 first, then 100 of the second charge; 300 of it come back (a refund).
+      await db.$transaction((tx) => wallet.apply(tx, userId, 'USE', 1_100))
+      await db.$transaction((tx) => wallet.apply(tx, userId, 'REFUND', 300))
+      expect(await wallet.expireDue(new Date(Date.now() - 86_400_000))).toBeGreaterThanOrEqual(2)
+      expect(await expiredOf(old)).toBe(0)
+      expect(await expiredOf(spentOut)).toBe(-100)
+      expect(await expiredOf(recent)).toBeUndefined()
+      expect(await balanceOf(userId)).toBe(800)
+      expect(await ledgerSum(userId)).toBe(800)
+      await wallet.expireDue(new Date(Date.now() - 86_400_000))
+      expect(await db.ledgerEntry.count({ where: { userId, kind: 'EXPIRE' } })).toBe(2)
+    })
+
+    test('expiring while 100 uses race it: the ledger sums to the balance, never below zero, each charge expired once', async () => {
+      const userId = crypto.randomUUID()
+      const charges = await Promise.all(Array.from({ length: 10 }, () => charge(userId, 1_000, YEAR_AGO)))
+      await charge(userId, 2_000)
+      const uses = Array.from({ length: 100 }, () =>
+        db.$transaction((tx) => wallet.apply(tx, userId, 'USE', 100), { maxWait: 60_000 }).then(
+          () => 100,
+          (error: { code?: string }) => (error.code === 'INSUFFICIENT_POINTS' ? 0 : Promise.reject(error)),
+        ),
+      )
+      const sweeps = [wallet.expireDue(new Date(Date.now() - 86_400_000)), wallet.expireDue(new Date(Date.now() - 86_400_000))]
+      const used = (await Promise.all(uses)).reduce((sum, points) => sum + points, 0)
+      await Promise.all(sweeps)
+      const expired = (await db.ledgerEntry.aggregate({ where: { userId, kind: 'EXPIRE' }, _sum: { amount: true } }))._sum.amount ?? 0
+      expect(await db.ledgerEntry.count({ where: { userId, kind: 'EXPIRE' } })).toBe(charges.length)
+      expect(await balanceOf(userId)).toBe(12_000 - used + expired)
+      expect(await ledgerSum(userId)).toBe(await balanceOf(userId))
+      // The recent 2,000 are never expired: spent last, they are what is left when anything is.
+      expect(await balanceOf(userId)).toBeLessThanOrEqual(2_000)
+      let running = 0
+      for (const entry of await db.ledgerEntry.findMany({ where: { userId }, orderBy: { id: 'asc' } })) {
+        running += entry.amount
+        expect(entry.balanceAfter).toBe(running)
+        expect(running).toBeGreaterThanOrEqual(0)
+      }
+    })
+  })
 })

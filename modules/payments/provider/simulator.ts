@@ -31,6 +31,8 @@ export interface ProviderSimulator {
   calls(): number
   /** API requests received (counted on arrival, before latency and outages). */
   received(): number
+  /** Every API request received, as `METHOD /path`, in arrival order. */
+  requests(): string[]
   stop(): Promise<void>
 }
 
@@ -49,7 +51,7 @@ export function startProviderSimulator(initial: SimulatorOptions): ProviderSimul
   const answered = new Map<string, { status: number; body: unknown }>()
   const expectedAuth = `Basic ${Buffer.from(`${options.secretKey}:`).toString('base64')}`
   let calls = 0
-  let received = 0
+  const requests: string[] = []
 
   const view = ({ charges: _c, refunded: _r, ...payment }: SimulatedPayment) => payment
 
@@ -111,7 +113,7 @@ export function startProviderSimulator(initial: SimulatorOptions): ProviderSimul
         byOrder.set(orderId, payment)
         return Response.json({ paymentKey })
       }
-      received += 1
+      requests.push(`${request.method} ${url.pathname}`)
       if (options.latencyMs) await Bun.sleep(options.latencyMs)
       // An outage: the request hangs (as a dead provider behind a load balancer does) until the caller gives up.
       while (inOutage()) await Bun.sleep(50)
@@ -132,7 +134,8 @@ export function startProviderSimulator(initial: SimulatorOptions): ProviderSimul
     totals: () => [...byKey.values()].reduce((sum, p) => ({ charges: sum.charges + p.charges, refunded: sum.refunded + p.refunded }), { charges: 0, refunded: 0 }),
     configure: (changes) => Object.assign(options, changes),
     calls: () => calls,
-    received: () => received,
+    received: () => requests.length,
+    requests: () => [...requests],
     stop: () => server.stop(true),
   }
 }

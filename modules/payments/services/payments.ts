@@ -57,6 +57,13 @@ export interface PaymentsDeps {
   readyTtlMs: number
   /** An IN_PROGRESS payment untouched this long is reconciled by the sweep (longer than one provider call). */
   reconcileAfterMs: number
+  /**
+   * Plans the confirmation's retry job (one per payment, whatever the instance) to run in `delayMs`; false when it
+   * could not be planned (Redis), in which case the caller or the sweep finishes the payment itself.
+   */
+  planRetry(paymentId: string, delayMs: number): Promise<boolean>
+  /** How long a reservation's hold is kept each time a payment for it is in flight (longer than a retry's gap). */
+  holdWhilePayingSeconds: number
 }
 
 /**
@@ -194,6 +201,28 @@ export function createPayments(deps: PaymentsDeps) {
     })
   }
 
+  /**
+   * Bought points go back to the card while none of them was spent (409 otherwise): they leave the wallet (a negative
+   * REFUND entry) under its lock, with the refund owed, in one transaction; the provider refunds after it, as for any
+   * refund (the sweep retries through an outage).
+   */
+  async function refundPoints(id: string): Promise<Payment> {
+    await committed(async (tx) => {
+      const payment = (await locked(tx, id))!
+      if (payment.state !== 'DONE' || payment.refundReason) return
+      const charge = (await wallet.charge(tx, id))!
+      const { left, closed } = await wallet.unspent(tx, charge)
+      if (closed || left < charge.amount)
+        throw conflict('POINTS_USED', `${charge.amount - left} of these ${charge.amount} points were already used or expired; they can no longer be refunded`)
+      await wallet.move(tx, payment.userId, 'REFUND', -charge.amount, id)
+      await tx.payment.update({ where: { id }, data: { refundReason: 'points_refund', updatedAt: new Date() } })
+    })
+    return refund(id).catch(async (error) => {
+      if (!(error instanceof ProviderUnavailable)) throw error
+      return (await db.payment.findUnique({ where: { id } }))!
+    })
+  }
+
   async function mine(userId: string, id: string): Promise<Payment> {
     const payment = await db.payment.findUnique({ where: { id } })
     if (!payment || payment.userId !== userId) throw notFound('payment')
@@ -208,6 +237,21 @@ export function createPayments(deps: PaymentsDeps) {
     if (known && ['DONE', 'PARTIAL_CANCELED', 'CANCELED'].includes(known.status)) return complete(id, known)
     if (known?.status === 'ABORTED' || known?.status === 'EXPIRED') return fail(id, 'ABORTED', `PROVIDER_${known.status}`, 'the provider did not approve the payment')
     return attempt(payment)
+  }
+
+  /**
+   * The retry job's step: while the payment is IN_PROGRESS its hold is kept (so an outage extends it by its length,
+   * bounded by reservations), then it is reconciled. Answers the payment; still IN_PROGRESS means retry later.
+   */
+  async function retryConfirmation(id: string): Promise<Payment | undefined> {
+    const payment = await db.payment.findUnique({ where: { id } })
+    if (payment?.state !== 'IN_PROGRESS') return payment ?? undefined
+    if (payment.purpose === 'reservation')
+      await deps
+        .reservations()
+        .keepForPayment(payment.reservationId!, payment.userId, deps.holdWhilePayingSeconds)
+        .catch((error) => log.warn('keeping a hold for a payment failed', { paymentId: id, error: describeError(error) }))
+    return reconcile(id)
   }
 
   return {
@@ -268,10 +312,13 @@ export function createPayments(deps: PaymentsDeps) {
       if (before.cardAmount > 0 && !input.paymentKey) throw new HttpError(400, 'PAYMENT_KEY_REQUIRED', 'send the paymentKey the provider gave the buyer')
       const paymentKey = before.cardAmount > 0 ? input.paymentKey! : null
       if (before.state === 'READY' && before.purpose === 'reservation') {
-        const reservation = await deps.reservations().get(before.reservationId!, userId)
-        if (reservation?.state !== 'pending') {
-          await fail(before.id, 'ABORTED', 'RESERVATION_NOT_PENDING', `the reservation is ${reservation?.state ?? 'gone'}`)
-          throw conflict('RESERVATION_NOT_PENDING', `the reservation is ${reservation?.state ?? 'gone'}; nothing was charged`)
+        // Before money can move, the hold is kept from lapsing while the payment is in flight (issue 10: the expiry
+        // must not release seats that are being paid for); a hold that is no longer pending is refused here.
+        const kept = await deps.reservations().keepForPayment(before.reservationId!, userId, deps.holdWhilePayingSeconds)
+        if (!kept.ok) {
+          const why = kept.reason === 'not_found' ? 'gone' : kept.reason === 'expired' ? 'expired' : 'no longer pending'
+          await fail(before.id, 'ABORTED', 'RESERVATION_NOT_PENDING', `the reservation is ${why}`)
+          throw conflict('RESERVATION_NOT_PENDING', `the reservation is ${why}; nothing was charged`)
         }
       }
       const claimed = await committed(async (tx) => {
@@ -291,6 +338,8 @@ export function createPayments(deps: PaymentsDeps) {
         throw conflict('PAYMENT_EXPIRED', 'the payment was not confirmed in time; prepare a new one')
       }
       if (!claimed.call) return paymentView(claimed.payment)
+      // Whatever happens to this request (an outage, a crash), the job finishes the payment after one provider call's time.
+      await deps.planRetry(claimed.payment.id, deps.reconcileAfterMs)
       if (claimed.payment.purpose === 'reservation')
         // The provider may take a while: the hold is extended, once, so it does not lapse meanwhile.
         await deps
@@ -300,12 +349,15 @@ export function createPayments(deps: PaymentsDeps) {
       return paymentView(await attempt(claimed.payment))
     },
 
-    /** Abandons a READY payment (nothing was charged). Paid payments are refunded by cancelling the reservation. */
+    /**
+     * Abandons a READY payment (nothing was charged), or refunds bought points while none is used. A paid reservation
+     * is refunded by cancelling the reservation.
+     */
     async cancel(userId: string, input: { paymentId: string }) {
       const payment = await mine(userId, input.paymentId)
       if (payment.state === 'ABORTED') return paymentView(payment)
       if (payment.state !== 'READY') {
-        if (payment.purpose === 'points' && payment.state === 'DONE') throw conflict('NOT_REFUNDABLE', 'bought points are not refunded')
+        if (payment.purpose === 'points' && payment.state === 'DONE') return paymentView(await refundPoints(payment.id))
         if (payment.state === 'DONE') throw conflict('CANCEL_THE_RESERVATION', 'a paid reservation is refunded by cancelling it (POST /reservations/:id/cancel)')
         throw illegal(payment, 'ABORTED')
       }
@@ -316,8 +368,12 @@ export function createPayments(deps: PaymentsDeps) {
       return paymentView(await mine(userId, id))
     },
 
-    async mine(userId: string) {
-      const payments = await db.payment.findMany({ where: { userId }, orderBy: { createdAt: 'desc' }, take: 100 })
+    async mine(userId: string, filter: { limit?: number; state?: PaymentState; purpose?: 'reservation' | 'points' } = {}) {
+      const payments = await db.payment.findMany({
+        where: { userId, state: filter.state, purpose: filter.purpose },
+        orderBy: { createdAt: 'desc' },
+        take: filter.limit ?? 100,
+      })
       return { items: payments.map(paymentView) }
     },
 
@@ -327,6 +383,7 @@ export function createPayments(deps: PaymentsDeps) {
      * same idempotency key.
      */
     reconcile,
+    retryConfirmation,
     refund,
     confirmReservation,
 
