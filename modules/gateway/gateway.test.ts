@@ -213,6 +213,33 @@ describe('gateway proxying', () => {
   })
 })
 
+describe('API documentation', () => {
+  test('/docs/json merges the modules\' documents; while one is unavailable, a 502 names it; a legacy context has none', async () => {
+    const documented = (module: string, path: string) =>
+      startUpstream(module, {
+        '/docs/json': () =>
+          Response.json({ openapi: '3.1.2', info: { title: 'TIKETI API', version: '0.1.0' }, paths: { [path]: { get: { summary: module } } }, components: { schemas: { [module]: { type: 'object' } } } }),
+      })
+    const [authDocs, eventsDocs] = [documented('auth', '/api/auth/me'), documented('events', '/api/events')]
+    try {
+      const env = { AUTH_URL: authDocs.url.origin, EVENTS_URL: eventsDocs.url.origin }
+      const down = await startGateway({ ...env, QUEUE_URL: `http://127.0.0.1:${closedPort}` })
+      const refused = await fetch(`${down.url}/docs/json`)
+      expect(refused.status).toBe(502)
+      expect(((await refused.json()) as any).error.message).toContain('of queue is')
+
+      const gateway = await startGateway({ ...env, LEGACY_URL: legacy.url.origin, LEGACY_CONTEXTS: 'queue' })
+      const merged = (await (await fetch(`${gateway.url}/docs/json`)).json()) as any
+      expect(merged.paths).toEqual({ '/api/auth/me': { get: { summary: 'auth' } }, '/api/events': { get: { summary: 'events' } } })
+      expect(Object.keys(merged.components.schemas).sort()).toEqual(['auth', 'events'])
+      expect(merged.info).toEqual({ title: 'TIKETI API', version: '0.1.0', description: 'Modules: auth, events' })
+    } finally {
+      authDocs.stop(true)
+      eventsDocs.stop(true)
+    }
+  })
+})
+
 describe('WebSocket upgrades', () => {
   test('a socket is proxied both ways with the client\'s headers and query; the upstream closing closes the client', async () => {
     const upstream = Bun.serve<{ authorization: string | null; query: string }>({
@@ -220,7 +247,10 @@ describe('WebSocket upgrades', () => {
       hostname: '127.0.0.1',
       fetch(request, server) {
         const url = new URL(request.url)
-        if (server.upgrade(request, { data: { authorization: request.headers.get('authorization'), query: url.pathname + url.search } })) return undefined
+        // It chooses the last subprotocol offered: the client must get the upstream's choice.
+        const offered = request.headers.get('sec-websocket-protocol')?.split(',').at(-1)?.trim()
+        const headers = offered ? { 'sec-websocket-protocol': offered } : undefined
+        if (server.upgrade(request, { data: { authorization: request.headers.get('authorization'), query: url.pathname + url.search }, headers })) return undefined
         return new Response('no upgrade', { status: 426 })
       },
       websocket: {
@@ -235,7 +265,7 @@ describe('WebSocket upgrades', () => {
     })
     try {
       const gateway = await startGateway({ QUEUE_URL: upstream.url.origin })
-      const socket = new WebSocket(`${gateway.url.replace('http', 'ws')}/api/queue/ws?eventId=e1`, { headers: { authorization: 'Bearer abc' } } as any)
+      const socket = new WebSocket(`${gateway.url.replace('http', 'ws')}/api/queue/ws?eventId=e1`, { headers: { authorization: 'Bearer abc' }, protocols: ['chat.v1', 'chat.v2'] } as any)
       const received: string[] = []
       const closed = new Promise<number>((resolve) => (socket.onclose = (event) => resolve(event.code)))
       socket.onmessage = (event) => received.push(String(event.data))
@@ -244,6 +274,7 @@ describe('WebSocket upgrades', () => {
       while (received.length < 2 && Date.now() < deadline) await Bun.sleep(10)
       expect(JSON.parse(received[0]!)).toEqual({ authorization: 'Bearer abc', query: '/api/queue/ws?eventId=e1' })
       expect(received[1]).toBe('echo:hello')
+      expect(socket.protocol).toBe('chat.v2')
       socket.send('bye')
       expect(await closed).toBe(4000)
     } finally {

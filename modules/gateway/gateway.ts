@@ -8,6 +8,7 @@ import type { ModuleContract } from '../../runtime/kernel/contract'
 import { describeError, type Logger } from '../../runtime/kernel/log'
 import { createMetrics } from '../../runtime/kernel/metrics'
 import { connectRedis } from '../../runtime/kernel/redis'
+import { createApiDocument } from './docs'
 import { createGatewayPolicies } from './policies'
 import { errorResponse, forward, rawPathOf, stripHopByHop } from './proxy'
 import { buildRoutingTable, routeFor } from './routing'
@@ -15,10 +16,36 @@ import { buildRoutingTable, routeFor } from './routing'
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/
 
 interface SocketData {
-  url: string
-  headers: Headers
-  upstream?: WebSocket
-  pending: Array<string | ArrayBufferLike | Uint8Array>
+  upstream: WebSocket
+  /** What the upstream sent, and whether it closed, before the client's socket was open. */
+  early: Array<string | ArrayBuffer>
+  closed?: { code: number; reason: string }
+}
+
+/**
+ * Opens the upstream's socket first, offering the client's subprotocols and sending its headers (the bearer token
+ * either way), so the client's upgrade can answer with the subprotocol the upstream chose, or with the upstream's
+ * refusal: its status (401, 503…) when it gave one, 502 when unreachable, 504 when too slow.
+ */
+function openUpstream(url: string, headers: Headers, protocols: string[], timeoutMs: number): Promise<{ upstream: WebSocket } | { status: number }> {
+  const upstream = new WebSocket(url, { headers, protocols } as unknown as string[])
+  upstream.binaryType = 'arraybuffer'
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      upstream.close()
+      resolve({ status: 504 })
+    }, timeoutMs)
+    upstream.onopen = () => {
+      clearTimeout(timer)
+      resolve({ upstream })
+    }
+    // Bun's error names the status of a refused handshake ("Expected 101 status code: 401").
+    upstream.onerror = (event) => {
+      clearTimeout(timer)
+      const status = Number(/status code: (\d{3})/.exec((event as ErrorEvent).message ?? '')?.[1] ?? 502)
+      resolve({ status: status >= 400 && status <= 599 ? status : 502 })
+    }
+  })
 }
 
 export interface Gateway {
@@ -63,6 +90,10 @@ export function createGateway(config: Config, contracts: readonly ModuleContract
     redis: redis.keys,
     refetchCooldownMs: config.jwksRefetchCooldownSeconds * 1000,
   })
+  const modules = Object.fromEntries(Object.entries(targets).filter(([context]) => !legacy.has(context)))
+  const apiDocument = createApiDocument(modules, config.gateway.upstreamTimeoutMs)
+  // The viewer page and its script are the same in every module process: the first one serves them.
+  const docsViewer = Object.values(modules)[0]
   const policies = createGatewayPolicies({ config: config.gateway, redis: redis.keys, verify, registry: metrics.registry, log })
   let draining = false
   let server: Server<SocketData> | undefined
@@ -94,6 +125,9 @@ export function createGateway(config: Config, contracts: readonly ModuleContract
     if (path === '/health') return Response.json({ status: 'ok', modules: ['gateway'] })
     if (path === '/ready') return ready()
     if (path === '/metrics') return new Response(await metrics.render(), { headers: { 'content-type': metrics.registry.contentType } })
+    if (path === '/docs/json') return apiDocument()
+    if ((path === '/docs' || path.startsWith('/docs/')) && docsViewer)
+      return (await forward(request, { target: docsViewer, requestId, client: clientAddress(request, server, config.trustedProxyHops), timeoutMs: config.gateway.upstreamTimeoutMs })).response
     if (path !== '/api' && !path.startsWith('/api/')) return errorResponse(404, 'ROUTE_NOT_FOUND', 'no such route', { 'x-request-id': requestId })
 
     const apiPath = path.slice('/api'.length) || '/'
@@ -114,7 +148,21 @@ export function createGateway(config: Config, contracts: readonly ModuleContract
       for (const name of [...headers.keys()]) if (name.startsWith('sec-websocket-') || name === 'host') headers.delete(name)
       headers.set('x-request-id', requestId)
       headers.set('x-forwarded-for', client)
-      if (server.upgrade(request, { data: { url: target.replace(/^http/, 'ws') + raw, headers, pending: [] } })) return undefined
+      const protocols = request.headers.get('sec-websocket-protocol')?.split(',').map((protocol) => protocol.trim()).filter(Boolean) ?? []
+      const opened = await openUpstream(target.replace(/^http/, 'ws') + raw, headers, protocols, config.gateway.upstreamTimeoutMs)
+      if ('status' in opened) {
+        requests.inc({ upstream: context, status: String(opened.status) })
+        if (opened.status === 504) return finish(errorResponse(504, 'UPSTREAM_TIMEOUT', 'the service did not answer in time; retry shortly', { 'retry-after': '5' }))
+        if (opened.status >= 500) return finish(errorResponse(opened.status, 'UPSTREAM_UNAVAILABLE', 'the service is unavailable; retry shortly', { 'retry-after': '5' }))
+        return finish(errorResponse(opened.status, 'UPGRADE_REFUSED', `the service refused the WebSocket upgrade (${opened.status})`))
+      }
+      const { upstream } = opened
+      const data: SocketData = { upstream, early: [] }
+      upstream.onmessage = (event) => data.early.push(event.data as string | ArrayBuffer)
+      upstream.onclose = (event) => (data.closed = { code: event.code, reason: event.reason })
+      const answer = upstream.protocol ? { 'sec-websocket-protocol': upstream.protocol } : undefined
+      if (server.upgrade(request, { data, headers: answer })) return undefined
+      upstream.close()
       return finish(errorResponse(400, 'UPGRADE_FAILED', 'WebSocket upgrade failed'))
     }
 
@@ -127,26 +175,22 @@ export function createGateway(config: Config, contracts: readonly ModuleContract
   }
 
   const websocket = {
-    // The client's socket opens at once; what it sends before the upstream's socket is open waits in `pending`.
     open(socket: ServerWebSocket<SocketData>) {
-      const upstream = new WebSocket(socket.data.url, { headers: socket.data.headers } as unknown as string[])
-      upstream.binaryType = 'arraybuffer'
-      socket.data.upstream = upstream
-      upstream.onopen = () => {
-        for (const message of socket.data.pending.splice(0)) upstream.send(message)
-      }
+      const { upstream, early, closed } = socket.data
+      for (const message of early.splice(0)) socket.send(message)
+      // Close codes that must not be sent on the wire (no status, abnormal) become 1011.
+      const closeClient = (code: number, reason: string) => socket.close(code === 1005 || code === 1006 ? 1011 : code, reason)
+      if (closed) return closeClient(closed.code, closed.reason)
       upstream.onmessage = (event) => socket.send(event.data as string | ArrayBuffer)
-      upstream.onclose = (event) => socket.close(event.code === 1005 || event.code === 1006 ? 1011 : event.code, event.reason)
+      upstream.onclose = (event) => closeClient(event.code, event.reason)
       upstream.onerror = () => socket.close(1011, 'upstream unavailable')
     },
     message(socket: ServerWebSocket<SocketData>, message: string | Buffer) {
-      const upstream = socket.data.upstream
-      if (upstream?.readyState === WebSocket.OPEN) upstream.send(message)
-      else socket.data.pending.push(message)
+      socket.data.upstream.send(message)
     },
     close(socket: ServerWebSocket<SocketData>, code: number, reason: string) {
       const upstream = socket.data.upstream
-      if (!upstream || upstream.readyState >= WebSocket.CLOSING) return
+      if (upstream.readyState >= WebSocket.CLOSING) return
       upstream.close(code >= 3000 || code === 1000 ? code : 1000, reason)
     },
   }
