@@ -35,7 +35,8 @@ export const queueContract = defineContract({
       at: Instant,
     }),
   },
-  subscribes: ['event.published.v1', 'event.updated.v1', 'event.status-changed.v1', 'event.cancelled.v1', 'event.deleted.v1'],
+  // reservation.created.v1: an admitted person who held seats is shopping, not a no-show (closed-loop admission).
+  subscribes: ['event.published.v1', 'event.updated.v1', 'event.status-changed.v1', 'event.cancelled.v1', 'event.deleted.v1', 'reservation.created.v1'],
 })
 
 // HTTP models.

@@ -1,6 +1,7 @@
 import { Outbox, subscriber } from '../../runtime/kernel/bus'
 import { defineModule } from '../../runtime/kernel/module'
 import { eventsContract } from '../events/contract'
+import { reservationsContract } from '../reservations/contract'
 import { admissionVerifier, queueContract, type QueueClient } from './contract'
 import { createQueueDb, type QueueTx } from './db'
 import { queueHttp } from './http'
@@ -102,6 +103,9 @@ export const queueModule = defineModule({
         on(eventsContract, 'event.status-changed.v1', (event, { tx }) => status(event.eventId, event.version, event.to, tx)),
         on(eventsContract, 'event.cancelled.v1', (event, { tx }) => status(event.eventId, event.version, 'cancelled', tx)),
         on(eventsContract, 'event.deleted.v1', (event, { tx }) => status(event.eventId, event.version, 'cancelled', tx, true)),
+        on(reservationsContract, 'reservation.created.v1', async (hold) => {
+          await room.used(hold.eventId, hold.userId)
+        }),
       ],
       async start() {
         // Redis may have lost the rooms (a flush, a failover): mirror every live one again from PostgreSQL.

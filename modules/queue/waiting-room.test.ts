@@ -238,6 +238,36 @@ describe('admission', () => {
   })
 })
 
+describe('closed-loop admission', () => {
+  test('each admitted person who never shops (window ended unused, or left) is replaced at once beyond the rate; those who held seats are not', async () => {
+    const quick = await queueInstance({ shoppingWindowSeconds: 1 })
+    try {
+      const rules = saleRules({ queue: { required: true, admissionRatePerMinute: 6_000 } }) // 100 per second
+      await quick.apply(rules)
+      const users = userIds(40)
+      for (const user of users) await quick.queue.join(user, rules.eventId)
+      await quick.room.admit(rules.eventId, 1_000, 10) // starts the accrual
+      await Bun.sleep(150)
+      expect((await quick.room.admit(rules.eventId, 1_000, 10)).map((person) => person.userId)).toEqual(users.slice(0, 10))
+      // Three hold seats; one leaves while admitted; six let their window run out.
+      for (const user of users.slice(0, 3)) expect(await quick.room.used(rules.eventId, user)).toBe(true)
+      expect(await quick.room.used(rules.eventId, users[20]!)).toBe(false) // not admitted: nothing to mark
+      expect(await quick.queue.leave(users[3]!, rules.eventId)).toEqual({ eventId: rules.eventId, left: true })
+      await quick.queue.setOperatorState(rules.eventId, { paused: true }) // no credit accrues from here
+      await Bun.sleep(1_100)
+      expect(await quick.queue.step(rules.eventId)).toBe(0) // the windows end; paused, nobody comes in
+      expect((await quick.queue.adminView(rules.eventId)).shopping).toBe(0)
+      await quick.queue.setOperatorState(rules.eventId, { paused: false })
+      // Right after the resume the rate allows nobody yet: the seven no-shows are replaced, and only they.
+      expect(await quick.queue.step(rules.eventId)).toBe(7)
+      expect((await quick.queue.adminView(rules.eventId)).shopping).toBe(7)
+      expect((await quick.room.admit(rules.eventId, 1_000, 10)).length).toBeLessThanOrEqual(2) // owed once, not again
+    } finally {
+      await quick.close()
+    }
+  })
+})
+
 describe('sale rules copy', () => {
   test('a finished room\'s keys expire a day later; the opening proof, kept in PostgreSQL, still answers', async () => {
     const rules = saleRules({ queue: { required: true, admissionRatePerMinute: 60 } })
