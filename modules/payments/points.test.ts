@@ -73,6 +73,24 @@ describe('points wallet', () => {
       if (at) await db.ledgerEntry.updateMany({ where: { paymentId }, data: { createdAt: at } })
       return paymentId
     }
+    /** Replays the ledger in commit order with points spent oldest first: each EXPIRE took exactly what was left of its charge. */
+    const expectFifoExpiries = async (userId: string) => {
+      const lots: Array<{ paymentId: string | null; left: number }> = []
+      for (const entry of await db.ledgerEntry.findMany({ where: { userId }, orderBy: { id: 'asc' } })) {
+        if (entry.amount > 0) lots.push({ paymentId: entry.paymentId, left: entry.amount })
+        else if (entry.kind === 'USE')
+          for (let owed = -entry.amount, i = 0; owed > 0; i += 1) {
+            const taken = Math.min(owed, lots[i]!.left)
+            lots[i]!.left -= taken
+            owed -= taken
+          }
+        else if (entry.kind === 'EXPIRE') {
+          const lot = lots.find((candidate) => candidate.paymentId === entry.paymentId)!
+          expect(0 - entry.amount).toBe(lot.left)
+          lot.left = 0
+        }
+      }
+    }
     const expiredOf = async (paymentId: string) => (await db.ledgerEntry.findUnique({ where: { paymentId_kind: { paymentId, kind: 'EXPIRE' } } }))?.amount
 
     test('what is left of an old charge expires, spent oldest first; newer charges and restored points stay; once', async () => {
@@ -91,19 +109,20 @@ describe('points wallet', () => {
       expect(await ledgerSum(userId)).toBe(800)
       await wallet.expireDue(new Date(Date.now() - 86_400_000))
       expect(await db.ledgerEntry.count({ where: { userId, kind: 'EXPIRE' } })).toBe(2)
+      await expectFifoExpiries(userId)
     })
 
-    test('expiring while 100 uses race it: the ledger sums to the balance, never below zero, each charge expired once', async () => {
+    test('expiring while 200 uses race it: the ledger sums to the balance, never below zero, each charge expired once, oldest first', async () => {
       const userId = crypto.randomUUID()
-      const charges = await Promise.all(Array.from({ length: 10 }, () => charge(userId, 1_000, YEAR_AGO)))
+      const charges = await Promise.all(Array.from({ length: 40 }, () => charge(userId, 250, YEAR_AGO)))
       await charge(userId, 2_000)
-      const uses = Array.from({ length: 100 }, () =>
-        db.$transaction((tx) => wallet.apply(tx, userId, 'USE', 100), { maxWait: 60_000 }).then(
-          () => 100,
+      const sweeps = Array.from({ length: 4 }, () => wallet.expireDue(new Date(Date.now() - 86_400_000)))
+      const uses = Array.from({ length: 200 }, () =>
+        db.$transaction((tx) => wallet.apply(tx, userId, 'USE', 50), { maxWait: 60_000 }).then(
+          () => 50,
           (error: { code?: string }) => (error.code === 'INSUFFICIENT_POINTS' ? 0 : Promise.reject(error)),
         ),
       )
-      const sweeps = [wallet.expireDue(new Date(Date.now() - 86_400_000)), wallet.expireDue(new Date(Date.now() - 86_400_000))]
       const used = (await Promise.all(uses)).reduce((sum, points) => sum + points, 0)
       await Promise.all(sweeps)
       const expired = (await db.ledgerEntry.aggregate({ where: { userId, kind: 'EXPIRE' }, _sum: { amount: true } }))._sum.amount ?? 0
@@ -112,6 +131,7 @@ describe('points wallet', () => {
       expect(await ledgerSum(userId)).toBe(await balanceOf(userId))
       // The recent 2,000 are never expired: spent last, they are what is left when anything is.
       expect(await balanceOf(userId)).toBeLessThanOrEqual(2_000)
+      await expectFifoExpiries(userId)
       let running = 0
       for (const entry of await db.ledgerEntry.findMany({ where: { userId }, orderBy: { id: 'asc' } })) {
         running += entry.amount
