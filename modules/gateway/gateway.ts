@@ -125,7 +125,7 @@ export function createGateway(config: Config, contracts: readonly ModuleContract
     if (path === '/health') return Response.json({ status: 'ok', modules: ['gateway'] })
     if (path === '/ready') return ready()
     if (path === '/metrics') return new Response(await metrics.render(), { headers: { 'content-type': metrics.registry.contentType } })
-    if (path === '/docs/json') return apiDocument()
+    if (path === '/docs/json' && (request.method === 'GET' || request.method === 'HEAD')) return apiDocument()
     if ((path === '/docs' || path.startsWith('/docs/')) && docsViewer)
       return (await forward(request, { target: docsViewer, requestId, client: clientAddress(request, server, config.trustedProxyHops), timeoutMs: config.gateway.upstreamTimeoutMs })).response
     if (path !== '/api' && !path.startsWith('/api/')) return errorResponse(404, 'ROUTE_NOT_FOUND', 'no such route', { 'x-request-id': requestId })

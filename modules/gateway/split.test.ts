@@ -102,7 +102,9 @@ describe('split deployment: the platform through the gateway', () => {
     const viewer = await fetch(`${api.gateway!.url}${script}`)
     expect(viewer.status).toBe(200)
     expect(viewer.headers.get('content-type')).toContain('javascript')
-    expect((await fetch(`${api.gateway!.url}/docs/nowhere`)).status).toBe(404)
+    // Other paths and methods get the module's answers, as in a monolith.
+    expect((await api.request('GET', '/docs/nowhere')).body.error.code).toBe('ROUTE_NOT_FOUND')
+    expect((await api.request('POST', '/docs/json')).body.error.code).toBe('METHOD_NOT_ALLOWED')
   })
 
   test('the waiting room socket (queue process): a browser\'s subprotocol token or an Authorization header, then a real position and the admission', async () => {
