@@ -1,15 +1,15 @@
 // Flash-sale simulation with an invariant audit. `bun run bench:flash-sale [--buyers=2000] [--seats=400]
 // [--rate=6000] [--open-in=10] [--late=0.3] [--poll-ms=1000] [--duration=300] [--cancel=0.05]
-// [--target=http://host:port --database-url=postgresql://…]`
-// Without --target it starts TIKETI itself (monolith: auth,events,queue,reservations,payments; its own database
-// tiketi_bench_flash and Redis database 7). Creates an event through the API (a seat map of --seats seats, a waiting
-// room letting --rate people in per minute, sale opening --open-in seconds from now), registers --buyers buyers who
-// join the waiting room before the opening (1 − --late of them) or after it, poll their place until admitted, look at
-// the seat status, hold 1–4 seats (half pick from the best seats they saw, half ask for the best adjacent ones; a 409
-// is retried with fresh status up to 3 times); then some cancel, some abandon (the hold expires), the rest pay through
-// a payment provider simulator the bench starts (--payment-latency-ms, --payment-failure-rate; with --target, pass
-// --provider-url of a simulator that TIKETI uses, or buyers stop at holds), retrying a failed confirmation with the
-// same idempotency key (--retry share).
+// [--mode=monolith|split | --target=http://host:port --database-url=postgresql://… [--provider-url=…]]`
+// Without --target it starts TIKETI itself (auth,events,queue,reservations,payments in one process, or with
+// --mode=split one process per module behind a gateway; its own database tiketi_bench_flash and Redis database 7).
+// Creates an event through the API (a seat map of --seats seats, a waiting room letting --rate people in per minute,
+// sale opening --open-in seconds from now), registers --buyers buyers who join the waiting room before the opening
+// (1 − --late of them) or after it, poll their place until admitted, look at the seat status, hold 1–4 seats (half
+// pick from the best seats they saw, half ask for the best adjacent ones; a 409 is retried with fresh status up to 3
+// times); then some cancel, some abandon (the hold expires), the rest pay through a payment provider simulator the
+// bench starts (--payment-latency-ms, --payment-failure-rate; with --target, pass --provider-url of a simulator that
+// TIKETI uses, or buyers stop at holds), retrying a failed confirmation with the same idempotency key (--retry share).
 // Prints a progress line each second, then a JSON result (bench/results/flash-sale.json) and a markdown table, then
 // audits the invariants through the API and the databases; exits 1 on any violation.
 import { createHash, createHmac } from 'node:crypto'
@@ -17,7 +17,11 @@ import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Client } from 'pg'
 import { startProviderSimulator, type ProviderSimulator } from '../modules/payments/provider/simulator'
+import { startSplit, type SplitProcesses } from '../runtime/testing/deployment'
 import { startTiketi, type TiketiProcess } from '../runtime/testing/processes'
+
+/** The modules a sale needs, in one process (monolith) or one process each behind the gateway (`--mode=split`). */
+const SALE_MODULES = ['auth', 'events', 'queue', 'reservations', 'payments']
 
 /** The secret key the bench's payment provider simulator and TIKETI share. */
 export const SIMULATOR_SECRET = 'test_sk_flash_sale'
@@ -552,6 +556,7 @@ if (import.meta.main) {
   const num = (name: string, fallback: number) => Number(flag(name) ?? fallback)
   const admin = { email: 'bench-admin@tiketi.test', password: 'bench-admin-password' }
   let tiketi: TiketiProcess | undefined
+  let split: SplitProcesses | undefined
   let simulator: ProviderSimulator | undefined
   let target = flag('target')
   let databaseUrl = flag('database-url') ?? process.env.DATABASE_URL ?? ''
@@ -566,11 +571,18 @@ if (import.meta.main) {
     await redis.flushdb()
     await redis.quit()
     simulator = startProviderSimulator({ secretKey: SIMULATOR_SECRET, latencyMs: num('payment-latency-ms', 50), failureRate: num('payment-failure-rate', 0.05) })
-    tiketi = await startTiketi(['--modules=auth,events,queue,reservations,payments'], flashSaleEnv(databaseUrl, 'redis://127.0.0.1:6379/7', admin, simulator.url), {
-      timeoutMs: 60_000,
-    })
-    target = tiketi.url
-  }
+    const env = flashSaleEnv(databaseUrl, 'redis://127.0.0.1:6379/7', admin, simulator.url)
+    const mode = flag('mode') ?? 'monolith'
+    if (mode !== 'monolith' && mode !== 'split') throw new Error(`--mode is monolith or split (got ${mode})`)
+    if (mode === 'split') {
+      // One process per module behind the gateway, as runtime/testing/deployment.ts starts them for the split suites.
+      split = await startSplit(SALE_MODULES, { ...env, INTERNAL_API_KEY: crypto.randomUUID() + crypto.randomUUID() })
+      target = split.gateway.url
+    } else {
+      tiketi = await startTiketi([`--modules=${SALE_MODULES.join(',')}`], env, { timeoutMs: 60_000 })
+      target = tiketi.url
+    }
+  } else if (flag('mode')) throw new Error('--mode starts TIKETI itself: leave out --target')
   const providerUrl = simulator?.url ?? flag('provider-url')
   const checkout = providerUrl
     ? async (orderId: string, amount: number) =>
@@ -620,6 +632,7 @@ if (import.meta.main) {
     }
   } finally {
     await tiketi?.stop()
+    await split?.stop()
     await simulator?.stop()
   }
   process.exit(exitCode)
