@@ -1,8 +1,10 @@
 // Waiting-room benchmark. `bun bench/waiting-room.ts [--seconds=5] [--concurrency=64] [--entrants=1000000]`
 // Uses its own database (tiketi_bench_queue) and Redis database 13; prints figures beside `redis-benchmark` GET run
 // in the same sitting, and writes bench/results/waiting-room.json. Measures, on one TIKETI process:
-// - status reads/s over HTTP (GET /api/queue/status/:id, each client its own user: the auth guard's token check,
-//   one Lua call, the answer);
+// - status reads/s over HTTP (GET /api/queue/status/:id, each client its own user waiting with a position in an open,
+//   paused room): warm reads, as a poller makes them — the auth guard's remembered token check and the revocation
+//   markers read in one MGET per event-loop turn, the position from the person's number and the room's shared state
+//   (read once per 0.5 s), heart-beats batched;
 // - joins/s over HTTP: rejoins of those users (idempotent: the same Lua step without the insert);
 // - fresh joins/s of the join step on Redis alone (new user ids, `concurrency` callers, one ioredis connection);
 // - Redis memory per entrant, from `--entrants` fresh joins into one room.
@@ -89,7 +91,7 @@ try {
       title: 'Bench waiting room',
       venue: 'Olympic Hall',
       eventDate: new Date(Date.now() + 30 * day).toISOString(),
-      saleStart: new Date(Date.now() + day).toISOString(),
+      saleStart: new Date(Date.now() + 2_000).toISOString(),
       saleEnd: new Date(Date.now() + 20 * day).toISOString(),
       ticketTypes: [{ name: 'Standing', price: 88_000, quantity: 1_000 }],
       queue: { required: true, admissionRatePerMinute: 3_000 },
@@ -97,13 +99,16 @@ try {
   ).body
   await api('POST', `/events/${event.id}/publish`, admin)
   while ((await api('GET', `/queue/rooms/${event.id}`)).status !== 200) await Bun.sleep(100)
+  // Open (from two seconds after creation) but paused: everyone stays in line with a position.
+  await api('POST', `/queue/admin/${event.id}/pause`, admin)
   const tokens: string[] = []
   for (let i = 0; i < concurrency; i++)
     tokens.push((await api('POST', '/auth/register', undefined, { email: `bench-${i}-${Date.now()}@tiketi.test`, password: 'bench-password-123', name: 'Bench' })).body.accessToken)
   for (const token of tokens) await api('POST', `/queue/join/${event.id}`, token)
 
   const probe = await api('GET', `/queue/status/${event.id}`, tokens[0])
-  if (probe.status !== 200) throw new Error(`status read answered ${probe.status}: ${JSON.stringify(probe.body)}`)
+  if (probe.status !== 200 || probe.body.state !== 'waiting' || !(probe.body.position >= 1))
+    throw new Error(`status read answered ${probe.status}: ${JSON.stringify(probe.body)}`)
   const getBefore = redisBenchmarkGet()
   const health = await closedLoop(async () => {
     const response = await fetch(`${tiketi.url}/health`)
@@ -175,7 +180,7 @@ try {
   console.log(`| measure | per second | × redis-benchmark GET |\n|---|---|---|`)
   console.log(row('redis-benchmark GET (mean of before and after)', get))
   console.log(row('GET /health (the platform alone, no I/O)', health.perSecond))
-  console.log(row('GET /api/queue/status/:id (HTTP, 64 users)', statusReads.perSecond))
+  console.log(row(`GET /api/queue/status/:id (HTTP, ${concurrency} users waiting, warm)`, statusReads.perSecond))
   console.log(row('POST /api/queue/join/:id (HTTP, rejoins)', rejoins.perSecond))
   console.log(row('join step on Redis (fresh users)', freshJoins.perSecond))
   console.log(`\nstatus read errors: ${statusReads.errors}; Redis memory per entrant (${entrants.toLocaleString('en')} entrants): ${bytesPerEntrant.toFixed(0)} bytes`)
