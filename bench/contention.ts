@@ -32,6 +32,18 @@ const REDIS_URL = 'redis://127.0.0.1:6379/12'
 const ADMIN = { email: 'bench-admin@tiketi.test', password: 'bench-admin-password' }
 const LIVE = `(r.state = 'confirmed' OR (r.state = 'pending' AND r.expires_at > now()))`
 
+/** SQL statements TIKETI's modules have sent so far (its metrics). */
+async function statements(url: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text()
+  return [...text.matchAll(/^tiketi_db_queries_total\{[^}]*\} (\d+)/gm)].reduce((sum, match) => sum + Number(match[1]), 0)
+}
+
+/** CPU seconds a process has used so far (user + system), from /proc. */
+async function cpuSeconds(pid: number): Promise<number> {
+  const fields = (await Bun.file(`/proc/${pid}/stat`).text()).split(') ')[1]!.split(' ')
+  return (Number(fields[11]) + Number(fields[12])) / 100
+}
+
 const percentile = (sorted: Float64Array, p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? 0
 
 /** pgbench's simple-update transaction (one UPDATE, one SELECT, one INSERT) on the same PostgreSQL: its tps. */
@@ -86,6 +98,8 @@ let holdSeconds = 0
 const latencies = new Float64Array(buyers)
 const outcomes = new Map<string, number>()
 let seatsAnswered = 0
+const cpuPerRequestUs = { tiketi: 0, client: 0 }
+let statementsPerRequest = 0
 let eventId = ''
 try {
   const api = (method: string, path: string, token: string, body?: unknown) =>
@@ -151,6 +165,7 @@ try {
   })
 
   let next = 0
+  const cpuBefore = { tiketi: await cpuSeconds(tiketi.process.pid), client: process.cpuUsage(), statements: await statements(tiketi.url) }
   const started = performance.now()
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
@@ -173,6 +188,12 @@ try {
     }),
   )
   holdSeconds = (performance.now() - started) / 1000
+  const client = process.cpuUsage(cpuBefore.client)
+  cpuPerRequestUs.tiketi = ((await cpuSeconds(tiketi.process.pid)) - cpuBefore.tiketi) * 1e6 / buyers
+  cpuPerRequestUs.client = (client.user + client.system) / buyers
+  // Read after the relay has moved this run's outbox rows (it runs on after the last answer).
+  await Bun.sleep(1_000)
+  statementsPerRequest = ((await statements(tiketi.url)) - cpuBefore.statements) / buyers
   load.push(loadavg()[0]!)
 } finally {
   await tiketi.stop()
@@ -219,6 +240,8 @@ try {
     p50Ms: percentile(sorted, 0.5),
     p99Ms: percentile(sorted, 0.99),
     outcomes: Object.fromEntries(outcomes),
+    cpuPerRequestUs,
+    statementsPerRequest,
     loadAverage: load,
     violations,
   }
@@ -228,6 +251,7 @@ try {
   console.log(`successful holds/s           ${result.holdsPerSecond.toFixed(0)} (${(result.holdsPerSecond / tps).toFixed(2)}× pgbench tps): ${holds} holds, ${held} seats`)
   console.log(`conflicts (409)              ${conflicts}`)
   console.log(`latency                      p50 ${result.p50Ms.toFixed(1)} ms, p99 ${result.p99Ms.toFixed(1)} ms`)
+  console.log(`per request                  TIKETI CPU ${cpuPerRequestUs.tiketi.toFixed(0)} µs, load client CPU ${cpuPerRequestUs.client.toFixed(0)} µs, ${statementsPerRequest.toFixed(2)} SQL statements`)
   console.log(`load average (1 min)         ${load.map((l) => l.toFixed(1)).join(' → ')}`)
   console.log(`invariants                   ${violations.length === 0 ? 'clean: no seat in two live reservations' : `${violations.length} violations\n${violations.slice(0, 20).join('\n')}`}`)
   if (violations.length > 0) exitCode = 1

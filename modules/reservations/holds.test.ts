@@ -81,6 +81,11 @@ describe('holds under contention (real PostgreSQL)', () => {
     ) as [{ taken: number }]
     expect(taken).toBe(heldSeats.length)
     await checkInvariants(event.eventId)
+    // Each hold announced once, with its own seats (holds of one batch share one outbox statement).
+    const created = (await published(event.eventId)).filter((row) => row.event_name === 'reservation.created.v1')
+    const byId = new Map(held.map((outcome) => [(outcome as { value: { id: string } }).value.id, (outcome as { value: { seat_ids: string[] } }).value.seat_ids]))
+    expect(created).toHaveLength(held.length)
+    for (const { payload } of created) expect(payload.seatIds).toEqual(byId.get(payload.reservationId as string)!)
   }, 180_000)
 
   test('500 buyers race for a ticket type of 100: exactly 100 held, never more', async () => {

@@ -107,12 +107,16 @@ export class Outbox<C extends ModuleContract> {
     this.table = `${quoteIdent(contract.module)}.outbox`
   }
 
-  async publish<N extends EventName<C>>(tx: SqlClient, name: N, payload: EventPayload<C, N>): Promise<string> {
+  private check<N extends EventName<C>>(name: N, payload: EventPayload<C, N>) {
     const entry = this.catalog.get(name)
     if (!entry || entry.publisher !== this.contract.module)
       throw new Error(`${this.contract.module} does not publish ${name}`)
     const violation = firstViolation(entry.check, payload)
     if (violation) throw new Error(`${name} payload is invalid: ${violation}`)
+  }
+
+  async publish<N extends EventName<C>>(tx: SqlClient, name: N, payload: EventPayload<C, N>): Promise<string> {
+    this.check(name, payload)
     const id = randomUUID()
     await tx.$executeRawUnsafe(
       `INSERT INTO ${this.table} (id, event_name, payload) VALUES ($1::uuid, $2, $3::jsonb)`,
@@ -121,6 +125,20 @@ export class Outbox<C extends ModuleContract> {
       JSON.stringify(payload),
     )
     return id
+  }
+
+  /** Events of one name written in one statement (a batch of changes committing together), in the given order. */
+  async publishMany<N extends EventName<C>>(tx: SqlClient, name: N, payloads: Array<EventPayload<C, N>>): Promise<string[]> {
+    for (const payload of payloads) this.check(name, payload)
+    const ids = payloads.map(() => randomUUID())
+    await tx.$executeRawUnsafe(
+      `INSERT INTO ${this.table} (id, event_name, payload)
+       SELECT event.id, $2, event.payload FROM unnest($1::uuid[], $3::jsonb[]) WITH ORDINALITY AS event(id, payload, position) ORDER BY position`,
+      ids,
+      name,
+      payloads.map((payload) => JSON.stringify(payload)),
+    )
+    return ids
   }
 }
 

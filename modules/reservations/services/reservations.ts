@@ -48,6 +48,16 @@ interface ReservationRow {
   confirmed_at: Date | null
 }
 
+/** A seat as a reservation shows it. */
+interface SeatView {
+  id: string
+  label: string
+  price: number
+}
+
+/** A reservation just held, with its seats when the hold already read them (no second look-up for the answer). */
+type HeldRow = ReservationRow & { seats?: SeatView[] }
+
 interface EventCopy {
   status: string
   sale_start: Date | null
@@ -199,27 +209,6 @@ export function createReservations(deps: {
     )
   }
 
-  async function claimSeats(tx: Tx, eventId: string, reservationId: string, seatIds: string[]) {
-    const sorted = [...seatIds].sort()
-    const claimed = await tryClaim(tx, eventId, reservationId, sorted)
-    if (claimed.length === sorted.length) {
-      noteSeats(tx, eventId, seatIds, 'held')
-      return { seatIds, amount: claimed.reduce((sum, seat) => sum + seat.price, 0) }
-    }
-    const got = new Set(claimed.map((seat) => seat.id))
-    const missing = sorted.filter((id) => !got.has(id))
-    const known = await tx.$queryRawUnsafe<Array<{ id: string; label: string }>>(
-      'SELECT id::text, label FROM reservations.seats WHERE event_id = $1::uuid AND id = ANY($2::uuid[]) ORDER BY ordinal',
-      eventId,
-      missing,
-    )
-    if (known.length < missing.length) {
-      const unknown = missing.filter((id) => !known.some((seat) => seat.id === id))
-      throw badRequest('UNKNOWN_SEATS', `no such seats in this event: ${unknown.join(', ')}`)
-    }
-    throw conflict('SEATS_UNAVAILABLE', `seats not available: ${known.map((seat) => seat.label).join(', ')}`)
-  }
-
   /**
    * Picks the best adjacent seats from those free now and claims them; when another hold is taking one of them,
    * the claim is undone (savepoint) and the pick made again without the seats others are taking, a few times at most
@@ -272,36 +261,61 @@ export function createReservations(deps: {
     return taken[0]!.price * quantity
   }
 
-  async function hold(request: HoldRequest): Promise<ReservationRow> {
-    checkRequest(request)
-    const { userId, eventId } = request
-    const event = await eventCopy(db, eventId)
+  /** The sale's rules for one request: the event on sale, not paused, and the buyer admitted when its waiting room is required. */
+  async function checkSale(event: EventCopy | undefined, request: HoldRequest): Promise<EventCopy> {
     if (!event || event.status === 'draft') throw notFound('event')
     const now = Date.now()
     if (!SELLING.has(event.status) || event.sale_start!.getTime() > now || event.sale_end!.getTime() <= now)
       throw conflict('NOT_ON_SALE', 'this event is not on sale')
     if (event.sales_paused_at) throw conflict('SALES_PAUSED', 'sales of this event are paused; try again later')
     if (event.queue_required) await checkAdmission(request)
+    return event
+  }
 
-    const requested = request.seatIds?.length ?? request.best?.quantity ?? request.quantity!
+  /**
+   * One hold at a time per buyer and event, across instances, so that parallel requests cannot each pass the limit.
+   * The keys are taken in sorted order: two batches sharing buyers queue up instead of deadlocking.
+   */
+  async function lockBuyers(tx: Tx, eventId: string, userIds: string[]) {
+    await tx.$executeRawUnsafe(
+      `SELECT pg_advisory_xact_lock(key) FROM (
+         SELECT DISTINCT hashtextextended('reservations.hold:' || buyer || ':' || $2, 0) AS key FROM unnest($1::text[]) AS buyer ORDER BY key
+       ) AS keys`,
+      userIds,
+      eventId,
+    )
+  }
+
+  /** Tickets each buyer holds or bought for the event (live reservations); read under the buyers' locks. */
+  async function takenBy(tx: Tx, eventId: string, userIds: string[]): Promise<Map<string, number>> {
+    const rows = await tx.$queryRawUnsafe<Array<{ user_id: string; taken: number }>>(
+      `SELECT user_id::text, sum(quantity)::int AS taken FROM reservations.reservations
+       WHERE user_id = ANY($1::uuid[]) AND event_id = $2::uuid AND (state = 'confirmed' OR (state = 'pending' AND expires_at > now()))
+       GROUP BY user_id`,
+      userIds,
+      eventId,
+    )
+    return new Map(rows.map((row) => [row.user_id, row.taken]))
+  }
+
+  const limitExceeded = (limit: number, taken: number) =>
+    conflict('LIMIT_EXCEEDED', `at most ${limit} tickets per buyer for this event (${taken} already held or bought)`)
+
+  async function hold(request: HoldRequest): Promise<HeldRow> {
+    checkRequest(request)
+    if (request.seatIds) return holdSeatsInBatch(request)
+    const { userId, eventId } = request
+    const event = await checkSale(await eventCopy(db, eventId), request)
+    const requested = request.best?.quantity ?? request.quantity!
     const id = crypto.randomUUID()
     const row = await inTransaction(async (tx) => {
-      // One hold at a time per buyer and event, so that parallel requests cannot each pass the limit.
-      await tx.$executeRawUnsafe(`SELECT pg_advisory_xact_lock(hashtextextended('reservations.hold:' || $1 || ':' || $2, 0))`, userId, eventId)
-      const [{ taken }] = await tx.$queryRawUnsafe<Array<{ taken: number }>>(
-        `SELECT COALESCE(sum(quantity), 0)::int AS taken FROM reservations.reservations
-         WHERE user_id = $1::uuid AND event_id = $2::uuid AND (state = 'confirmed' OR (state = 'pending' AND expires_at > now()))`,
-        userId,
-        eventId,
-      ) as [{ taken: number }]
-      if (taken + requested > event.per_user_limit)
-        throw conflict('LIMIT_EXCEEDED', `at most ${event.per_user_limit} tickets per buyer for this event (${taken} already held or bought)`)
+      await lockBuyers(tx, eventId, [userId])
+      const taken = (await takenBy(tx, eventId, [userId])).get(userId) ?? 0
+      if (taken + requested > event.per_user_limit) throw limitExceeded(event.per_user_limit, taken)
 
-      const { seatIds, amount } = request.seatIds
-        ? await claimSeats(tx, eventId, id, request.seatIds)
-        : request.best
-          ? await claimBest(tx, eventId, id, request.best)
-          : { seatIds: [], amount: await claimTickets(tx, eventId, request.ticketTypeId!, request.quantity!) }
+      const { seatIds, amount } = request.best
+        ? await claimBest(tx, eventId, id, request.best)
+        : { seatIds: [], amount: await claimTickets(tx, eventId, request.ticketTypeId!, request.quantity!) }
       const [created] = await tx.$queryRawUnsafe<ReservationRow[]>(
         `INSERT INTO reservations.reservations (id, number, event_id, user_id, state, seat_ids, ticket_type_id, quantity, amount, expires_at)
          VALUES ($1::uuid, $2, $3::uuid, $4::uuid, 'pending', $5::uuid[], $6::uuid, $7, $8, now() + make_interval(secs => $9))
@@ -316,23 +330,184 @@ export function createReservations(deps: {
         amount,
         deps.holdSeconds,
       )
-      await outbox.publish(tx, 'reservation.created.v1', {
-        reservationId: id,
-        number: created!.number,
-        eventId,
-        userId,
-        seatIds: created!.seat_ids,
-        ticketTypeId: created!.ticket_type_id,
-        quantity: requested,
-        amount,
-        expiresAt: created!.expires_at.toISOString(),
-        createdAt: created!.created_at.toISOString(),
-      })
+      await outbox.publish(tx, 'reservation.created.v1', createdEvent(created!))
       await updateSoldOut(tx, eventId, 'taken')
       return created!
     })
     deps.committed({ eventIds: [eventId], expiries: [{ id, at: row.expires_at }] })
     return row
+  }
+
+  const createdEvent = (row: ReservationRow) => ({
+    reservationId: row.id,
+    number: row.number,
+    eventId: row.event_id,
+    userId: row.user_id,
+    seatIds: row.seat_ids,
+    ticketTypeId: row.ticket_type_id,
+    quantity: row.quantity,
+    amount: row.amount,
+    expiresAt: row.expires_at.toISOString(),
+    createdAt: row.created_at.toISOString(),
+  })
+
+  // --- group commit: holds of chosen seats ---
+  //
+  // A flash sale is thousands of buyers asking for seats of one event at once. One transaction per hold makes the
+  // database's per-transaction cost (round trips, a WAL flush per commit) the limit. Instead, seat holds for one event
+  // that arrive while its previous batch is being written wait and go together in the next batch: one transaction,
+  // a fixed handful of statements and one commit for up to BATCH_LIMIT holds. With no crowd a batch is one request
+  // and waits for nothing. Each request stays all or nothing, and what decides is still PostgreSQL: the seats are
+  // locked free in the database before any is granted, and the claiming UPDATE repeats the condition.
+
+  interface Waiting {
+    request: HoldRequest
+    resolve: (row: HeldRow) => void
+    reject: (error: unknown) => void
+  }
+  /**
+   * Requests waiting for their event's next batch; an event has an entry while its batches are being written, one
+   * at a time per process (more writers per event made smaller batches and cost more CPU per hold than they saved).
+   */
+  const waiting = new Map<string, Waiting[]>()
+  const BATCH_LIMIT = 200
+
+  function holdSeatsInBatch(request: HoldRequest): Promise<HeldRow> {
+    return new Promise((resolve, reject) => {
+      const queue = waiting.get(request.eventId)
+      if (queue) return void queue.push({ request, resolve, reject })
+      waiting.set(request.eventId, [{ request, resolve, reject }])
+      void writeBatches(request.eventId)
+    })
+  }
+
+  /** Writes the event's batches one after another until nobody is waiting. */
+  async function writeBatches(eventId: string) {
+    const queue = waiting.get(eventId)!
+    while (queue.length > 0) await writeBatch(eventId, queue.splice(0, BATCH_LIMIT))
+    waiting.delete(eventId)
+  }
+
+  /** Settles every request of the batch: a hold, or that request's own refusal; never throws. */
+  async function writeBatch(eventId: string, batch: Waiting[]) {
+    try {
+      // The sale's rules are read once for the batch; each request passes them (its admission token too) or is refused alone.
+      const event = await eventCopy(db, eventId)
+      const checks = await Promise.allSettled(batch.map(({ request }) => checkSale(event, request)))
+      const admitted = batch.filter((waiter, index) => {
+        const check = checks[index]!
+        if (check.status === 'rejected') waiter.reject(check.reason)
+        return check.status === 'fulfilled'
+      })
+      if (admitted.length === 0) return
+      const outcomes = await inTransaction((tx) => claimBatch(tx, eventId, event!.per_user_limit, admitted.map(({ request }) => request)))
+      const held = outcomes.filter((outcome): outcome is HeldRow => !(outcome instanceof HttpError))
+      if (held.length > 0) deps.committed({ eventIds: [eventId], expiries: held.map((row) => ({ id: row.id, at: row.expires_at })) })
+      admitted.forEach((waiter, index) => {
+        const outcome = outcomes[index]!
+        if (outcome instanceof HttpError) waiter.reject(outcome)
+        else waiter.resolve(outcome)
+      })
+    } catch (error) {
+      // The batch's transaction failed (e.g. a lock timeout: 503): nothing of it stays, every request still waiting
+      // hears why (settling a promise twice does nothing, so those refused before the transaction keep their answer).
+      for (const waiter of batch) waiter.reject(error)
+    }
+  }
+
+  /**
+   * Claims the seats of a batch of requests, each all or nothing. The free seats any of them asks for are locked in
+   * one statement (seats another transaction is taking are skipped: not free now). Requests are then granted in
+   * arrival order when the buyer stays within the limit and every seat asked for is free and not granted to an
+   * earlier request of the batch. One UPDATE claims the granted seats, one INSERT records the reservations, one
+   * INSERT their reservation.created.v1. A request not granted gets its own 409 (or 400 for seats the event does not
+   * have) and changes nothing.
+   */
+  async function claimBatch(tx: Tx, eventId: string, limit: number, requests: HoldRequest[]): Promise<Array<HeldRow | HttpError>> {
+    const buyers = [...new Set(requests.map((request) => request.userId))]
+    await lockBuyers(tx, eventId, buyers)
+    const taken = await takenBy(tx, eventId, buyers)
+    // Every seat asked for, in seat-map order, and whether it is free: the free ones are locked (for this batch to
+    // claim), those another transaction is taking are skipped by the lock and so count as not free.
+    const seats = await tx.$queryRawUnsafe<Array<SeatView & { free: boolean }>>(
+      `SELECT s.id::text, s.label, s.price, free.id IS NOT NULL AS free
+       FROM reservations.seats AS s
+       LEFT JOIN (SELECT id FROM reservations.seats
+                  WHERE event_id = $1::uuid AND id = ANY($2::uuid[]) AND NOT blocked
+                    AND (state = 'available' OR (state = 'held' AND held_until < now()))
+                  ORDER BY id FOR UPDATE SKIP LOCKED) AS free ON free.id = s.id
+       WHERE s.event_id = $1::uuid AND s.id = ANY($2::uuid[])
+       ORDER BY s.ordinal`,
+      eventId,
+      [...new Set(requests.flatMap((request) => request.seatIds!))],
+    )
+    const known = new Map(seats.map(({ free: _, ...seat }) => [seat.id, seat]))
+    const position = new Map(seats.map((seat, index) => [seat.id, index]))
+    const free = new Set(seats.filter((seat) => seat.free).map((seat) => seat.id))
+    const granted = new Set<string>()
+    type Grant = { id: string; userId: string; seats: SeatView[] }
+    const decisions = requests.map((request): HttpError | { missing: string[] } | Grant => {
+      const seatIds = request.seatIds!
+      const already = taken.get(request.userId) ?? 0
+      if (already + seatIds.length > limit) return limitExceeded(limit, already)
+      const missing = seatIds.filter((id) => !free.has(id) || granted.has(id))
+      if (missing.length > 0) return { missing }
+      for (const id of seatIds) granted.add(id)
+      taken.set(request.userId, already + seatIds.length)
+      return { id: crypto.randomUUID(), userId: request.userId, seats: seatIds.map((id) => known.get(id)!) }
+    })
+
+    const grants = decisions.filter((decision): decision is Grant => 'seats' in decision)
+    const rows = new Map<string, ReservationRow>()
+    if (grants.length > 0) {
+      const seatIds = grants.flatMap((grant) => grant.seats.map((seat) => seat.id))
+      const claimed = await tx.$executeRawUnsafe(
+        `UPDATE reservations.seats AS s SET state = 'held', reservation_id = c.reservation_id, held_until = now() + make_interval(secs => $4)
+         FROM unnest($2::uuid[], $3::uuid[]) AS c(seat_id, reservation_id)
+         WHERE s.id = c.seat_id AND s.event_id = $1::uuid AND NOT s.blocked
+           AND (s.state = 'available' OR (s.state = 'held' AND s.held_until < now()))`,
+        eventId,
+        seatIds,
+        grants.flatMap((grant) => grant.seats.map(() => grant.id)),
+        deps.holdSeconds,
+      )
+      // The seats were locked free above: a seat not claimed now is a defect, and nothing of the batch may stay.
+      if (claimed !== seatIds.length) throw new Error(`a batch claimed ${claimed} of the ${seatIds.length} seats it had locked free`)
+      const inserted = await tx.$queryRawUnsafe<ReservationRow[]>(
+        `INSERT INTO reservations.reservations (id, number, event_id, user_id, state, seat_ids, quantity, amount, expires_at)
+         SELECT r.id, r.number, $2::uuid, r.user_id, 'pending', r.seat_ids, cardinality(r.seat_ids), r.amount, now() + make_interval(secs => $3)
+         FROM jsonb_to_recordset($1::jsonb) AS r(id uuid, number text, user_id uuid, seat_ids uuid[], amount int)
+         RETURNING ${RESERVATION_COLUMNS}`,
+        JSON.stringify(
+          grants.map((grant) => ({
+            id: grant.id,
+            number: reservationNumber(),
+            user_id: grant.userId,
+            seat_ids: grant.seats.map((seat) => seat.id),
+            amount: grant.seats.reduce((sum, seat) => sum + seat.price, 0),
+          })),
+        ),
+        eventId,
+        deps.holdSeconds,
+      )
+      for (const row of inserted) rows.set(row.id, row)
+      await outbox.publishMany(tx, 'reservation.created.v1', grants.map((grant) => createdEvent(rows.get(grant.id)!)))
+      noteSeats(tx, eventId, seatIds, 'held')
+      // A seat asked for, free and not granted is still for sale: the event cannot have sold out (no need to look).
+      if ([...free].every((id) => granted.has(id))) await updateSoldOut(tx, eventId, 'taken')
+    }
+
+    return decisions.map((decision) => {
+      if (decision instanceof HttpError) return decision
+      if ('missing' in decision) {
+        // The seats are named in seat-map order; ids the event does not have are a bad request.
+        const unknown = decision.missing.filter((id) => !known.has(id))
+        if (unknown.length > 0) return badRequest('UNKNOWN_SEATS', `no such seats in this event: ${unknown.join(', ')}`)
+        const names = decision.missing.sort((a, b) => position.get(a)! - position.get(b)!).map((id) => known.get(id)!.label)
+        return conflict('SEATS_UNAVAILABLE', `seats not available: ${names.join(', ')}`)
+      }
+      return { ...rows.get(decision.id)!, seats: decision.seats }
+    })
   }
 
   // --- releasing ---
@@ -581,10 +756,10 @@ export function createReservations(deps: {
     )
   }
 
-  async function seatsOf(rows: ReservationRow[]) {
-    const ids = rows.flatMap((row) => row.seat_ids)
-    if (ids.length === 0) return new Map<string, { id: string; label: string; price: number }>()
-    const seats = await db.$queryRawUnsafe<Array<{ id: string; label: string; price: number }>>(
+  async function seatsOf(rows: HeldRow[]) {
+    const ids = rows.flatMap((row) => (row.seats ? [] : row.seat_ids))
+    if (ids.length === 0) return new Map<string, SeatView>()
+    const seats = await db.$queryRawUnsafe<SeatView[]>(
       'SELECT id::text, label, price FROM reservations.seats WHERE id = ANY($1::uuid[])',
       ids,
     )
@@ -592,7 +767,7 @@ export function createReservations(deps: {
   }
 
   /** The public view: a pending hold past its expiry shows as expired before the sweep records it. */
-  async function views(rows: ReservationRow[]) {
+  async function views(rows: HeldRow[]) {
     const seats = await seatsOf(rows)
     const now = new Date()
     return rows.map((row) => ({
@@ -600,7 +775,7 @@ export function createReservations(deps: {
       number: row.number,
       eventId: row.event_id,
       state: effectiveState(row.state, row.expires_at, now),
-      seats: row.seat_ids.map((id) => seats.get(id) ?? { id, label: '', price: 0 }),
+      seats: row.seats ?? row.seat_ids.map((id) => seats.get(id) ?? { id, label: '', price: 0 }),
       ticketTypeId: row.ticket_type_id,
       quantity: row.quantity,
       amount: row.amount,
