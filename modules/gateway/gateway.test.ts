@@ -1,4 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'bun:test'
+import Redis from 'ioredis'
 import { exportJWK, generateKeyPair, SignJWT } from 'jose'
 import { loadConfig } from '../../runtime/config'
 import type { ModuleContract } from '../../runtime/kernel/contract'
@@ -26,13 +27,13 @@ function startUpstream(name: string, special: Record<string, Handler> = {}) {
 
 const keys = await generateKeyPair('ES256', { extractable: true })
 const jwk = { ...(await exportJWK(keys.publicKey)), kid: 'gateway-test', alg: 'ES256', use: 'sig' }
-async function accessToken(userId: string, role: 'user' | 'admin' = 'user') {
+async function accessToken(userId: string, role: 'user' | 'admin' = 'user', jti: string = crypto.randomUUID()) {
   return new SignJWT({ role })
     .setProtectedHeader({ alg: 'ES256', kid: 'gateway-test' })
     .setIssuer('tiketi')
     .setAudience('tiketi')
     .setSubject(userId)
-    .setJti(crypto.randomUUID())
+    .setJti(jti)
     .setIssuedAt()
     .setExpirationTime('10m')
     .sign(keys.privateKey)
@@ -395,6 +396,30 @@ describe('rate limits', () => {
         Array.from({ length: 11 }, () => fetch(`${gateway.url}/api/events`, { headers: { authorization: `Bearer ${token}`, ...address } }).then((response) => response.status)),
       )
       expect(statuses.filter((status) => status === 429)).toHaveLength(1)
+    }
+  })
+
+  test('the signature names the caller, revoked or not (the module refuses a revoked token); a revoked admin is not exempt', async () => {
+    const gateway = await startGateway(limited)
+    const redis = new Redis(process.env.REDIS_URL!, { keyPrefix: `${process.env.REDIS_PREFIX}:` })
+    const revoked = async (role: 'user' | 'admin') => {
+      const jti = crypto.randomUUID()
+      await redis.set(`revoked-jti:${jti}`, '1', 'PX', 60_000)
+      return accessToken(`${role}-${crypto.randomUUID()}`, role, jti)
+    }
+    const refusals = async (token: string) => {
+      const address = newAddress()
+      const statuses = await Promise.all(
+        Array.from({ length: 11 }, () => fetch(`${gateway.url}/api/events`, { headers: { authorization: `Bearer ${token}`, ...address } }).then((response) => response.status)),
+      )
+      return statuses.filter((status) => status === 429).length
+    }
+    try {
+      // A user's budget (100), not the address's (10); an admin's token counts as its address.
+      expect(await refusals(await revoked('user'))).toBe(0)
+      expect(await refusals(await revoked('admin'))).toBe(1)
+    } finally {
+      redis.disconnect()
     }
   })
 
