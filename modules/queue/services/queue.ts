@@ -126,7 +126,7 @@ export function createQueue(deps: {
     position: null,
     peopleAhead: null,
     etaSeconds: null,
-    opensAt: new Date(room.saleStartMs).toISOString(),
+    opensAt: room.opensAt,
   })
 
   /** The answer from what this instance knows and the room's shared state, or undefined when Redis must be asked. */

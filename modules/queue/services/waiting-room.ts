@@ -234,6 +234,8 @@ export interface SharedState {
   required: boolean
   status: string
   saleStartMs: number
+  /** saleStartMs as an ISO instant (what every answer carries). */
+  opensAt: string
   saleEndMs: number
   paused: boolean
   ratePerMinute: number
@@ -263,6 +265,14 @@ export interface Admitted {
  */
 export const SHARED_STATE_MAX_AGE_MS = 500
 
+type SharedRead = { nowMs: number; room?: SharedState }
+/** One read of a room's shared state: when it was sent, the read, and its answer once it came. */
+interface SharedEntry {
+  at: number
+  read: Promise<{ offsetMs: number; room?: SharedState }>
+  held?: { offsetMs: number; room?: SharedState }
+}
+
 const sharedState = (fields: Array<string | number | null>): SharedState | undefined => {
   const [required, status, saleStart, saleEnd, paused, rate, measured, head] = fields
   return required === null
@@ -271,6 +281,7 @@ const sharedState = (fields: Array<string | number | null>): SharedState | undef
         required: required === '1',
         status: String(status),
         saleStartMs: Number(saleStart),
+        opensAt: new Date(Number(saleStart)).toISOString(),
         saleEndMs: Number(saleEnd),
         paused: paused === '1',
         ratePerMinute: Number(rate),
@@ -295,7 +306,7 @@ export function createWaitingRoom(redis: Redis) {
   }
 
   // eventId → the latest read of the room's shared state (one read at a time, however many status reads wait on it).
-  const shared = new Map<string, { at: number; read: Promise<{ offsetMs: number; room?: SharedState }> }>()
+  const shared = new Map<string, SharedEntry>()
   const invalidate = (eventId: string) => shared.delete(eventId)
 
   // Heart-beats of one event-loop turn, by event: one Redis call per event records them all.
@@ -355,19 +366,23 @@ export function createWaitingRoom(redis: Redis) {
      * The room's shared state as of at most SHARED_STATE_MAX_AGE_MS ago (plus one round trip), and the Redis clock's
      * time now (estimated from the offset seen at that read).
      */
-    async shared(eventId: string): Promise<{ nowMs: number; room?: SharedState }> {
+    shared(eventId: string): SharedRead | Promise<SharedRead> {
       let entry = shared.get(eventId)
       if (!entry || performance.now() - entry.at >= SHARED_STATE_MAX_AGE_MS) {
-        const fresh = {
+        const fresh: SharedEntry = {
           at: performance.now(),
-          read: scripts.queueShared(roomKeys(eventId)[0]).then(([now, ...fields]) => ({ offsetMs: Number(now) - Date.now(), room: sharedState(fields) })),
+          read: scripts.queueShared(roomKeys(eventId)[0]).then(([now, ...fields]) => {
+            fresh.held = { offsetMs: Number(now) - Date.now(), room: sharedState(fields) }
+            return fresh.held
+          }),
         }
         shared.set(eventId, fresh)
         fresh.read.catch(() => shared.get(eventId) === fresh && invalidate(eventId))
         entry = fresh
       }
-      const { offsetMs, room } = await entry.read
-      return { nowMs: Date.now() + offsetMs, room }
+      // Held already: answered without waiting (the hot path of every poll).
+      if (entry.held) return { nowMs: Date.now() + entry.held.offsetMs, room: entry.held.room }
+      return entry.read.then(({ offsetMs, room }) => ({ nowMs: Date.now() + offsetMs, room }))
     },
     /**
      * Records a heart-beat of someone in line, with the others of this event-loop turn (one call per event).
