@@ -11,6 +11,7 @@ import { buildCatalog } from './kernel/contract'
 import { ensureDatabase } from './kernel/db'
 import { errorBody, HttpError, isDatabaseBusy, isDependencyUnreachable, validationMessage } from './kernel/errors'
 import { httpEdge } from './kernel/http-edge'
+import { createHotReads, targetOf } from './kernel/hot-reads'
 import { createLogger, describeError, type Logger } from './kernel/log'
 import { createMetrics } from './kernel/metrics'
 import { migrateModule } from './kernel/migrate'
@@ -137,10 +138,29 @@ export async function createPlatform(
   })
 
   const started = new WeakMap<Request, number>()
+  const hotReads = createHotReads()
+  const policiesInProcess = config.gateway.inProcess && policies.active
   const api = new Elysia({ prefix: '/api' })
   for (const name of selected) {
     const http = instances[name]!.http
     if (http) api.use(http)
+  }
+
+  /** The metrics and access log line of an answered request. */
+  const answered = (method: string, route: string, status: string, requestId: unknown, seconds: number) => {
+    metrics.requestSeries(method, route, status)(seconds)
+    // Writes and failures are always worth a line; successful reads (the refresh storms) only when debugging.
+    const entry = { requestId, method, route, status, ms: Math.round(seconds * 1000) }
+    if (method === 'GET' && Number(status) < 400) log.debug('request', entry)
+    else log.info('request', entry)
+  }
+  /** A GET answered from a fresh in-process copy (see hot-reads.ts): what the route would answer, minus the pipeline. */
+  const hotRead = (request: Request, target: string, headers: Record<string, string>, at: number) => {
+    if (request.method !== 'GET') return undefined
+    const hot = hotReads.answer(request, target, headers)
+    if (!hot) return undefined
+    answered('GET', hot.route, String(hot.response.status), headers['x-request-id'], (performance.now() - at) / 1000)
+    return hot.response
   }
 
   const edge = httpEdge({ defaultBodyLimit: config.maxBodyBytes, routes: () => app.routes })
@@ -149,18 +169,30 @@ export async function createPlatform(
     // Bun's own limit would answer 413 with an empty body; the edge enforces each route's limit in the envelope.
     serve: { maxRequestBodySize: Number.MAX_SAFE_INTEGER, idleTimeout: 30 },
   })
-    .onRequest(async ({ request, set, server }) => {
-      started.set(request, performance.now())
+    // Not `async`: without in-process policies nothing here waits, and a hot read is answered in this turn.
+    .onRequest(({ request, set, server }) => {
+      const at = performance.now()
       const incoming = request.headers.get('x-request-id')
-      const requestId = (set.headers['x-request-id'] = incoming && REQUEST_ID.test(incoming) ? incoming : crypto.randomUUID())
-      if (!config.gateway.inProcess || !policies.active) return
-      const path = request.url.slice(request.url.indexOf('/', request.url.indexOf('//') + 2)).split('?')[0]!
+      const requestId = incoming && REQUEST_ID.test(incoming) ? incoming : crypto.randomUUID()
+      const target = targetOf(request.url)
+      if (!policiesInProcess) {
+        // The request id goes straight into a hot answer: Elysia would copy a response to add `set.headers` to it.
+        const hot = hotRead(request, target, { 'x-request-id': requestId }, at)
+        if (hot) return hot
+      }
+      started.set(request, at)
+      set.headers['x-request-id'] = requestId
+      if (!policiesInProcess) return
+      const path = target.split('?')[0]!
       if (!path.startsWith('/api/')) return
-      const admission = await policies.admit(request, path.slice('/api'.length), addressBucket(clientAddress(request, server, config.trustedProxyHops)))
-      Object.assign(set.headers, admission.headers)
-      if (!admission.response) return
-      admission.response.headers.set('x-request-id', requestId)
-      return admission.response
+      return policies.admit(request, path.slice('/api'.length), addressBucket(clientAddress(request, server, config.trustedProxyHops))).then((admission) => {
+        Object.assign(set.headers, admission.headers)
+        if (admission.response) {
+          admission.response.headers.set('x-request-id', requestId)
+          return admission.response
+        }
+        return hotRead(request, target, { ...admission.headers, 'x-request-id': requestId }, at)
+      })
     })
     .use(edge.plugin)
     .onError({ as: 'global' }, ({ code, error, set, request }) => {
@@ -176,15 +208,10 @@ export async function createPlatform(
       return response.body
     })
     .onAfterResponse({ as: 'global' }, ({ request, route, set }) => {
-      const status = String(typeof set.status === 'number' ? set.status : 200)
+      const status = typeof set.status === 'number' ? set.status : 200
       const seconds = (performance.now() - (started.get(request) ?? performance.now())) / 1000
-      const labels = { method: request.method, route: route || 'unmatched', status }
-      metrics.httpRequests.inc(labels)
-      metrics.httpDuration.observe(labels, seconds)
-      // Writes and failures are always worth a line; successful reads (the refresh storms) only when debugging.
-      const entry = { requestId: set.headers['x-request-id'], ...labels, ms: Math.round(seconds * 1000) }
-      if (request.method === 'GET' && Number(status) < 400) log.debug('request', entry)
-      else log.info('request', entry)
+      answered(request.method, route || 'unmatched', String(status), set.headers['x-request-id'], seconds)
+      if (status === 200 || status === 304) hotReads.learn(request, route)
     })
     .use(apiDocs({ title: 'TIKETI API', version: '0.1.0', description: `Modules: ${selected.join(', ')}`, hidden: ['/health', '/ready', '/metrics'] }))
     .get('/health', () => ({ status: 'ok', modules: selected }))

@@ -1,6 +1,6 @@
 import { Elysia, t } from 'elysia'
 import type { AuthGuard } from '../../runtime/kernel/auth-guard'
-import { cachedJsonResponse, keyPart, type CacheKey, type ResponseCache } from '../../runtime/kernel/cache'
+import { keyPart, type CacheKey, type ResponseCache } from '../../runtime/kernel/cache'
 import { notFound } from '../../runtime/kernel/errors'
 import { bodyLimits } from '../../runtime/kernel/http-edge'
 import {
@@ -30,12 +30,15 @@ export const eventScope = (id: string): CacheKey => ['event', keyPart.uuid(id)]
 /** An event with 100,000 explicit seats is about 5.6 MB of JSON. */
 const EVENT_BODY_LIMIT = 8 * 1024 * 1024
 
-/** Serves a cached read, or 404 when the loader found nothing. */
-function serve(cached: Awaited<ReturnType<ResponseCache['get']>>, headers: Record<string, string | undefined>, set: { status?: number | string }, what: string) {
-  const response = cachedJsonResponse(cached, headers['if-none-match'], headers['accept-encoding'])
-  if (!response) throw notFound(what)
-  set.status = response.status
-  return response
+/**
+ * Serves a public cached read (the same answer for every caller: the platform may repeat it from the in-process copy
+ * without running the route), or 404 when the loader found nothing.
+ */
+async function serve(response: Promise<Response | undefined>, set: { status?: number | string }, what: string) {
+  const answer = await response
+  if (!answer) throw notFound(what)
+  set.status = answer.status
+  return answer
 }
 
 export function eventsHttp(deps: { catalog: Catalog; news: News; cache: ResponseCache; newsCache: ResponseCache; guard: AuthGuard }) {
@@ -45,7 +48,7 @@ export function eventsHttp(deps: { catalog: Catalog; news: News; cache: Response
     .use(bodyLimits)
     .get(
       '/events',
-      async ({ query, headers, set }) => {
+      ({ query, request, set }) => {
         const { status, q, from, to } = query
         // The filter's own values, one spelling each: `from=…T09:00:00+09:00` and `…T00:00:00.000Z` are one query.
         const key: CacheKey = [
@@ -58,7 +61,7 @@ export function eventsHttp(deps: { catalog: Catalog; news: News; cache: Response
           query.page ?? 1,
           query.limit ?? 20,
         ]
-        return serve(await cache.get(LIST, key, () => catalog.list(query)), headers, set, 'events')
+        return serve(cache.respond(request, LIST, key, () => catalog.list(query)), set, 'events')
       },
       {
         query: EventListQuery,
@@ -81,9 +84,9 @@ export function eventsHttp(deps: { catalog: Catalog; news: News; cache: Response
       response: { 200: EventDetail },
       detail: { summary: 'Any event as admins see it, drafts included; never cached (admin)' },
     })
-    .get('/events/:id', async ({ params, headers, set }) => {
+    .get('/events/:id', ({ params, request, set }) => {
       const id = keyPart.uuid(params.id)
-      return serve(await cache.get(eventScope(id), ['detail'], () => catalog.detail(id)), headers, set, 'event')
+      return serve(cache.respond(request, eventScope(id), ['detail'], () => catalog.detail(id)), set, 'event')
     }, {
       params: IdParams,
       response: { 200: EventDetail },
@@ -91,9 +94,9 @@ export function eventsHttp(deps: { catalog: Catalog; news: News; cache: Response
     })
     .get(
       '/events/:id/seat-map',
-      async ({ params, headers, set }) => {
+      ({ params, request, set }) => {
         const id = keyPart.uuid(params.id)
-        return serve(await cache.get(eventScope(id), ['seat-map'], () => catalog.seatMap(id)), headers, set, 'event')
+        return serve(cache.respond(request, eventScope(id), ['seat-map'], () => catalog.seatMap(id)), set, 'event')
       },
       { params: IdParams, response: { 200: SeatMapView }, detail: { summary: 'Every seat of the event: id, label, section, price, blocked' } },
     )
@@ -147,15 +150,15 @@ export function eventsHttp(deps: { catalog: Catalog; news: News; cache: Response
     })
     .get(
       '/news',
-      async ({ query, headers, set }) => {
+      ({ query, request, set }) => {
         const [page, limit] = [query.page ?? 1, query.limit ?? 20]
-        return serve(await newsCache.get(NEWS, ['list', page, limit], () => news.list(page, limit)), headers, set, 'news')
+        return serve(newsCache.respond(request, NEWS, ['list', page, limit], () => news.list(page, limit)), set, 'news')
       },
       { query: PageQuery, response: { 200: NewsPage }, detail: { summary: 'Notices, pinned first', tags: ['news'] } },
     )
-    .get('/news/:id', async ({ params, headers, set }) => {
+    .get('/news/:id', ({ params, request, set }) => {
       const id = keyPart.uuid(params.id)
-      return serve(await newsCache.get(NEWS, ['item', id], () => news.detail(id)), headers, set, 'news')
+      return serve(newsCache.respond(request, NEWS, ['item', id], () => news.detail(id)), set, 'news')
     }, {
       params: IdParams,
       response: { 200: NewsView },

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto'
 import type RedisClient from 'ioredis'
 import type { Counter } from 'prom-client'
 import { describeError, type Logger } from './log'
+import { counterSeries } from './metrics'
 
 /** A serialised JSON response and its strong ETag, as stored in Redis. */
 export interface CachedResponse {
@@ -9,7 +10,11 @@ export interface CachedResponse {
   etag: string
   /** The body gzipped once, when a large value entered this process's layer (see `local`). */
   gzip?: Uint8Array
+  /** A large value's bodies as sent, encoded once: every answer shares a Blob's bytes instead of copying them. */
+  blobs?: { identity: Blob; gzip?: Blob }
 }
+
+const JSON_TYPE = 'application/json;charset=utf-8'
 
 /** Bodies from this size up are kept gzipped beside the JSON (smaller ones gain too little to pay the client's inflate). */
 export const GZIP_MIN_BYTES = 2_048
@@ -81,6 +86,15 @@ export function matchesEtag(ifNoneMatch: string | null | undefined, etag: string
   })
 }
 
+/**
+ * Requests a route answered with `respond`, and how to read that answer's in-process copy again: the platform answers
+ * the same URL from it while it is fresh (runtime/kernel/hot-reads.ts).
+ */
+const answeredFromCopy = new WeakMap<Request, () => CachedResponse | undefined>()
+
+/** How to read again the in-process copy a public read was answered from, if it was (see `respond`). */
+export const copyAnsweredBy = (request: Request) => answeredFromCopy.get(request)
+
 type Lookup = Promise<CachedResponse | undefined>
 /** One key's work in this process: the batch of reads waiting for their Redis read, and loads by generation. */
 interface InFlight {
@@ -137,7 +151,7 @@ export function createResponseCache(options: {
   const inFlight = new Map<string, InFlight>()
   const count = (result: 'hit' | 'load' | 'load_not_stored' | 'shared' | 'waited') => options.lookups?.inc({ cache: name, result })
   const local = options.local && createLocalLayer(redis, `${keyPrefix}cache:${name}:invalidated`, options.local, log)
-  const localHit = options.lookups?.labels({ cache: name, result: 'local' })
+  const localHit = options.lookups && counterSeries(options.lookups, { cache: name, result: 'local' })
 
   const generationKey = (scope: string) => `cache:${name}:gen:${scope}`
   const valueKey = (scope: string, key: string) => `cache:${name}:val:${scope}:${key}:`
@@ -202,43 +216,64 @@ export function createResponseCache(options: {
     return loading
   }
 
+  /**
+   * The cached response for `key` in `scope`, loading it on a miss (`undefined` from the loader: not found, and
+   * remembered briefly). Concurrent reads of one key in this process share lookups: a refresh storm on one
+   * event costs Redis one read per turn of the event loop, not one per request.
+   */
+  function get(scopeParts: CacheKey, keyParts: CacheKey, load: () => Promise<unknown | undefined>): Lookup {
+    const scope = encodeKey(scopeParts)
+    const key = encodeKey(keyParts)
+    const id = `${scope}\u0000${key}`
+    if (local) {
+      const copy = local.fresh(id)
+      if (copy) {
+        localHit?.()
+        return Promise.resolve(copy.value)
+      }
+    }
+    let work = inFlight.get(id)
+    if (work?.batch) {
+      count('shared')
+      return work.batch
+    }
+    if (!work) inFlight.set(id, (work = { loads: new Map() }))
+    const batch = Promise.withResolvers<CachedResponse | undefined>()
+    work.batch = batch.promise
+    setImmediate(() => {
+      work.batch = undefined // reads from now on need a Redis read sent after them
+      const done = () => {
+        if (!work.batch && work.loads.size === 0) inFlight.delete(id)
+      }
+      const keep = local?.begin(id, scope)
+      lookup(work, scope, key, load)
+        .then((value) => (keep ? keep(value) : value))
+        .then(batch.resolve, batch.reject)
+        .then(done)
+    })
+    return batch.promise
+  }
+
   return {
+    get,
+
     /**
-     * The cached response for `key` in `scope`, loading it on a miss (`undefined` from the loader: not found, and
-     * remembered briefly). Concurrent reads of one key in this process share lookups: a refresh storm on one
-     * event costs Redis one read per turn of the event loop, not one per request.
+     * A public read answered from the cache: `cachedJsonResponse` for the request's If-None-Match and Accept-Encoding,
+     * or undefined when the loader found nothing. Calling it declares that the answer depends on nothing but the URL
+     * (path and query, already validated) and the cached value: not on who asks. Then, while this process holds a
+     * fresh copy, the platform may answer the same URL from that copy without running the route again.
      */
-    get(scopeParts: CacheKey, keyParts: CacheKey, load: () => Promise<unknown | undefined>): Lookup {
-      const scope = encodeKey(scopeParts)
-      const key = encodeKey(keyParts)
-      const id = `${scope}\u0000${key}`
-      if (local) {
-        const copy = local.fresh(id)
-        if (copy) {
-          localHit?.inc()
-          return Promise.resolve(copy.value)
-        }
+    async respond(request: Request, scopeParts: CacheKey, keyParts: CacheKey, load: () => Promise<unknown | undefined>): Promise<Response | undefined> {
+      const response = cachedJsonResponse(await get(scopeParts, keyParts, load), request.headers.get('if-none-match'), request.headers.get('accept-encoding'))
+      if (response && local) {
+        const id = `${encodeKey(scopeParts)}\u0000${encodeKey(keyParts)}`
+        answeredFromCopy.set(request, () => {
+          const value = local.fresh(id)?.value
+          if (value) localHit?.()
+          return value
+        })
       }
-      let work = inFlight.get(id)
-      if (work?.batch) {
-        count('shared')
-        return work.batch
-      }
-      if (!work) inFlight.set(id, (work = { loads: new Map() }))
-      const batch = Promise.withResolvers<CachedResponse | undefined>()
-      work.batch = batch.promise
-      setImmediate(() => {
-        work.batch = undefined // reads from now on need a Redis read sent after them
-        const done = () => {
-          if (!work.batch && work.loads.size === 0) inFlight.delete(id)
-        }
-        const keep = local?.begin(id, scope)
-        lookup(work, scope, key, load)
-          .then((value) => (keep ? keep(value) : value))
-          .then(batch.resolve, batch.reject)
-          .then(done)
-      })
-      return batch.promise
+      return response
     },
 
     /**
@@ -333,8 +368,9 @@ function createLocalLayer(redis: RedisClient, channel: string, limits: { staleMs
         if (writesSeen !== seen) return value
         const previous = copies.get(id)
         // The same body as before keeps its gzip: compressed once per value and process.
-        const kept = previous && previous.value?.etag === value?.etag ? previous.value : withGzip(value)
-        const size = kept ? kept.body.length + (kept.gzip?.byteLength ?? 0) : 0
+        const kept = previous && previous.value?.etag === value?.etag ? previous.value : withEncodings(value)
+        // The JSON and, for a large value, its UTF-8 Blob, its gzip and the gzip's Blob.
+        const size = kept ? 2 * kept.body.length + 2 * (kept.gzip?.byteLength ?? 0) : 0
         remove(id)
         if (size > maxBytes / 4) return kept
         copies.set(id, { scope, value: kept, readSentAt, bytes: size })
@@ -352,46 +388,64 @@ function createLocalLayer(redis: RedisClient, channel: string, limits: { staleMs
   }
 }
 
-function withGzip(value: CachedResponse | undefined): CachedResponse | undefined {
+function withEncodings(value: CachedResponse | undefined): CachedResponse | undefined {
   if (!value || value.body.length < GZIP_MIN_BYTES) return value
-  const gzip = Bun.gzipSync(value.body)
-  return gzip.byteLength < value.body.length ? { ...value, gzip } : value
+  const bytes = Buffer.from(value.body)
+  const gzip = Bun.gzipSync(bytes)
+  const identity = new Blob([bytes])
+  if (gzip.byteLength >= bytes.byteLength) return { ...value, blobs: { identity } }
+  return { ...value, gzip, blobs: { identity, gzip: new Blob([gzip]) } }
 }
+
+/** Answers for the Accept-Encoding spellings seen: clients send a handful, so most requests parse nothing. */
+const gzipAnswers = new Map<string, boolean>()
 
 /** True when an Accept-Encoding header accepts gzip (`gzip` or `*`, with a q-value above zero). */
 export function acceptsGzip(acceptEncoding: string | null | undefined): boolean {
   if (!acceptEncoding) return false
-  return acceptEncoding.split(',').some((part) => {
-    const [coding, ...params] = part.trim().toLowerCase().split(';')
-    if (coding !== 'gzip' && coding !== '*') return false
-    const q = params.map((param) => param.trim()).find((param) => param.startsWith('q='))
-    return q === undefined || Number(q.slice(2)) > 0
-  })
+  let answer = gzipAnswers.get(acceptEncoding)
+  if (answer === undefined) {
+    answer = acceptEncoding.split(',').some((part) => {
+      const [coding, ...params] = part.trim().toLowerCase().split(';')
+      if (coding !== 'gzip' && coding !== '*') return false
+      const q = params.map((param) => param.trim()).find((param) => param.startsWith('q='))
+      return q === undefined || Number(q.slice(2)) > 0
+    })
+    if (gzipAnswers.size < 256) gzipAnswers.set(acceptEncoding, answer)
+  }
+  return answer
 }
 
 export type ResponseCache = ReturnType<typeof createResponseCache>
 
 /**
  * A cached JSON response for HTTP: 304 when the client already has it, otherwise the body with its ETag and a
- * Cache-Control that lets a CDN absorb refresh storms. A missing value is a 404 in the usual error shape.
+ * Cache-Control that lets a CDN absorb refresh storms, plus `headers` (the request id, when the platform answers it
+ * itself). A missing value is a 404 in the usual error shape.
  */
 export function cachedJsonResponse(
   cached: CachedResponse | undefined,
   ifNoneMatch: string | null | undefined,
   acceptEncoding?: string | null,
   cacheControl = 'public, max-age=5, s-maxage=5, stale-while-revalidate=30',
+  headers: Record<string, string> = {},
 ): Response | undefined {
   if (!cached) return undefined
+  headers['cache-control'] = cacheControl
   if (!cached.gzip) {
-    const headers = { etag: cached.etag, 'cache-control': cacheControl }
+    headers.etag = cached.etag
     if (matchesEtag(ifNoneMatch, cached.etag)) return new Response(null, { status: 304, headers })
-    return new Response(cached.body, { headers: { ...headers, 'content-type': 'application/json;charset=utf-8' } })
+    headers['content-type'] = JSON_TYPE
+    return new Response(cached.blobs?.identity ?? cached.body, { headers })
   }
   // Two representations of one value: each its own strong ETag; either one in If-None-Match means the client has it.
   const gzipped = acceptsGzip(acceptEncoding)
   const gzipEtag = `${cached.etag.slice(0, -1)}-gz"`
-  const headers = { etag: gzipped ? gzipEtag : cached.etag, 'cache-control': cacheControl, vary: 'Accept-Encoding' }
+  headers.etag = gzipped ? gzipEtag : cached.etag
+  headers.vary = 'Accept-Encoding'
   if (matchesEtag(ifNoneMatch, cached.etag) || matchesEtag(ifNoneMatch, gzipEtag)) return new Response(null, { status: 304, headers })
-  if (!gzipped) return new Response(cached.body, { headers: { ...headers, 'content-type': 'application/json;charset=utf-8' } })
-  return new Response(cached.gzip, { headers: { ...headers, 'content-type': 'application/json;charset=utf-8', 'content-encoding': 'gzip' } })
+  headers['content-type'] = JSON_TYPE
+  if (!gzipped) return new Response(cached.blobs?.identity ?? cached.body, { headers })
+  headers['content-encoding'] = 'gzip'
+  return new Response(cached.blobs?.gzip ?? cached.gzip, { headers })
 }
