@@ -1,7 +1,11 @@
 // Read-path benchmark: event list, event detail and a 1,000-seat map from a warm cache, beside a plain Bun.serve
 // JSON endpoint and a legacy-style seat map (uncached database read, uncompressed) measured in the same run. `bun bench/read-path.ts [--seconds=5] [--concurrency=64]`
 // Uses its own database (tiketi_bench) and Redis database 8; prints a table and writes bench/results/read-path.json.
+// The client is wrk when installed (`apt-get install -y wrk`), else Bun's fetch in this process; the same client for
+// every target. With two cores or more, wrk runs on core 0 and every server (TIKETI, the baseline, the legacy
+// stand-in) on core 1, so a client on the server's core does not tax one target more than another.
 import { mkdir } from 'node:fs/promises'
+import { cpus, loadavg } from 'node:os'
 import { join } from 'node:path'
 import Redis from 'ioredis'
 import { Client } from 'pg'
@@ -11,6 +15,45 @@ import { load, type LoadResult } from './load'
 const arg = (name: string, fallback: number) => Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? fallback)
 const seconds = arg('seconds', 5)
 const concurrency = arg('concurrency', 64)
+
+const WRK = Bun.which('wrk')
+const pinned = WRK !== null && Bun.which('taskset') !== null && cpus().length >= 2
+const CLIENT = WRK
+  ? `wrk, 1 thread${pinned ? ' on core 0, servers on core 1' : ''}`
+  : 'Bun fetch in this process (install wrk for a client that does not inflate gzip on the servers\' cores)'
+
+/** Moves every thread of a server process to core 1 (when pinning). */
+async function pinServer(pid: number) {
+  if (pinned) await Bun.spawn(['taskset', '-a', '-p', '-c', '1', String(pid)], { stdout: 'ignore' }).exited
+}
+
+/** wrk's latency figure in milliseconds (`812.00us`, `1.23ms`, `2.01s`). */
+function wrkMs(text: string | undefined): number {
+  const match = /^([\d.]+)(us|ms|s)$/.exec(text ?? '')
+  if (!match) return Number.NaN
+  return Number(match[1]) * { us: 0.001, ms: 1, s: 1000 }[match[2] as 'us' | 'ms' | 's']
+}
+
+/** Closed-loop load on one URL with wrk, reported like `load`: non-2xx/3xx answers and socket errors count as errors. */
+async function wrkLoad(url: string, options: { concurrency: number; seconds: number; headers?: Record<string, string> }): Promise<LoadResult> {
+  const headers = Object.entries(options.headers ?? {}).flatMap(([name, value]) => ['-H', `${name}: ${value}`])
+  const command = [WRK!, '-t1', `-c${options.concurrency}`, `-d${options.seconds}s`, '--timeout', '10s', '--latency', ...headers, url]
+  const wrk = Bun.spawn(pinned ? ['taskset', '-c', '0', ...command] : command, { stdout: 'pipe', stderr: 'pipe' })
+  const out = await new Response(wrk.stdout).text()
+  if ((await wrk.exited) !== 0) throw new Error(`wrk failed: ${await new Response(wrk.stderr).text()}`)
+  const [, requests, elapsed, unit] = /(\d+) requests in ([\d.]+)(ms|s|m)\b/.exec(out) ?? []
+  const socketErrors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out)?.slice(1).reduce((sum, n) => sum + Number(n), 0) ?? 0
+  const rejected = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0)
+  return {
+    requests: Number(requests),
+    errors: rejected + socketErrors,
+    seconds: Number(elapsed) * { ms: 0.001, s: 1, m: 60 }[unit as 'ms' | 's' | 'm'],
+    requestsPerSecond: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]),
+    p50Ms: wrkMs(/\s50%\s+(\S+)/.exec(out)?.[1]),
+    p99Ms: wrkMs(/\s99%\s+(\S+)/.exec(out)?.[1]),
+  }
+}
+const measure = WRK ? wrkLoad : load
 const ADMIN = { email: 'bench-admin@tiketi.test', password: 'bench-admin-password' }
 
 const DATABASE_URL = 'postgresql://postgres@127.0.0.1:5432/tiketi_bench'
@@ -42,6 +85,7 @@ const tiketi = await startTiketi(
   },
   { timeoutMs: 60_000 },
 )
+await pinServer(tiketi.process.pid)
 
 try {
   const post = async (path: string, token: string, body?: unknown) => {
@@ -104,22 +148,24 @@ try {
   const { value } = await reader.read()
   const baselineUrl = `http://127.0.0.1:${JSON.parse(new TextDecoder().decode(value)).port}/`
   reader.releaseLock()
+  await pinServer(baseline.pid)
   const legacy = Bun.spawn(['bun', join(import.meta.dir, 'legacy-seat-map.ts'), DATABASE_URL], { stdout: 'pipe' })
   const legacyReader = legacy.stdout.getReader()
   const legacyUrl = `http://127.0.0.1:${JSON.parse(new TextDecoder().decode((await legacyReader.read()).value)).port}/${hall.id}`
   legacyReader.releaseLock()
+  await pinServer(legacy.pid)
 
   const results: Record<string, LoadResult> = {}
   const run = async (name: string, url: string, headers?: Record<string, string>) => {
-    await load(url, { concurrency, seconds: 1, headers }) // warm-up, not counted
-    results[name] = await load(url, { concurrency, seconds, headers })
+    await measure(url, { concurrency, seconds: 1, headers }) // warm-up, not counted
+    results[name] = await measure(url, { concurrency, seconds, headers })
   }
   // Interleaved so that drift in the machine's load affects both sides alike.
   await run('baseline (Bun.serve, same body)', baselineUrl)
   await run('GET /health (hooks only, no I/O)', `${tiketi.url}/health`)
   await run('GET /api/events?limit=20', listUrl)
   await run('GET /api/events/:id', detailUrl)
-  // Bun's fetch asks for gzip and inflates it, as a browser does: the client pays the inflate.
+  // Bun's fetch (the fallback client) inflates what it asked for in gzip, as a browser does; wrk reads the bytes as sent.
   await run('GET seat-map (1,000 seats, gzip)', seatMapUrl, { 'accept-encoding': 'gzip' })
   await run('GET seat-map (1,000 seats, identity)', seatMapUrl, { 'accept-encoding': 'identity' })
   await run('legacy stand-in seat map (DB read, no cache)', legacyUrl)
@@ -129,7 +175,9 @@ try {
 
   const base = (results['baseline (Bun.serve, same body)']!.requestsPerSecond + results['baseline again']!.requestsPerSecond) / 2
   const baseP99 = (results['baseline (Bun.serve, same body)']!.p99Ms + results['baseline again']!.p99Ms) / 2
-  console.log(`\nread path, ${concurrency} concurrent clients, ${seconds} s each, detail body ${detailBody.length} bytes, seat map ${seatMapBytes} bytes (${seatMapGzipBytes} gzipped)\n`)
+  const load1 = loadavg()[0]!.toFixed(1)
+  console.log(`\nread path, ${concurrency} concurrent clients, ${seconds} s each, detail body ${detailBody.length} bytes, seat map ${seatMapBytes} bytes (${seatMapGzipBytes} gzipped)`)
+  console.log(`client: ${CLIENT}; load average ${load1} on ${cpus().length} cores at the end\n`)
   console.log('target                               req/s     p50 ms   p99 ms   errors   req/s vs baseline   p99 vs baseline')
   for (const [name, result] of Object.entries(results))
     console.log(
@@ -138,9 +186,18 @@ try {
   const legacyRate = results['legacy stand-in seat map (DB read, no cache)']!.requestsPerSecond
   for (const name of ['GET seat-map (1,000 seats, gzip)', 'GET seat-map (1,000 seats, identity)'])
     console.log(`${name}: ${(results[name]!.requestsPerSecond / legacyRate).toFixed(1)}× the legacy stand-in`)
+  // The issue's goals: detail and list ≥ 0.8× the baseline with p99 under 2× its p99; the gzipped seat map ≥ 30× the legacy stand-in.
+  const goals = [
+    ...['GET /api/events/:id', 'GET /api/events?limit=20'].map((name) => {
+      const result = results[name]!
+      return { goal: `${name} ≥ 0.8× baseline, p99 < 2× baseline`, met: result.requestsPerSecond >= 0.8 * base && result.p99Ms < 2 * baseP99 }
+    }),
+    { goal: 'gzipped seat map ≥ 30× legacy stand-in', met: results['GET seat-map (1,000 seats, gzip)']!.requestsPerSecond >= 30 * legacyRate },
+  ]
+  for (const { goal, met } of goals) console.log(`goal ${met ? 'met' : 'NOT met'}: ${goal}`)
   await Bun.write(
     join(import.meta.dir, 'results', 'read-path.json'),
-    JSON.stringify({ concurrency, seconds, seatMapBytes, seatMapGzipBytes, results }, null, 2),
+    JSON.stringify({ client: CLIENT, loadAverage: loadavg(), concurrency, seconds, seatMapBytes, seatMapGzipBytes, results, goals }, null, 2),
   )
 } finally {
   await tiketi.stop()
