@@ -77,6 +77,13 @@ export const PrepareInput = t.Object(
   closed,
 )
 export const CancelInput = t.Object({ paymentId: t.String({ format: 'uuid', description: 'A READY payment to abandon, or a points purchase to refund' }) }, closed)
+export const PartialRefundInput = t.Object(
+  {
+    amount: Int({ minimum: 1, maximum: MAX_AMOUNT, description: 'KRW to give back to the card (at most what is left of the card part)' }),
+    reason: Text({ minLength: 1, maxLength: 200, description: 'Why, as the provider records it' }),
+  },
+  closed,
+)
 export const ChargeInput = t.Object({ amount: Int({ minimum: 1_000, maximum: 1_000_000, description: 'Points to buy (1 point = 1 KRW)' }) }, closed)
 export const IdParams = t.Object({ id: CanonicalUuid() }, closed)
 export const MyPaymentsQuery = t.Object(

@@ -107,6 +107,8 @@ describe('an outage: the confirmation is retried by its job, the hold extended b
     await api.stop()
     await simulator.stop()
     await queue.close()
+    // The 10-minute sweep's turn would keep the next test file's payments sweep from running.
+    await redis.del(`${process.env.REDIS_PREFIX}:sweep:payments`)
     redis.disconnect()
     await db.$disconnect()
   })

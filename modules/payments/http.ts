@@ -1,6 +1,7 @@
 import { Elysia } from 'elysia'
 import type { AuthGuard } from '../../runtime/kernel/auth-guard'
 import { HttpError, badRequest } from '../../runtime/kernel/errors'
+import { ProviderUnavailable } from './provider/port'
 import {
   CancelInput,
   ChargeInput,
@@ -11,6 +12,7 @@ import {
   IdParams,
   MyPaymentsQuery,
   PageQuery,
+  PartialRefundInput,
   PaymentList,
   PaymentView,
   PointsView,
@@ -19,7 +21,7 @@ import {
 } from './contract'
 import type { PaymentsDb } from './db'
 import type { Answer, Idempotency } from './services/idempotency'
-import type { Payments } from './services/payments'
+import { paymentView, type Payments } from './services/payments'
 import type { Wallet } from './services/wallet'
 import { TRANSMISSION_ID_HEADER, webhookSignatureValid } from './services/webhook'
 
@@ -97,6 +99,29 @@ export function paymentsHttp(deps: { payments: Payments; wallet: Wallet; idempot
         description: `A points purchase is refunded to the card while none of its points is used (409 \`POINTS_USED\` otherwise; points are spent oldest first). A paid reservation is refunded by cancelling it. ${IDEMPOTENCY_DOC}`,
       },
     })
+    .post(
+      '/payments/:id/refund',
+      (context) =>
+        once(context, async () => {
+          const refunded = await payments.partialRefund(context.params.id, context.body.amount, context.body.reason).catch(async (error) => {
+            // Recorded; the provider is unreachable: the sweep finishes it.
+            if (!(error instanceof ProviderUnavailable)) throw error
+            return (await deps.db.payment.findUnique({ where: { id: context.params.id } }))!
+          })
+          return { status: 200, body: paymentView(refunded) }
+        }),
+      {
+        auth: 'admin',
+        params: IdParams,
+        headers: IdempotencyHeaders,
+        body: PartialRefundInput,
+        response: { 200: PaymentView },
+        detail: {
+          summary: "Give back part of a paid reservation's card payment; its tickets stay (admin)",
+          description: `Toss's cancel with an amount: the payment becomes \`PARTIAL_CANCELED\` (\`CANCELED\` once nothing is left); points come back only when the reservation is cancelled. One at a time per payment (409 \`REFUND_IN_PROGRESS\`). While the provider is unreachable the refund is recorded and finished by itself. ${IDEMPOTENCY_DOC}`,
+        },
+      },
+    )
     .get('/payments/my', ({ principal, query }) => payments.mine(principal.userId, query), {
       auth: 'user',
       query: MyPaymentsQuery,

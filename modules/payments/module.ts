@@ -127,7 +127,11 @@ export const paymentsModule = defineModule({
         for (const id of due.inProgress) if (!(await planRetry(id, 0))) unplanned.push(id)
 
         // While the provider is down (the breaker answers at once), the rest waits for a later period.
-        const work = [...unplanned.map((id) => () => payments.reconcile(id)), ...due.refunds.map((id) => () => payments.refund(id))]
+        const work = [
+          ...unplanned.map((id) => () => payments.reconcile(id)),
+          ...due.refunds.map((id) => () => payments.refund(id)),
+          ...due.partialRefunds.map((id) => () => payments.finishPartialRefund(id)),
+        ]
         for (const step of work) {
           const down = await step().then(
             (payment) => payment.state === 'IN_PROGRESS' && payment.delayed,

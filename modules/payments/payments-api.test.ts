@@ -131,6 +131,52 @@ for (const mode of MODES)
       expect(points.entries.reduce((sum: number, entry: { amount: number }) => sum + entry.amount, 0)).toBe(points.balance)
     })
 
+    test('an admin gives back part of a mixed payment (PARTIAL_CANCELED, tickets kept), racing refunds never exceed the card; the cancel refunds the rest', async () => {
+      const event = await eventOnSale()
+      const buyer = await signUp(api)
+      const charge = await api.request('POST', '/api/points/charge', { token: buyer.token, body: { amount: 30_000 }, headers: { 'idempotency-key': key() } })
+      const chargeKey = await simulator.checkout(charge.body.orderId, 30_000)
+      expect((await confirm(buyer.token, { paymentId: charge.body.id, paymentKey: chargeKey, amount: 30_000 })).body.state).toBe('DONE')
+      const reservation = await held(buyer.token, event.id, event.seats[5]!.id)
+      const prepared = await prepare(buyer.token, { reservationId: reservation.id, points: 30_000 })
+      const paymentKey = await simulator.checkout(prepared.body.orderId, 70_000)
+      expect((await confirm(buyer.token, { paymentId: prepared.body.id, paymentKey, amount: 70_000 })).body.state).toBe('DONE')
+      await eventually(async () => (await reservationState(buyer.token, reservation.id)) === 'confirmed', 10_000, 'confirmed')
+
+      const refund = (token: string, body: object) => api.request('POST', `/api/payments/${prepared.body.id}/refund`, { token, body, headers: { 'idempotency-key': key() } })
+      expect((await refund(buyer.token, { amount: 10_000, reason: 'goodwill' })).status).toBe(403)
+      for (const bad of [{ amount: 0, reason: 'x' }, { amount: 10_000 }, { amount: 10_000, reason: '' }, { amount: 1.5, reason: 'x' }, { amount: 10_000, reason: 'x', points: 1 }])
+        expect((await refund(admin, bad)).status).toBe(400)
+      expect((await api.request('POST', `/api/payments/${crypto.randomUUID()}/refund`, { token: admin, body: { amount: 1, reason: 'x' }, headers: { 'idempotency-key': key() } })).status).toBe(404)
+      expect((await refund(admin, { amount: 70_001, reason: 'too much' })).status).toBe(409)
+
+      const first = await refund(admin, { amount: 5_000, reason: 'late start' })
+      expect(first.body).toMatchObject({ state: 'PARTIAL_CANCELED', canceledAmount: 5_000 })
+      expect(simulator.payment(paymentKey)).toMatchObject({ refunded: 5_000, status: 'PARTIAL_CANCELED' })
+      // The provider unreachable: the refund is recorded, answered at once, and finished by the sweep after.
+      simulator.configure({ outages: [{ from: new Date(), to: new Date(Date.now() + 1_000) }] })
+      const recorded = await refund(admin, { amount: 1_000, reason: 'outage' })
+      expect(recorded.body).toMatchObject({ state: 'PARTIAL_CANCELED', canceledAmount: 5_000 })
+      await eventually(async () => (await api.request('GET', `/api/payments/${prepared.body.id}/status`, { token: buyer.token })).body.canceledAmount === 6_000, 15_000, 'the recorded refund')
+      // 20 racing refunds of 10,000: one at a time, never more than the 64,000 left of the card part.
+      const answers = await Promise.all(Array.from({ length: 20 }, () => refund(admin, { amount: 10_000, reason: 'obstructed view' })))
+      for (const answer of answers) expect([200, 409]).toContain(answer.status)
+      const granted = answers.filter((answer) => answer.status === 200).length + 2
+      expect(granted).toBeLessThanOrEqual(8)
+      const refunded = 6_000 + (granted - 2) * 10_000
+      const status = (await api.request('GET', `/api/payments/${prepared.body.id}/status`, { token: buyer.token })).body
+      expect(status).toMatchObject({ state: 'PARTIAL_CANCELED', status: 'partially_canceled', canceledAmount: refunded })
+      expect(simulator.payment(paymentKey)).toMatchObject({ refunded, status: 'PARTIAL_CANCELED' })
+      expect(await reservationState(buyer.token, reservation.id)).toBe('confirmed')
+
+      // Cancelling the reservation refunds what is left: the rest of the card, and the points.
+      expect((await api.request('POST', `/api/reservations/${reservation.id}/cancel`, { token: buyer.token })).status).toBe(200)
+      await eventually(async () => (await api.request('GET', `/api/payments/${prepared.body.id}/status`, { token: buyer.token })).body.state === 'CANCELED', 15_000, 'the rest refunded')
+      expect(simulator.payment(paymentKey)).toMatchObject({ charges: 1, refunded: 70_000 })
+      expect((await api.request('GET', '/api/points', { token: buyer.token })).body.balance).toBe(30_000)
+      expect(await refundedEvents(prepared.body.id)).toBe(granted + 1)
+    })
+
     test('a payment for a cancelled reservation is refused, and nothing is charged', async () => {
       const event = await eventOnSale()
       const buyer = await signUp(api)

@@ -5,7 +5,7 @@ import { describeError, type Logger } from '../../../runtime/kernel/log'
 import type { ReservationsClient } from '../../reservations/contract'
 import { paymentsContract, type PaymentState } from '../contract'
 import type { PaymentsDb, PaymentsTx } from '../db'
-import { canMove } from '../domain/payment-state'
+import { canMove, stateAfterRefund } from '../domain/payment-state'
 import type { Payment } from '../generated/prisma/client'
 import { ProviderRejected, ProviderUnavailable, type ProviderPayment } from '../provider/port'
 import type { ResilientProvider } from '../provider/resilient'
@@ -166,9 +166,64 @@ export function createPayments(deps: PaymentsDeps) {
     }
   }
 
+  /**
+   * An admin gives back part of a paid reservation's card payment while its tickets stay valid (goodwill, a seat not
+   * as sold): Toss's cancel with an amount. DONE → PARTIAL_CANCELED, or CANCELED once nothing is left. The intent is
+   * recorded first, one at a time per payment; points come back only with a full refund.
+   */
+  async function partialRefund(id: string, amount: number, reason: string): Promise<Payment> {
+    await committed(async (tx) => {
+      const payment = await locked(tx, id)
+      if (!payment) throw notFound('payment')
+      if (payment.purpose !== 'reservation') throw conflict('NOT_PARTIALLY_REFUNDABLE', 'bought points are refunded whole, by their buyer (POST /payments/cancel)')
+      if (!canMove(payment.state as PaymentState, 'PARTIAL_CANCELED')) throw illegal(payment, 'PARTIAL_CANCELED')
+      if (payment.refundReason || payment.partialRefundAmount) throw conflict('REFUND_IN_PROGRESS', 'a refund of this payment is under way; try again once it is done')
+      const cardLeft = payment.cardAmount - Math.min(payment.canceledAmount, payment.cardAmount)
+      if (amount > cardLeft) throw conflict('MORE_THAN_CARD_LEFT', `at most ${cardLeft} won of this payment can go back to the card`)
+      await tx.payment.update({ where: { id }, data: { partialRefundAmount: amount, partialRefundReason: reason, updatedAt: new Date() } })
+    })
+    return finishPartialRefund(id)
+  }
+
+  /** Sends a recorded partial refund to the provider and records it, once (also after a crash or an outage, by the sweep). */
+  async function finishPartialRefund(id: string): Promise<Payment> {
+    const payment = (await db.payment.findUnique({ where: { id } }))!
+    if (!payment.partialRefundAmount) return payment
+    // Keyed by what was refunded before it, which changes only when this refund is recorded: a retry is answered.
+    const key = `refund-${id}-${payment.canceledAmount}`
+    try {
+      await provider.cancel(payment.paymentKey!, { cancelReason: payment.partialRefundReason ?? 'partial refund', cancelAmount: payment.partialRefundAmount }, key)
+    } catch (error) {
+      if (!(error instanceof ProviderRejected)) throw error
+      await db.payment.update({ where: { id }, data: { partialRefundAmount: null, partialRefundReason: null, updatedAt: new Date() } })
+      throw conflict('PROVIDER_REFUSED', `the provider refused the refund: ${error.message}`)
+    }
+    return committed(async (tx) => {
+      const current = (await locked(tx, id))!
+      if (!current.partialRefundAmount) return current
+      const amount = current.partialRefundAmount
+      const state = stateAfterRefund(current.amount - current.canceledAmount, amount)
+      const refunded = await tx.payment.update({
+        where: { id },
+        data: { state, canceledAmount: current.canceledAmount + amount, partialRefundAmount: null, partialRefundReason: null, updatedAt: new Date() },
+      })
+      await outbox.publish(tx, 'payment.refunded.v1', {
+        ...facts(refunded),
+        amount,
+        cardAmount: amount,
+        pointsRestored: 0,
+        state: state as 'CANCELED' | 'PARTIAL_CANCELED',
+        reason: current.partialRefundReason ?? 'partial refund',
+        at: refunded.updatedAt.toISOString(),
+      })
+      return refunded
+    })
+  }
+
   /** Refunds what is left of a payment a refund is owed for (card through the provider, points to the wallet), once. */
   async function refund(id: string): Promise<Payment> {
-    const payment = (await db.payment.findUnique({ where: { id } }))!
+    // A partial refund under way is finished first: what is left depends on it.
+    const payment = await finishPartialRefund(id)
     if (!payment.refundReason || (payment.state !== 'DONE' && payment.state !== 'PARTIAL_CANCELED')) return payment
     const cardLeft = payment.cardAmount - Math.min(payment.canceledAmount, payment.cardAmount)
     if (cardLeft > 0) {
@@ -338,15 +393,16 @@ export function createPayments(deps: PaymentsDeps) {
         throw conflict('PAYMENT_EXPIRED', 'the payment was not confirmed in time; prepare a new one')
       }
       if (!claimed.call) return paymentView(claimed.payment)
-      // Whatever happens to this request (an outage, a crash), the job finishes the payment after one provider call's time.
-      await deps.planRetry(claimed.payment.id, deps.reconcileAfterMs)
       if (claimed.payment.purpose === 'reservation')
         // The provider may take a while: the hold is extended, once, so it does not lapse meanwhile.
         await deps
           .reservations()
           .extendHold(claimed.payment.reservationId!, userId)
           .catch((error) => log.warn('extending a hold failed', { paymentId: claimed.payment.id, error: describeError(error) }))
-      return paymentView(await attempt(claimed.payment))
+      const attempted = await attempt(claimed.payment)
+      // Delayed by an outage: its job retries it. (What a crash leaves IN_PROGRESS, the sweep plans a job for.)
+      if (attempted.state === 'IN_PROGRESS') await deps.planRetry(attempted.id, deps.reconcileAfterMs)
+      return paymentView(attempted)
     },
 
     /**
@@ -385,6 +441,8 @@ export function createPayments(deps: PaymentsDeps) {
     reconcile,
     retryConfirmation,
     refund,
+    partialRefund,
+    finishPartialRefund,
     confirmReservation,
 
     /**
@@ -405,13 +463,14 @@ export function createPayments(deps: PaymentsDeps) {
     async due() {
       const stale = new Date(Date.now() - deps.reconcileAfterMs)
       const ids = (rows: { id: string }[]) => rows.map((row) => row.id)
-      const [inProgress, expired, refunds, unconfirmed] = await Promise.all([
+      const [inProgress, expired, refunds, unconfirmed, partialRefunds] = await Promise.all([
         db.payment.findMany({ where: { state: 'IN_PROGRESS', updatedAt: { lt: stale } }, select: { id: true }, take: 500 }),
         db.payment.findMany({ where: { state: 'READY', expiresAt: { lt: new Date() } }, select: { id: true }, take: 500 }),
         db.payment.findMany({ where: { state: { in: ['DONE', 'PARTIAL_CANCELED'] }, refundReason: { not: null } }, select: { id: true }, take: 500 }),
         db.payment.findMany({ where: { state: 'DONE', purpose: 'reservation', reservationConfirmed: false, refundReason: null, updatedAt: { lt: stale } }, take: 500 }),
+        db.payment.findMany({ where: { partialRefundAmount: { not: null }, refundReason: null, updatedAt: { lt: stale } }, select: { id: true }, take: 500 }),
       ])
-      return { inProgress: ids(inProgress), expired: ids(expired), refunds: ids(refunds), unconfirmed }
+      return { inProgress: ids(inProgress), expired: ids(expired), refunds: ids(refunds), unconfirmed, partialRefunds: ids(partialRefunds) }
     },
 
     expire: (id: string) => fail(id, 'EXPIRED', 'PAYMENT_EXPIRED', 'the payment was not confirmed in time'),
