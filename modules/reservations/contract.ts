@@ -173,7 +173,7 @@ export const INTERNAL_KEY_HEADER = 'x-internal-key'
 export const RESERVATIONS_INTERNAL_PATH = '/reservations/internal'
 
 export const InternalGetInput = t.Object({ reservationId: Uuid, userId: Uuid }, closed)
-export const InternalKeepInput = t.Object({ reservationId: Uuid, userId: Uuid, seconds: t.Integer({ minimum: 0, maximum: 86_400 }) }, closed)
+export const InternalKeepInput = t.Object({ reservationId: Uuid, userId: Uuid, seconds: Int({ minimum: 0, maximum: 86_400 }) }, closed)
 export const InternalConfirmInput = t.Object({ reservationId: Uuid, paymentId: t.String({ minLength: 1, maxLength: 200 }) }, closed)
 
 type Wire<T> = { [K in keyof T]: T[K] extends Date ? string : T[K] }
