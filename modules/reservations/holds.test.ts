@@ -116,6 +116,27 @@ describe('holds under contention (real PostgreSQL)', () => {
     await expect(reservations.hold({ userId: other, eventId: event.eventId, seatIds: [event.seats[31]!.id] })).rejects.toMatchObject({ code: 'LIMIT_EXCEEDED' })
   }, 60_000)
 
+  test('one account racing through two instances (each batching its own holds), seats and tickets at once: never past its limit', async () => {
+    const second = reservationsForTest({ poolSize: 10 })
+    const event = await seed(snapshot({ seats: 40, perUserLimit: 4, ticketTypes: [{ name: 'Standing', price: 50_000, quantity: 100 }] }))
+    const userId = crypto.randomUUID()
+    const ticketTypeId = event.ticketTypes[0]!.id
+    const outcomes = await race(30, 30, (index) => {
+      const service = index % 2 === 0 ? reservations : second.reservations
+      return index % 3 === 0
+        ? service.hold({ userId, eventId: event.eventId, ticketTypeId, quantity: 1 })
+        : service.hold({ userId, eventId: event.eventId, seatIds: [event.seats[index]!.id] })
+    })
+    await second.db.$disconnect()
+    expect(outcomes.filter((outcome) => outcome.ok)).toHaveLength(4)
+    expect(new Set(outcomes.filter((outcome) => !outcome.ok).map((outcome) => (outcome as { code: string }).code))).toEqual(new Set(['LIMIT_EXCEEDED']))
+    const [{ taken }] = await db.$queryRawUnsafe<Array<{ taken: number }>>(
+      `SELECT sum(quantity)::int AS taken FROM reservations.reservations WHERE user_id = $1::uuid AND state = 'pending'`,
+      userId,
+    ) as [{ taken: number }]
+    expect(taken).toBe(4)
+  }, 60_000)
+
   test('300 buyers race for the best 2 adjacent seats among 100: every hold is a pair side by side, none shared', async () => {
     const event = await seed(snapshot({ seats: 100, perUserLimit: 10 }))
     const outcomes = await race(300, 100, () => reservations.hold({ userId: crypto.randomUUID(), eventId: event.eventId, best: { quantity: 2 } }))
