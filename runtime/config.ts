@@ -62,6 +62,13 @@ export interface Config {
     maxWebSocketConnections: number
     /** How often WebSocket clients get their position and ETA. */
     pushIntervalMs: number
+    /**
+     * An event without a required waiting room gets one once more than this many distinct people tried to hold its
+     * seats within `autoWindowSeconds`; it then stays on until the sale is over. 0 turns automatic activation off.
+     */
+    autoThreshold: number
+    /** The sliding window over which active shoppers are counted for automatic activation. */
+    autoWindowSeconds: number
   }
   /** Seat and ticket holds (reservations module). */
   reservations: {
@@ -296,6 +303,9 @@ export function loadConfig(env: Env = process.env, argv: string[] = process.argv
       admissionTickMs: readInt(env, 'QUEUE_ADMISSION_TICK_MS', 200, 10, 10_000),
       maxWebSocketConnections: readInt(env, 'QUEUE_MAX_WEBSOCKETS', 19_000, 0, 1_000_000),
       pushIntervalMs: readInt(env, 'QUEUE_PUSH_INTERVAL_MS', 2_000, 50, 60_000),
+      // The default admission rate (50 a second) lets 3,000 people in per minute: more shoppers than that at once is a crowd.
+      autoThreshold: readInt(env, 'QUEUE_AUTO_THRESHOLD', 3_000, 0, 10_000_000),
+      autoWindowSeconds: readInt(env, 'QUEUE_AUTO_WINDOW_SECONDS', 60, 1, 3_600),
     },
     reservations: {
       holdSeconds: readInt(env, 'RESERVATION_HOLD_SECONDS', 600, 1, 86_400),

@@ -105,8 +105,12 @@ export type AdmissionCheck =
 
 /** The synchronous client the queue offers (reservations requires an admission token while a waiting room is active). */
 export interface QueueClient {
-  /** Whether holds for this event need an admission token now: the event has an active waiting room. */
-  admissionRequired(eventId: string): Promise<boolean>
+  /**
+   * For a hold attempt on an event that does not require a waiting room: counts `userId` as one of the event's active
+   * shoppers (automatic activation, QUEUE_AUTO_THRESHOLD) and answers whether the hold needs an admission token now
+   * (the crowd activated the room, now or earlier).
+   */
+  admissionRequired(eventId: string, userId: string): Promise<boolean>
   /** Checks an `x-admission-token` locally (no call per request: the key set is fetched once and cached). */
   verifyAdmission(token: string | undefined, expected: { userId: string; eventId: string }): Promise<AdmissionCheck>
   /** The public keys that verify admission tokens (RFC 7517). */
@@ -151,8 +155,18 @@ export function admissionVerifier(fetchKeys: () => Promise<JSONWebKeySet>) {
   }
 }
 
-/** The queue client over HTTP, for processes that do not run the queue module. */
-export function queueHttpClient(baseUrl: string): QueueClient {
+/** Module-to-module calls carry the deployment's INTERNAL_API_KEY in this header; without it the internal routes do not exist. */
+export const INTERNAL_KEY_HEADER = 'x-internal-key'
+/** Where the HTTP client's calls land (hidden from the public API documentation). */
+export const QUEUE_INTERNAL_PATH = '/queue/internal'
+export const ShopperInput = t.Object({ eventId: CanonicalUuid(), userId: CanonicalUuid() }, closed)
+
+/**
+ * The queue client over HTTP, for processes that do not run the queue module. Counting shoppers needs the internal
+ * key (without it, `admissionRequired` throws); a room once active stays active for the sale, so that answer is kept.
+ */
+export function queueHttpClient(baseUrl: string, internalKey?: string): QueueClient {
+  const active = new Set<string>()
   const jwks = async () => {
     const response = await fetch(`${baseUrl}/api${QUEUE_JWKS_PATH}`, { signal: AbortSignal.timeout(3_000) })
     if (!response.ok) throw new Error(`queue JWKS request failed with status ${response.status}`)
@@ -161,11 +175,19 @@ export function queueHttpClient(baseUrl: string): QueueClient {
   return {
     jwks,
     verifyAdmission: admissionVerifier(jwks),
-    async admissionRequired(eventId) {
-      const response = await fetch(`${baseUrl}/api/queue/rooms/${encodeURIComponent(eventId)}`, { signal: AbortSignal.timeout(3_000) })
-      if (response.status === 404) return false
-      if (!response.ok) throw new Error(`queue room request failed with status ${response.status}`)
-      return ((await response.json()) as { active: boolean }).active
+    async admissionRequired(eventId, userId) {
+      if (active.has(eventId)) return true
+      if (!internalKey) throw new Error('INTERNAL_API_KEY is not set: the queue cannot be told about shoppers')
+      const response = await fetch(`${baseUrl}/api${QUEUE_INTERNAL_PATH}/shoppers`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', [INTERNAL_KEY_HEADER]: internalKey },
+        body: JSON.stringify({ eventId, userId }),
+        signal: AbortSignal.timeout(3_000),
+      })
+      if (!response.ok) throw new Error(`queue shopper request failed with status ${response.status}`)
+      const { required } = (await response.json()) as { required: boolean }
+      if (required) active.add(eventId)
+      return required
     },
   }
 }

@@ -1,13 +1,32 @@
+import { timingSafeEqual } from 'node:crypto'
 import { Elysia, t } from 'elysia'
+import { notFound } from '../../runtime/kernel/errors'
 import type { AuthGuard } from '../../runtime/kernel/auth-guard'
-import { EventParams, Jwks, OpeningProof, ProofQuery, QUEUE_JWKS_PATH, QueueStatus, RateInput, RoomAdminView, RoomView } from './contract'
+import {
+  EventParams,
+  INTERNAL_KEY_HEADER,
+  Jwks, OpeningProof, ProofQuery, QUEUE_JWKS_PATH, QueueStatus, QUEUE_INTERNAL_PATH,
+  RateInput,
+  RoomAdminView,
+  RoomView,
+  ShopperInput,
+  type QueueClient,
+} from './contract'
 import type { AdmissionSigner } from './services/admission-tokens'
 import type { Live } from './services/live'
 import type { Queue } from './services/queue'
 
 const LeaveResult = t.Object({ eventId: t.String({ format: 'uuid' }), left: t.Boolean() })
 
-export function queueHttp(deps: { queue: Queue; live: Live; signer: AdmissionSigner; guard: AuthGuard }) {
+/** Whether a module-to-module call carries the deployment's internal key (compared in constant time). */
+function internalCaller(expected: string | undefined, given: string | undefined): boolean {
+  if (!expected || !given) return false
+  const a = Buffer.from(expected)
+  const b = Buffer.from(given)
+  return a.length === b.length && timingSafeEqual(a, b)
+}
+
+export function queueHttp(deps: { queue: Queue; live: Live; signer: AdmissionSigner; guard: AuthGuard; client: QueueClient; internalKey?: string }) {
   const { queue, live } = deps
   return new Elysia({ name: 'queue-http', detail: { tags: ['queue'] } })
     .use(deps.guard)
@@ -83,6 +102,16 @@ export function queueHttp(deps: { queue: Queue; live: Live; signer: AdmissionSig
       },
       { auth: 'admin', params: EventParams, body: RateInput, response: { 200: RoomAdminView }, detail: { summary: 'Change the admission rate (admin)' } },
     )
+    // Other modules' calls (the QueueClient over HTTP): a route that does not exist for anyone without the key.
+    .post(`${QUEUE_INTERNAL_PATH}/shoppers`, async ({ body }) => ({ required: await deps.client.admissionRequired(body.eventId, body.userId) }), {
+      body: ShopperInput,
+      response: { 200: t.Object({ required: t.Boolean() }) },
+      detail: { hide: true },
+      // Before body validation: a caller without the key learns nothing about the route.
+      transform({ headers }) {
+        if (!internalCaller(deps.internalKey, headers[INTERNAL_KEY_HEADER])) throw notFound('route')
+      },
+    })
     // Live updates: authenticated at the upgrade (bearer token), refused with 503 past this process's cap.
     .ws('/queue/ws', {
       auth: 'user',

@@ -21,9 +21,9 @@ export const queueModule = defineModule({
   async create(ctx) {
     const db = createQueueDb(ctx.databaseUrl, () => ctx.metrics.dbQueries.inc({ module: 'queue' }))
     const room = createWaitingRoom(ctx.redis)
-    const rooms = createRooms(room)
-    const signer = await loadAdmissionSigner(db)
     const settings = ctx.config.queue
+    const rooms = createRooms(room, { redis: ctx.redis, threshold: settings.autoThreshold, windowSeconds: settings.autoWindowSeconds })
+    const signer = await loadAdmissionSigner(db)
     const admissionsChannel = `${ctx.config.redisPrefix}:queue:admissions`
     const registers = [ctx.metrics.registry]
     const waitSeconds = new Histogram({
@@ -81,7 +81,18 @@ export const queueModule = defineModule({
       }
     })
     const jwks = async () => signer.keySet
-    const client: QueueClient = { jwks, verifyAdmission: admissionVerifier(jwks), admissionRequired: (eventId) => queue.admissionRequired(eventId) }
+    const client: QueueClient = {
+      jwks,
+      verifyAdmission: admissionVerifier(jwks),
+      async admissionRequired(eventId, userId) {
+        const { active, activated } = await rooms.shopper(db, eventId, userId)
+        if (activated) {
+          ctx.log.info('waiting room activated: more active shoppers than the threshold', { eventId, threshold: settings.autoThreshold })
+          controller.refresh()
+        }
+        return active
+      },
+    }
 
     const status = async (eventId: string, version: number, to: string, tx: QueueTx, deleted = false) => {
       await rooms.applyStatus(tx, { eventId, version, status: to, deleted })
@@ -90,7 +101,7 @@ export const queueModule = defineModule({
     return {
       db,
       client,
-      http: queueHttp({ queue, live, signer, guard: ctx.guard }),
+      http: queueHttp({ queue, live, signer, guard: ctx.guard, client, internalKey: ctx.config.internalApiKey }),
       subscriptions: [
         on(eventsContract, 'event.published.v1', async (event, { tx }) => {
           await rooms.applySnapshot(tx, event)

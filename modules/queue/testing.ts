@@ -16,11 +16,11 @@ import { createWaitingRoom } from './services/waiting-room'
  * The queue's services wired as module.ts wires them, on their own connections to the test database and Redis
  * (what one instance of the module has): tests run two of them to stand for two processes.
  */
-export async function queueInstance(settings: Partial<QueueSettings> = {}) {
+export async function queueInstance(settings: Partial<QueueSettings> = {}, auto?: { threshold: number; windowSeconds: number }) {
   const redis = new Redis(process.env.REDIS_URL!, { keyPrefix: `${process.env.REDIS_PREFIX}:` })
   const db = createQueueDb(process.env.DATABASE_URL!)
   const room = createWaitingRoom(redis)
-  const rooms = createRooms(room)
+  const rooms = createRooms(room, auto && { redis, ...auto })
   const signer = await loadAdmissionSigner(db)
   const log = createLogger('error')
   const queue = createQueue({

@@ -23,7 +23,7 @@ export const reservationsModule = defineModule({
     const outbox = new Outbox(reservationsContract, ctx.catalog)
     // The queue module in this process, or over HTTP where it runs elsewhere; resolved on first use.
     let queue: QueueClient | undefined
-    const queueClient = () => (queue ??= (ctx.clientOf('queue') as QueueClient | undefined) ?? queueHttpClient(ctx.config.queueUrl))
+    const queueClient = () => (queue ??= (ctx.clientOf('queue') as QueueClient | undefined) ?? queueHttpClient(ctx.config.queueUrl, ctx.config.internalApiKey))
 
     const feed = createSeatFeed({
       publisher: ctx.redis,
@@ -37,6 +37,15 @@ export const reservationsModule = defineModule({
       db,
       outbox,
       admission: (token, expected) => queueClient().verifyAdmission(token, expected),
+      // The queue unreachable must not stop the sale of an event that needs no waiting room: the hold goes ahead.
+      async waitingRoomActive(eventId, userId) {
+        try {
+          return await queueClient().admissionRequired(eventId, userId)
+        } catch (error) {
+          ctx.log.warn('waiting room activity check failed: hold taken without admission', { eventId, error: describeError(error) })
+          return false
+        }
+      },
       holdSeconds: settings.holdSeconds,
       extensionSeconds: settings.extensionSeconds,
       paymentHoldMaxSeconds: settings.paymentHoldMaxSeconds,

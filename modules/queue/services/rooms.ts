@@ -1,12 +1,15 @@
+import type Redis from 'ioredis'
 import type { SqlClient } from '../../../runtime/kernel/bus'
 import { newSeed } from '../domain/ordering'
 import { DEFAULT_RATE_PER_MINUTE } from '../domain/room-state'
-import type { WaitingRoom } from './waiting-room'
+import { roomKeys, type WaitingRoom } from './waiting-room'
 
 /** The queue's row of an event: its copy of the sale rules and the operator's state. */
 export interface RoomRow {
   event_id: string
+  /** Whether the room is active: the event requires one, or the crowd activated it (`auto_activated_at`). */
   required: boolean
+  auto_activated_at: Date | null
   rate_per_minute: number | null
   rate_override: number | null
   per_user_limit: number
@@ -28,6 +31,36 @@ const FINISHED = new Set(['closed', 'ended', 'cancelled'])
  */
 export const FINISHED_ROOM_TTL_SECONDS = 86_400
 
+/** A room's columns as the module reads them: `required` is true once the room was activated automatically too. */
+const ROW = `event_id, required OR auto_activated_at IS NOT NULL AS required, auto_activated_at, rate_per_minute, rate_override,
+  per_user_limit, status, sale_start, sale_end, paused, deleted, rules_version, status_version, seed`
+
+/**
+ * Automatic activation, one atomic step per hold attempt on an event whose room is not active: the shopper is noted
+ * in a sliding window (a sorted set of user id → last attempt, entries older than the window dropped), and once more
+ * than the threshold of distinct people are in it the room hash is marked active. Answers 0: not active, 1: active,
+ * 2: this call activated it (exactly one caller hears 2, and records it in PostgreSQL). Finished or upcoming events
+ * are never activated (no holds are taken then).
+ * KEYS: room hash, shoppers; ARGV: user id, window ms, threshold.
+ */
+const SHOPPER = `
+local r = redis.call('HMGET', KEYS[1], 'required', 'status', 'autoAt')
+if r[1] == '1' or r[3] then return 1 end
+local threshold = tonumber(ARGV[3])
+if threshold <= 0 or (r[2] ~= 'on_sale' and r[2] ~= 'sold_out') then return 0 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[2], now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[2]))
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+if redis.call('ZCARD', KEYS[2]) <= threshold then return 0 end
+redis.call('HSET', KEYS[1], 'autoAt', now, 'required', '1')
+redis.call('DEL', KEYS[2])
+return 2`
+
+/** The automatic activation's sliding window of an event's shoppers, in the room's hash slot. */
+export const shoppersKey = (eventId: string) => `{q:${eventId}}:shoppers`
+
 export const effectiveRate = (row: RoomRow) => row.rate_override ?? row.rate_per_minute ?? DEFAULT_RATE_PER_MINUTE
 
 export interface SaleRules {
@@ -45,7 +78,8 @@ export interface SaleRules {
  * event's version is newer than the part held (deliveries are unordered and repeat), then mirrors the row into
  * the Redis room. Runs inside the inbox transaction.
  */
-export function createRooms(room: WaitingRoom) {
+export function createRooms(room: WaitingRoom, auto?: { redis: Redis; threshold: number; windowSeconds: number }) {
+  auto?.redis.defineCommand('queueShopper', { numberOfKeys: 2, lua: SHOPPER })
   const mirror = async (row: RoomRow | undefined) => {
     if (!row) return
     await room.sync(row.event_id, {
@@ -61,6 +95,9 @@ export function createRooms(room: WaitingRoom) {
     })
     if (row.deleted || FINISHED.has(row.status)) await room.expire(row.event_id, FINISHED_ROOM_TTL_SECONDS)
   }
+
+  const find = async (db: SqlClient, eventId: string): Promise<RoomRow | undefined> =>
+    (await db.$queryRawUnsafe<RoomRow[]>(`SELECT ${ROW} FROM queue.rooms WHERE event_id = $1::uuid`, eventId))[0]
 
   return {
     mirror,
@@ -79,7 +116,7 @@ export function createRooms(room: WaitingRoom) {
            rules_version = GREATEST(rooms.rules_version, EXCLUDED.rules_version),
            status_version = GREATEST(rooms.status_version, EXCLUDED.status_version),
            updated_at = now()
-         RETURNING *`,
+         RETURNING ${ROW}`,
         rules.eventId,
         rules.queue.required,
         rules.queue.admissionRatePerMinute,
@@ -101,7 +138,7 @@ export function createRooms(room: WaitingRoom) {
            deleted = deleted OR $4,
            status_version = GREATEST(status_version, $2),
            updated_at = now()
-         WHERE event_id = $1::uuid RETURNING *`,
+         WHERE event_id = $1::uuid RETURNING ${ROW}`,
         change.eventId,
         change.version,
         change.status,
@@ -111,21 +148,50 @@ export function createRooms(room: WaitingRoom) {
       await mirror(rows[0])
     },
 
-    async find(db: SqlClient, eventId: string): Promise<RoomRow | undefined> {
-      return (await db.$queryRawUnsafe<RoomRow[]>(`SELECT * FROM queue.rooms WHERE event_id = $1::uuid`, eventId))[0]
-    },
+    find,
 
     /** Rooms whose controller has work: required, not deleted, still selling (or about to). */
     async live(db: SqlClient): Promise<RoomRow[]> {
       return db.$queryRawUnsafe<RoomRow[]>(
-        `SELECT * FROM queue.rooms WHERE required AND NOT deleted AND status IN ('upcoming', 'on_sale', 'sold_out') AND sale_end > now()`,
+        `SELECT ${ROW} FROM queue.rooms WHERE (required OR auto_activated_at IS NOT NULL) AND NOT deleted AND status IN ('upcoming', 'on_sale', 'sold_out') AND sale_end > now()`,
       )
+    },
+
+    /**
+     * Notes a hold attempt by `userId` on an event whose room is not required, and answers whether holds need an
+     * admission token now (the room is active). The call that activates the room records it in PostgreSQL and
+     * mirrors it (joins are accepted from then on); if that fails the activation is undone, so Redis and PostgreSQL
+     * agree, and the error reaches the caller.
+     */
+    async shopper(db: SqlClient, eventId: string, userId: string): Promise<{ active: boolean; activated: boolean }> {
+      if (!auto) return { active: false, activated: false }
+      const answer = await (auto.redis as unknown as { queueShopper(...args: unknown[]): Promise<number> }).queueShopper(
+        roomKeys(eventId)[0],
+        shoppersKey(eventId),
+        userId,
+        auto.windowSeconds * 1000,
+        auto.threshold,
+      )
+      if (answer !== 2) return { active: answer === 1, activated: false }
+      try {
+        const rows = await db.$queryRawUnsafe<RoomRow[]>(
+          `UPDATE queue.rooms SET auto_activated_at = COALESCE(auto_activated_at, now()), updated_at = now()
+           WHERE event_id = $1::uuid RETURNING ${ROW}`,
+          eventId,
+        )
+        await mirror(rows[0])
+      } catch (error) {
+        await auto.redis.hdel(roomKeys(eventId)[0], 'autoAt')
+        await mirror(await find(db, eventId).catch(() => undefined))
+        throw error
+      }
+      return { active: true, activated: true }
     },
 
     async setOperatorState(db: SqlClient, eventId: string, state: { paused?: boolean; ratePerMinute?: number }): Promise<RoomRow | undefined> {
       const rows = await db.$queryRawUnsafe<RoomRow[]>(
         `UPDATE queue.rooms SET paused = COALESCE($2, paused), rate_override = COALESCE($3, rate_override), updated_at = now()
-         WHERE event_id = $1::uuid AND NOT deleted RETURNING *`,
+         WHERE event_id = $1::uuid AND NOT deleted RETURNING ${ROW}`,
         eventId,
         state.paused ?? null,
         state.ratePerMinute ?? null,

@@ -89,6 +89,8 @@ export function createReservations(deps: {
   outbox: ReservationsOutbox
   /** Verifies an admission token (the queue contract's client); undefined: this process cannot check one. */
   admission?: (token: string | undefined, expected: { userId: string; eventId: string }) => Promise<AdmissionCheck>
+  /** For a hold on an event that does not require a waiting room: counts the buyer as a shopper, and answers whether the crowd activated one. */
+  waitingRoomActive?: (eventId: string, userId: string) => Promise<boolean>
   holdSeconds: number
   extensionSeconds: number
   /** How far past its extended expiry a hold may be kept for a payment in flight. */
@@ -268,7 +270,7 @@ export function createReservations(deps: {
     if (!SELLING.has(event.status) || event.sale_start!.getTime() > now || event.sale_end!.getTime() <= now)
       throw conflict('NOT_ON_SALE', 'this event is not on sale')
     if (event.sales_paused_at) throw conflict('SALES_PAUSED', 'sales of this event are paused; try again later')
-    if (event.queue_required) await checkAdmission(request)
+    if (event.queue_required || (await deps.waitingRoomActive?.(request.eventId, request.userId))) await checkAdmission(request)
     return event
   }
 
@@ -381,17 +383,27 @@ export function createReservations(deps: {
     })
   }
 
-  /** Writes the event's batches one after another until nobody is waiting. */
+  /**
+   * Writes the event's batches one after another until nobody is waiting. While one batch's transaction runs, the
+   * next batch's sale rules and admission tokens are checked, so the database is not idle while they are.
+   */
   async function writeBatches(eventId: string) {
     const queue = waiting.get(eventId)!
-    while (queue.length > 0) await writeBatch(eventId, queue.splice(0, BATCH_LIMIT))
+    let checking: Promise<Checked> | undefined
+    while (checking || queue.length > 0) {
+      const checked = await (checking ?? checkBatch(eventId, queue.splice(0, BATCH_LIMIT)))
+      checking = queue.length > 0 ? checkBatch(eventId, queue.splice(0, BATCH_LIMIT)) : undefined
+      await claimChecked(eventId, checked)
+    }
     waiting.delete(eventId)
   }
 
-  /** Settles every request of the batch: a hold, or that request's own refusal; never throws. */
-  async function writeBatch(eventId: string, batch: Waiting[]) {
+  /** The requests of a batch that passed the sale's rules, and the event's per-buyer limit. */
+  type Checked = { admitted: Waiting[]; limit: number }
+
+  /** The sale's rules, read once for the batch: each request passes them (its admission token too) or is refused alone. Never throws. */
+  async function checkBatch(eventId: string, batch: Waiting[]): Promise<Checked> {
     try {
-      // The sale's rules are read once for the batch; each request passes them (its admission token too) or is refused alone.
       const event = await eventCopy(db, eventId)
       const checks = await Promise.allSettled(batch.map(({ request }) => checkSale(event, request)))
       const admitted = batch.filter((waiter, index) => {
@@ -399,8 +411,18 @@ export function createReservations(deps: {
         if (check.status === 'rejected') waiter.reject(check.reason)
         return check.status === 'fulfilled'
       })
-      if (admitted.length === 0) return
-      const outcomes = await inTransaction((tx) => claimBatch(tx, eventId, event!.per_user_limit, admitted.map(({ request }) => request)))
+      return { admitted, limit: event?.per_user_limit ?? 0 }
+    } catch (error) {
+      for (const waiter of batch) waiter.reject(error)
+      return { admitted: [], limit: 0 }
+    }
+  }
+
+  /** Settles every admitted request: a hold, or that request's own refusal. Never throws. */
+  async function claimChecked(eventId: string, { admitted, limit }: Checked) {
+    if (admitted.length === 0) return
+    try {
+      const outcomes = await inTransaction((tx) => claimBatch(tx, eventId, limit, admitted.map(({ request }) => request)))
       const held = outcomes.filter((outcome): outcome is HeldRow => !(outcome instanceof HttpError))
       if (held.length > 0) deps.committed({ eventIds: [eventId], expiries: held.map((row) => ({ id: row.id, at: row.expires_at })) })
       admitted.forEach((waiter, index) => {
@@ -409,9 +431,8 @@ export function createReservations(deps: {
         else waiter.resolve(outcome)
       })
     } catch (error) {
-      // The batch's transaction failed (e.g. a lock timeout: 503): nothing of it stays, every request still waiting
-      // hears why (settling a promise twice does nothing, so those refused before the transaction keep their answer).
-      for (const waiter of batch) waiter.reject(error)
+      // The batch's transaction failed (e.g. a lock timeout: 503): nothing of it stays, and every request hears why.
+      for (const waiter of admitted) waiter.reject(error)
     }
   }
 
