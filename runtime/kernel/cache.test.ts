@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, test } from 'bun:test'
 import Redis from 'ioredis'
 import { Counter, Registry } from 'prom-client'
-import { cachedJsonResponse, createResponseCache, etagOf, keyPart, matchesEtag, type CacheKey } from './cache'
+import { acceptsGzip, cachedJsonResponse, createResponseCache, etagOf, keyPart, matchesEtag, type CacheKey } from './cache'
 import { createLogger } from './log'
 
 const keyPrefix = `tiketi-test-cache-${crypto.randomUUID().slice(0, 8)}:`
@@ -313,6 +313,15 @@ describe('ETags', () => {
     expect(matchesEtag('*', etag)).toBe(true)
     expect(matchesEtag('"x"', etag)).toBe(false)
     expect(matchesEtag(undefined, etag)).toBe(false)
+  })
+
+  test('Accept-Encoding: gzip or *, unless its q-value is 0; the same answer every time a spelling comes back', () => {
+    const spellings: [string | null, boolean][] = [
+      ['gzip', true], ['GZIP', true], ['br, gzip;q=0.8', true], ['*', true], ['gzip, deflate, br', true],
+      [null, false], ['', false], ['br', false], ['gzip;q=0', false], ['gzip; q=0.000', false], ['identity', false], ['*;q=0', false], ['x-gzip', false],
+    ]
+    for (let round = 0; round < 2; round++)
+      for (const [header, accepted] of spellings) expect([header, acceptsGzip(header)]).toEqual([header, accepted])
   })
 
   test('responses: 200 with ETag and Cache-Control, 304 without a body', async () => {
