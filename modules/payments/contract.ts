@@ -61,7 +61,7 @@ export const IdempotencyHeaders = t.Object({
 
 export const ConfirmInput = t.Object(
   {
-    paymentId: t.String({ format: 'uuid', description: 'From /payments/prepare or /points/charge' }),
+    paymentId: CanonicalUuid({ description: 'From /payments/prepare or /points/charge' }),
     paymentKey: t.Optional(
       Text({ maxLength: 200, pattern: '^[A-Za-z0-9_-]+$', description: "The provider's key for the buyer's authorisation (not needed when points pay everything)" }),
     ),
@@ -71,12 +71,12 @@ export const ConfirmInput = t.Object(
 )
 export const PrepareInput = t.Object(
   {
-    reservationId: t.String({ format: 'uuid', description: 'A PENDING reservation of the caller; the amount is taken from it' }),
+    reservationId: CanonicalUuid({ description: 'A PENDING reservation of the caller; the amount is taken from it' }),
     points: t.Optional(Int({ minimum: 0, maximum: MAX_AMOUNT, description: 'Points to pay with (at most the amount); the rest goes to the card' })),
   },
   closed,
 )
-export const CancelInput = t.Object({ paymentId: t.String({ format: 'uuid', description: 'A READY payment to abandon, or a points purchase to refund' }) }, closed)
+export const CancelInput = t.Object({ paymentId: CanonicalUuid({ description: 'A READY payment to abandon, or a points purchase to refund' }) }, closed)
 export const PartialRefundInput = t.Object(
   {
     amount: Int({ minimum: 1, maximum: MAX_AMOUNT, description: 'KRW to give back to the card (at most what is left of the card part)' }),

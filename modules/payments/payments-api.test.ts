@@ -83,9 +83,13 @@ for (const mode of MODES)
 
       // The amount is the reservation's; a client that names one is refused.
       expect((await prepare(buyer.token, { reservationId: reservation.id, amount: 1 })).status).toBe(400)
-      const prepared = await prepare(buyer.token, { reservationId: reservation.id })
+      // An id in upper case is the same id: the same request, so the same key replays the first answer.
+      const prepareKey = key()
+      const prepared = await prepare(buyer.token, { reservationId: reservation.id.toUpperCase() }, prepareKey)
       expect(prepared.status).toBe(201)
       expect(prepared.body).toMatchObject({ state: 'READY', purpose: 'reservation', reservationId: reservation.id, amount: reservation.amount, cardAmount: reservation.amount })
+      const replayed = await prepare(buyer.token, { reservationId: reservation.id }, prepareKey)
+      expect({ status: replayed.status, body: replayed.body }).toEqual({ status: 201, body: prepared.body })
 
       const paymentKey = await simulator.checkout(prepared.body.orderId, prepared.body.cardAmount)
       const confirmed = await confirm(buyer.token, { paymentId: prepared.body.id, paymentKey, amount: prepared.body.cardAmount })
