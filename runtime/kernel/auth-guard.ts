@@ -75,6 +75,8 @@ export function createTokenVerifier(options: {
   let retiredAt = new Map<string, number>()
   let epoch: string | null = null
   let fetchedAt = 0
+  // Counts key set fetches: a token checked against an earlier set is checked again (a time could repeat).
+  let keySetVersion = 0
   let inflight: Promise<void> | undefined
 
   const refresh = () =>
@@ -92,6 +94,7 @@ export function createTokenVerifier(options: {
         )
         epoch = epochBefore
         fetchedAt = Date.now()
+        keySetVersion++
       } catch {
         throw new HttpError(503, 'AUTH_KEYS_UNAVAILABLE', 'access tokens cannot be verified right now; try again shortly', { 'retry-after': '5' })
       }
@@ -129,15 +132,18 @@ export function createTokenVerifier(options: {
   // Tokens whose signature checked out, so a client's next requests skip the ECDSA check: each is used only while
   // the key set it was checked against is the one held (not refetched since, not older than maxAge) and the key epoch
   // is unchanged (checked on every request, below), and never past its expiry. Revocation is still read per request.
-  const verified = new Map<string, { claims: JWTPayload; kid?: string; keysAt: number }>()
-  async function signatureOf(token: string): Promise<{ claims: JWTPayload; kid?: string }> {
+  const verified = new Map<string, { claims: JWTPayload; kid?: string; keySetVersion: number }>()
+  // Not async: a remembered token is answered without a promise (the hot path of every request).
+  function signatureOf(token: string): { claims: JWTPayload; kid?: string } | Promise<{ claims: JWTPayload; kid?: string }> {
     const known = verified.get(token)
     const now = Date.now()
-    if (known && known.keysAt === fetchedAt && now - fetchedAt < maxAge && Number(known.claims.exp) * 1000 > now) return known
-    const checked = await checkSignature(token)
-    if (verified.size >= MAX_VERIFIED_TOKENS) verified.clear() // a crude bound: the cache only saves work
-    verified.set(token, { ...checked, keysAt: fetchedAt })
-    return checked
+    if (known && known.keySetVersion === keySetVersion && now - fetchedAt < maxAge && Number(known.claims.exp) * 1000 > now) return known
+    const version = keySetVersion // taken before: a set fetched during the check makes the next request check again
+    return checkSignature(token).then((checked) => {
+      if (verified.size >= MAX_VERIFIED_TOKENS) verified.clear() // a crude bound: the cache only saves work
+      verified.set(token, { ...checked, keySetVersion: version })
+      return checked
+    })
   }
 
   // The revocation markers asked for during one event-loop turn, read with one MGET (the key epoch first).
@@ -156,7 +162,7 @@ export function createTokenVerifier(options: {
       }
     }
     const at = markers.keys.push(revokedTokenKey(jti), revokedSignInKey(signInId)) - 2
-    return markers.values.then((values) => [values[at], values[at + 1], values[0]] as const)
+    return { at, values: markers.values }
   }
 
   function principalOf(claims: JWTPayload): Principal {
@@ -167,8 +173,11 @@ export function createTokenVerifier(options: {
   }
 
   async function verify(token: string): Promise<Principal> {
-    let { claims, kid } = await signatureOf(token)
-    const [revokedToken, revokedSignIn, currentEpoch] = await revocationMarkers(String(claims.jti), typeof claims.sid === 'string' ? claims.sid : '-')
+    const signature = signatureOf(token)
+    let { claims, kid } = signature instanceof Promise ? await signature : signature
+    const { at, values } = revocationMarkers(String(claims.jti), typeof claims.sid === 'string' ? claims.sid : '-')
+    const markerValues = await values
+    const [revokedToken, revokedSignIn, currentEpoch] = [markerValues[at], markerValues[at + 1], markerValues[0]]
     if (currentEpoch !== epoch) {
       // Keys were revoked since our copy was fetched: check the signature again against the current set.
       await refresh()
