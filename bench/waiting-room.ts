@@ -8,6 +8,9 @@
 // - joins/s over HTTP: rejoins of those users (idempotent: the same Lua step without the insert);
 // - fresh joins/s of the join step on Redis alone (new user ids, `concurrency` callers, one ioredis connection);
 // - Redis memory per entrant, from `--entrants` fresh joins into one room.
+// Beside each HTTP figure, the server's CPU time per request: on a shared, loaded machine the rates swing from run to
+// run, the CPU a request costs much less.
+import { readFileSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import Redis from 'ioredis'
@@ -46,7 +49,13 @@ async function closedLoop(request: (client: number) => Promise<boolean>) {
       }
     }),
   )
-  return { perSecond: done / ((performance.now() - started) / 1000), errors }
+  return { perSecond: done / ((performance.now() - started) / 1000), errors, done }
+}
+
+/** CPU time (ms) a process has used so far, from /proc (Linux; clock ticks of 10 ms). */
+const cpuMsOf = (pid: number) => {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+  return (Number(fields[11]) + Number(fields[12])) * 10
 }
 
 const pgAdmin = new Client({ connectionString: 'postgresql://postgres@127.0.0.1:5432/postgres' })
@@ -110,20 +119,26 @@ try {
   if (probe.status !== 200 || probe.body.state !== 'waiting' || !(probe.body.position >= 1))
     throw new Error(`status read answered ${probe.status}: ${JSON.stringify(probe.body)}`)
   const getBefore = redisBenchmarkGet()
-  const health = await closedLoop(async () => {
+  // The server's CPU time per request over a closed loop.
+  const measured = async (request: (client: number) => Promise<boolean>) => {
+    const before = cpuMsOf(tiketi.process.pid)
+    const result = await closedLoop(request)
+    return { ...result, cpuMicros: ((cpuMsOf(tiketi.process.pid) - before) * 1000) / result.done }
+  }
+  const health = await measured(async () => {
     const response = await fetch(`${tiketi.url}/health`)
     await response.arrayBuffer()
     return response.status === 200
   })
   const failures = new Map<number, number>()
-  const statusReads = await closedLoop(async (client) => {
+  const statusReads = await measured(async (client) => {
     const response = await fetch(`${tiketi.url}/api/queue/status/${event.id}`, { headers: { authorization: `Bearer ${tokens[client]}` } })
     await response.arrayBuffer()
     if (response.status !== 200) failures.set(response.status, (failures.get(response.status) ?? 0) + 1)
     return response.status === 200
   })
   if (failures.size > 0) console.log('status read failures by status:', Object.fromEntries(failures))
-  const rejoins = await closedLoop(async (client) => {
+  const rejoins = await measured(async (client) => {
     const response = await fetch(`${tiketi.url}/api/queue/join/${event.id}`, { method: 'POST', headers: { authorization: `Bearer ${tokens[client]}` } })
     await response.arrayBuffer()
     return response.status === 200
@@ -169,21 +184,26 @@ try {
   Object.assign(results, {
     redisBenchmarkGet: { before: getBefore, after: getAfter },
     healthPerSecond: health.perSecond,
+    healthServerCpuMicros: health.cpuMicros,
     statusReadsPerSecond: statusReads.perSecond,
+    statusReadServerCpuMicros: statusReads.cpuMicros,
     statusReadErrors: statusReads.errors,
     httpRejoinsPerSecond: rejoins.perSecond,
+    httpRejoinServerCpuMicros: rejoins.cpuMicros,
     redisFreshJoinsPerSecond: freshJoins.perSecond,
     entrants,
     bytesPerEntrant,
   })
-  const row = (name: string, value: number) => `| ${name} | ${Math.round(value).toLocaleString('en')} | ${(value / get).toFixed(2)} |`
-  console.log(`| measure | per second | × redis-benchmark GET |\n|---|---|---|`)
+  const row = (name: string, value: number, cpuMicros?: number) =>
+    `| ${name} | ${Math.round(value).toLocaleString('en')} | ${(value / get).toFixed(2)} | ${cpuMicros === undefined ? '' : cpuMicros.toFixed(1)} |`
+  console.log(`| measure | per second | × redis-benchmark GET | server CPU µs per request |\n|---|---|---|---|`)
   console.log(row('redis-benchmark GET (mean of before and after)', get))
-  console.log(row('GET /health (the platform alone, no I/O)', health.perSecond))
-  console.log(row(`GET /api/queue/status/:id (HTTP, ${concurrency} users waiting, warm)`, statusReads.perSecond))
-  console.log(row('POST /api/queue/join/:id (HTTP, rejoins)', rejoins.perSecond))
+  console.log(row('GET /health (the platform alone, no I/O)', health.perSecond, health.cpuMicros))
+  console.log(row(`GET /api/queue/status/:id (HTTP, ${concurrency} users waiting, warm)`, statusReads.perSecond, statusReads.cpuMicros))
+  console.log(row('POST /api/queue/join/:id (HTTP, rejoins)', rejoins.perSecond, rejoins.cpuMicros))
   console.log(row('join step on Redis (fresh users)', freshJoins.perSecond))
-  console.log(`\nstatus read errors: ${statusReads.errors}; Redis memory per entrant (${entrants.toLocaleString('en')} entrants): ${bytesPerEntrant.toFixed(0)} bytes`)
+  console.log(`\nstatus reads / health: ${(statusReads.perSecond / health.perSecond).toFixed(2)} by rate, ${(health.cpuMicros / statusReads.cpuMicros).toFixed(2)} by server CPU`)
+  console.log(`status read errors: ${statusReads.errors}; Redis memory per entrant (${entrants.toLocaleString('en')} entrants): ${bytesPerEntrant.toFixed(0)} bytes`)
   await mkdir(join(import.meta.dir, 'results'), { recursive: true })
   await Bun.write(join(import.meta.dir, 'results', 'waiting-room.json'), JSON.stringify(results, null, 2))
 } finally {
