@@ -3,6 +3,9 @@ import { HttpError } from '../../../runtime/kernel/errors'
 import { describeError, type Logger } from '../../../runtime/kernel/log'
 import type { Queue } from './queue'
 
+/** Status reads one push round keeps in flight. */
+const PUSH_CONCURRENCY = 256
+
 export interface LiveSocket {
   send(data: string): unknown
   close(code?: number, reason?: string): unknown
@@ -42,7 +45,10 @@ export function createLive(deps: { queue: Queue; subscriber: Redis; channel: str
     if (pushing) return
     pushing = true
     try {
-      for (const connection of [...connections.values()]) await push(connection, 'status')
+      // A few hundred reads in flight at once share Redis round trips (one after another, a round of 19,000 sockets
+      // would take as long as the push interval on a busy machine).
+      const all = [...connections.values()]
+      for (let i = 0; i < all.length; i += PUSH_CONCURRENCY) await Promise.all(all.slice(i, i + PUSH_CONCURRENCY).map((connection) => push(connection, 'status')))
     } finally {
       pushing = false
     }
