@@ -27,6 +27,17 @@ async function pinServer(pid: number) {
   if (pinned) await Bun.spawn(['taskset', '-a', '-p', '-c', '1', String(pid)], { stdout: 'ignore' }).exited
 }
 
+/**
+ * CPU time (user + system, ms) a process has used, from /proc (Linux); undefined elsewhere. Per request, it compares
+ * servers even when other work on the machine takes their core away for part of a run.
+ */
+async function cpuMs(pid: number): Promise<number | undefined> {
+  const stat = await Bun.file(`/proc/${pid}/stat`).text().catch(() => undefined)
+  const fields = stat?.slice(stat.lastIndexOf(')') + 2).split(' ')
+  // utime and stime, fields 14 and 15 of stat(5), in clock ticks (100 a second on Linux).
+  return fields ? (Number(fields[11]) + Number(fields[12])) * 10 : undefined
+}
+
 /** wrk's latency figure in milliseconds (`812.00us`, `1.23ms`, `2.01s`). */
 function wrkMs(text: string | undefined): number {
   const match = /^([\d.]+)(us|ms|s)$/.exec(text ?? '')
@@ -155,21 +166,24 @@ try {
   legacyReader.releaseLock()
   await pinServer(legacy.pid)
 
-  const results: Record<string, LoadResult> = {}
-  const run = async (name: string, url: string, headers?: Record<string, string>) => {
+  const results: Record<string, LoadResult & { serverCpuUsPerRequest?: number }> = {}
+  const run = async (name: string, server: number, url: string, headers?: Record<string, string>) => {
     await measure(url, { concurrency, seconds: 1, headers }) // warm-up, not counted
-    results[name] = await measure(url, { concurrency, seconds, headers })
+    const cpuBefore = await cpuMs(server)
+    const result = await measure(url, { concurrency, seconds, headers })
+    const cpuAfter = await cpuMs(server)
+    results[name] = { ...result, serverCpuUsPerRequest: cpuBefore === undefined || cpuAfter === undefined ? undefined : ((cpuAfter - cpuBefore) * 1000) / result.requests }
   }
   // Interleaved so that drift in the machine's load affects both sides alike.
-  await run('baseline (Bun.serve, same body)', baselineUrl)
-  await run('GET /health (hooks only, no I/O)', `${tiketi.url}/health`)
-  await run('GET /api/events?limit=20', listUrl)
-  await run('GET /api/events/:id', detailUrl)
+  await run('baseline (Bun.serve, same body)', baseline.pid, baselineUrl)
+  await run('GET /health (hooks only, no I/O)', tiketi.process.pid, `${tiketi.url}/health`)
+  await run('GET /api/events?limit=20', tiketi.process.pid, listUrl)
+  await run('GET /api/events/:id', tiketi.process.pid, detailUrl)
   // Bun's fetch (the fallback client) inflates what it asked for in gzip, as a browser does; wrk reads the bytes as sent.
-  await run('GET seat-map (1,000 seats, gzip)', seatMapUrl, { 'accept-encoding': 'gzip' })
-  await run('GET seat-map (1,000 seats, identity)', seatMapUrl, { 'accept-encoding': 'identity' })
-  await run('legacy stand-in seat map (DB read, no cache)', legacyUrl)
-  await run('baseline again', baselineUrl)
+  await run('GET seat-map (1,000 seats, gzip)', tiketi.process.pid, seatMapUrl, { 'accept-encoding': 'gzip' })
+  await run('GET seat-map (1,000 seats, identity)', tiketi.process.pid, seatMapUrl, { 'accept-encoding': 'identity' })
+  await run('legacy stand-in seat map (DB read, no cache)', legacy.pid, legacyUrl)
+  await run('baseline again', baseline.pid, baselineUrl)
   baseline.kill()
   legacy.kill()
 
@@ -178,11 +192,13 @@ try {
   const load1 = loadavg()[0]!.toFixed(1)
   console.log(`\nread path, ${concurrency} concurrent clients, ${seconds} s each, detail body ${detailBody.length} bytes, seat map ${seatMapBytes} bytes (${seatMapGzipBytes} gzipped)`)
   console.log(`client: ${CLIENT}; load average ${load1} on ${cpus().length} cores at the end\n`)
-  console.log('target                               req/s     p50 ms   p99 ms   errors   req/s vs baseline   p99 vs baseline')
+  const baseCpu = ((results['baseline (Bun.serve, same body)']!.serverCpuUsPerRequest ?? NaN) + (results['baseline again']!.serverCpuUsPerRequest ?? NaN)) / 2
+  console.log('target                               req/s     p50 ms   p99 ms   errors   req/s vs baseline   p99 vs baseline   server CPU µs/req (vs baseline)')
   for (const [name, result] of Object.entries(results))
     console.log(
-      `${name.padEnd(36)} ${result.requestsPerSecond.toFixed(0).padStart(7)} ${result.p50Ms.toFixed(2).padStart(9)} ${result.p99Ms.toFixed(2).padStart(8)} ${String(result.errors).padStart(8)} ${(result.requestsPerSecond / base).toFixed(2).padStart(19)} ${(result.p99Ms / baseP99).toFixed(2).padStart(17)}`,
+      `${name.padEnd(36)} ${result.requestsPerSecond.toFixed(0).padStart(7)} ${result.p50Ms.toFixed(2).padStart(9)} ${result.p99Ms.toFixed(2).padStart(8)} ${String(result.errors).padStart(8)} ${(result.requestsPerSecond / base).toFixed(2).padStart(19)} ${(result.p99Ms / baseP99).toFixed(2).padStart(17)} ${(result.serverCpuUsPerRequest ?? NaN).toFixed(1).padStart(12)} (${((result.serverCpuUsPerRequest ?? NaN) / baseCpu).toFixed(2)})`,
     )
+  console.log("(server CPU: the serving process's user + system time per request, from /proc; the legacy stand-in's excludes PostgreSQL)")
   const legacyRate = results['legacy stand-in seat map (DB read, no cache)']!.requestsPerSecond
   for (const name of ['GET seat-map (1,000 seats, gzip)', 'GET seat-map (1,000 seats, identity)'])
     console.log(`${name}: ${(results[name]!.requestsPerSecond / legacyRate).toFixed(1)}× the legacy stand-in`)
