@@ -125,6 +125,13 @@ export interface GatewayConfig {
   legacyContexts: string[]
   /** How long an upstream may take to start answering before the gateway answers 504. */
   upstreamTimeoutMs: number
+  /**
+   * How long the gateway answers a public read again itself (GATEWAY_CACHE_MS; 0: off): only GET/HEAD without
+   * credentials whose answer was a 200 marked `public, s-maxage`, never past that s-maxage. A write the gateway forwards
+   * clears its context's entries at once; a write through another process shows within the module's own bound (1 s
+   * for the events cache) plus this.
+   */
+  cacheMs: number
   /** Requests per minute per signed-in user, per anonymous client address; 0 turns a limit off. Admins are exempt. */
   userPerMinute: number
   anonymousPerMinute: number
@@ -226,6 +233,7 @@ function readGateway(env: Env, known: readonly string[], modules: readonly strin
     legacyUrl: env.LEGACY_URL ? readUrl(env, 'LEGACY_URL', '', http) : undefined,
     legacyContexts,
     upstreamTimeoutMs: readInt(env, 'GATEWAY_UPSTREAM_TIMEOUT_MS', 10_000, 10, 600_000),
+    cacheMs: readInt(env, 'GATEWAY_CACHE_MS', 250, 0, 60_000),
     userPerMinute: readInt(env, 'RATE_LIMIT_USER_PER_MINUTE', limits ? 100 : 0, 0, 1_000_000),
     anonymousPerMinute: readInt(env, 'RATE_LIMIT_ANONYMOUS_PER_MINUTE', limits ? 60 : 0, 0, 1_000_000),
     routeLimits: readRouteLimits(env, limits ? 'POST /auth/login=10,POST /auth/register=5,POST /reservations=20,POST /payments/*=10' : ''),

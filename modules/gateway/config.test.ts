@@ -39,6 +39,12 @@ describe('gateway configuration', () => {
     expect(loadConfig({ ...base, EDGE_POLICIES: 'gateway' }, ['--modules=all']).gateway.inProcess).toBe(false)
   })
 
+  test('the cache of public reads: 250 ms by default, 0 turns it off, nothing else but milliseconds up to a minute', () => {
+    expect(gatewayConfig({}).cacheMs).toBe(250)
+    expect(gatewayConfig({ GATEWAY_CACHE_MS: '0' }).cacheMs).toBe(0)
+    for (const bad of ['-1', '1.5', 'soon', '60001']) expect(() => gatewayConfig({ GATEWAY_CACHE_MS: bad })).toThrow(/GATEWAY_CACHE_MS/)
+  })
+
   test('CORS origins are a comma-separated list', () => {
     expect(gatewayConfig({ CORS_ORIGINS: 'https://a.example, https://b.example' }).corsOrigins).toEqual(['https://a.example', 'https://b.example'])
     expect(gatewayConfig({}).corsOrigins).toEqual([])

@@ -11,6 +11,7 @@ import { connectRedis } from '../../runtime/kernel/redis'
 import { createApiDocument } from './docs'
 import { createGatewayPolicies } from './policies'
 import { errorResponse, forward, rawPathOf, stripHopByHop } from './proxy'
+import { createGatewayCache } from './response-cache'
 import { buildRoutingTable, routeFor } from './routing'
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/
@@ -91,9 +92,10 @@ export function createGateway(config: Config, contracts: readonly ModuleContract
     refetchCooldownMs: config.jwksRefetchCooldownSeconds * 1000,
   })
   const modules = Object.fromEntries(Object.entries(targets).filter(([context]) => !legacy.has(context)))
-  const apiDocument = createApiDocument(modules, config.gateway.upstreamTimeoutMs)
+  const apiDocument = createApiDocument(modules, config.gateway.upstreamTimeoutMs, config.gateway.cacheMs)
   // The viewer page and its script are the same in every module process: the first one serves them.
   const docsViewer = Object.values(modules)[0]
+  const cache = createGatewayCache({ ttlMs: config.gateway.cacheMs, registry: metrics.registry })
   const policies = createGatewayPolicies({ config: config.gateway, redis: redis.keys, verify, registry: metrics.registry, log })
   let draining = false
   let server: Server<SocketData> | undefined
@@ -141,7 +143,7 @@ export function createGateway(config: Config, contracts: readonly ModuleContract
     if (admission.response) return finish(admission.response)
     const context = routeFor(table, apiPath)?.context
     const target = context && targets[context]
-    if (!target) return finish(errorResponse(404, 'ROUTE_NOT_FOUND', 'no such route'))
+    if (!context || !target) return finish(errorResponse(404, 'ROUTE_NOT_FOUND', 'no such route'))
 
     if (request.headers.get('upgrade')?.toLowerCase() === 'websocket') {
       const headers = stripHopByHop(new Headers(request.headers))
@@ -166,11 +168,23 @@ export function createGateway(config: Config, contracts: readonly ModuleContract
       return finish(errorResponse(400, 'UPGRADE_FAILED', 'WebSocket upgrade failed'))
     }
 
-    const started = performance.now()
-    const { response, outcome } = await forward(request, { target, requestId, client, timeoutMs: config.gateway.upstreamTimeoutMs })
-    if (outcome === 'answered') latency.observe({ upstream: context! }, (performance.now() - started) / 1000)
-    else log.warn('upstream failed', { requestId, upstream: context, outcome })
-    requests.inc({ upstream: context!, status: String(response.status) })
+    const send = async (request: Request) => {
+      const started = performance.now()
+      const result = await forward(request, { target, requestId, client, timeoutMs: config.gateway.upstreamTimeoutMs })
+      if (result.outcome === 'answered') latency.observe({ upstream: context }, (performance.now() - started) / 1000)
+      else log.warn('upstream failed', { requestId, upstream: context, outcome: result.outcome })
+      requests.inc({ upstream: context, status: String(result.response.status) })
+      return result
+    }
+    const key = cache.keyOf(context, request, raw)
+    if (key) {
+      const cached = cache.lookup(key, context, request, requestId)
+      if (cached) return finish(cached)
+      if (request.method === 'GET') return finish(await cache.load(key, context, request, requestId, send))
+    }
+    const { response } = await send(request)
+    // Whatever a write changed, this gateway's next read of its context goes to the module (read-your-write).
+    if (request.method !== 'GET' && request.method !== 'HEAD') cache.clear(context)
     return finish(response)
   }
 

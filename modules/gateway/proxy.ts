@@ -20,6 +20,13 @@ export function errorResponse(status: number, code: string, message: string, hea
   return Response.json(errorBody(code, message), { status, headers })
 }
 
+/** The gateway's own answer when an upstream could not be reached (502) or did not start answering in time (504). */
+export function upstreamError(outcome: 'unreachable' | 'timeout', requestId: string): Response {
+  const headers = { 'x-request-id': requestId, 'retry-after': '5' }
+  if (outcome === 'timeout') return errorResponse(504, 'UPSTREAM_TIMEOUT', 'the service did not answer in time; retry shortly', headers)
+  return errorResponse(502, 'UPSTREAM_UNAVAILABLE', 'the service is unavailable; retry shortly', headers)
+}
+
 export interface ForwardOptions {
   /** Base URL of the upstream, without a trailing slash. */
   target: string
@@ -76,9 +83,8 @@ export async function forward(request: Request, options: ForwardOptions): Promis
     return { response: upstream, outcome: 'answered' }
   } catch {
     clearTimeout(timer)
-    const headers = { 'x-request-id': options.requestId, 'retry-after': '5' }
-    if (timedOut) return { response: errorResponse(504, 'UPSTREAM_TIMEOUT', 'the service did not answer in time; retry shortly', headers), outcome: 'timeout' }
-    return { response: errorResponse(502, 'UPSTREAM_UNAVAILABLE', 'the service is unavailable; retry shortly', headers), outcome: 'unreachable' }
+    const outcome = timedOut ? 'timeout' : 'unreachable'
+    return { response: upstreamError(outcome, options.requestId), outcome }
   } finally {
     request.signal.removeEventListener('abort', onClientGone)
   }
