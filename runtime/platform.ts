@@ -1,5 +1,6 @@
 import { Elysia, ValidationError } from 'elysia'
 import type { Worker } from 'bullmq'
+import { Gauge } from 'prom-client'
 import { authHttpClient, type AuthClient } from '../modules/auth/contract'
 import { createGatewayPolicies } from '../modules/gateway/module'
 import type { Config } from './config'
@@ -17,6 +18,7 @@ import { createMetrics } from './kernel/metrics'
 import { migrateModule } from './kernel/migrate'
 import type { ModuleInstance } from './kernel/module'
 import { connectRedis } from './kernel/redis'
+import { createSocketBudget } from './kernel/sockets'
 import { REGISTRY, type ModuleRegistry } from './modules'
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/
@@ -98,6 +100,17 @@ export async function createPlatform(
   const queues = new QueueRegistry(redis.producer, config.redisPrefix, log)
   const instances: Record<string, ModuleInstance> = {}
   const relays: Record<string, OutboxRelay> = {}
+  // One budget for the WebSockets of every module this process runs (the queue's and the seat map's), so that
+  // running several modules in one process cannot add their caps up past the open-file limit.
+  const sockets = createSocketBudget(config.queue.maxWebSocketConnections)
+  new Gauge({
+    name: 'tiketi_websockets_open',
+    help: 'WebSocket connections this process holds, every module counted',
+    registers: [metrics.registry],
+    collect() {
+      this.set(sockets.count)
+    },
+  })
 
   // Tokens are verified in every process; keys come from the auth module in-process, or over HTTP.
   let authClient: AuthClient | undefined
@@ -122,6 +135,7 @@ export async function createPlatform(
       metrics,
       queues,
       workerConnection: redis.workerOptions,
+      sockets,
       wakeRelay: () => relays[name]?.wake(),
       clientOf: (other) => instances[other]?.client,
     })

@@ -50,7 +50,7 @@ export const queueModule = defineModule({
       queue,
       subscriber: new Redis(ctx.config.redisUrl, { lazyConnect: true }),
       channel: admissionsChannel,
-      maxConnections: settings.maxWebSocketConnections,
+      sockets: ctx.sockets,
       pushIntervalMs: settings.pushIntervalMs,
       log: ctx.log,
     })

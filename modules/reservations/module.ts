@@ -29,7 +29,7 @@ export const reservationsModule = defineModule({
       publisher: ctx.redis,
       subscriber: new Redis(ctx.config.redisUrl, { lazyConnect: true }),
       channel: `${ctx.config.redisPrefix}:reservations:seats`,
-      maxConnections: ctx.config.queue.maxWebSocketConnections,
+      sockets: ctx.sockets,
       log: ctx.log,
     })
     let expiry: ReturnType<typeof createExpiry> | undefined

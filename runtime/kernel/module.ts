@@ -7,6 +7,7 @@ import type { Database, QueueRegistry, Subscription } from './bus'
 import type { EventCatalog, ModuleContract } from './contract'
 import type { Logger } from './log'
 import type { Metrics } from './metrics'
+import type { SocketBudget } from './sockets'
 
 /** What the runtime hands a module when it builds it. Everything a module uses from outside comes from here. */
 export interface ModuleContext {
@@ -22,6 +23,8 @@ export interface ModuleContext {
   /** BullMQ queues (for the module's own jobs, e.g. delayed transitions) and worker connection options. */
   queues: QueueRegistry
   workerConnection: ConnectionOptions
+  /** The process's WebSocket budget, shared by every module it runs: take a place before holding a socket. */
+  sockets: SocketBudget
   /** Relay the module's outbox now, after a transaction that wrote to it has committed. */
   wakeRelay(): void
   /** The in-process client (declared in its contract) of another module this process runs; undefined when it runs elsewhere. */

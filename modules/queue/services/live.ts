@@ -1,6 +1,7 @@
 import type Redis from 'ioredis'
 import { HttpError } from '../../../runtime/kernel/errors'
 import { describeError, type Logger } from '../../../runtime/kernel/log'
+import type { SocketBudget } from '../../../runtime/kernel/sockets'
 import type { Queue } from './queue'
 
 /** Status reads one push round keeps in flight. */
@@ -19,10 +20,11 @@ interface Connection {
 
 /**
  * Live waiting-room updates over WebSocket, for the connections of this process: each gets its status every push
- * interval, and at once when the controller of any instance admits them (announced on Redis pub/sub). Past the
- * per-process cap new connections are refused, so the process keeps file descriptors and stays responsive.
+ * interval, and at once when the controller of any instance admits them (announced on Redis pub/sub). Each holds a
+ * place in the process's socket budget (shared with the other modules' sockets): past it new connections are refused,
+ * so the process keeps file descriptors and stays responsive.
  */
-export function createLive(deps: { queue: Queue; subscriber: Redis; channel: string; maxConnections: number; pushIntervalMs: number; log: Logger }) {
+export function createLive(deps: { queue: Queue; subscriber: Redis; channel: string; sockets: SocketBudget; pushIntervalMs: number; log: Logger }) {
   const { queue, log } = deps
   const connections = new Map<string, Connection>()
   // eventId → userId → connection ids: admissions arrive by event and user.
@@ -66,16 +68,14 @@ export function createLive(deps: { queue: Queue; subscriber: Redis; channel: str
   }
 
   return {
-    get size() {
-      return connections.size
-    },
-    /** Refuses an upgrade past the cap (a 503 before the socket exists). */
+    /** Refuses an upgrade when the process is full (a 503 before the socket exists). */
     checkCapacity() {
-      if (connections.size >= deps.maxConnections)
+      if (deps.sockets.full)
         throw new HttpError(503, 'TOO_MANY_CONNECTIONS', 'this server holds as many live connections as it can: poll the status route, or retry later')
     },
     open(id: string, eventId: string, userId: string, socket: LiveSocket) {
-      if (connections.size >= deps.maxConnections) {
+      // Upgrades checked at the same time may all have seen a last free place: the ones past it close at once.
+      if (!deps.sockets.take(id)) {
         socket.close(1013, 'too many connections')
         return
       }
@@ -92,6 +92,8 @@ export function createLive(deps: { queue: Queue; subscriber: Redis; channel: str
       if (connection) void push(connection, 'status')
     },
     close(id: string) {
+      // Also for a socket refused or let go at stop(): the budget ignores one it does not count.
+      deps.sockets.release(id)
       const connection = connections.get(id)
       if (!connection) return
       connections.delete(id)
@@ -108,7 +110,10 @@ export function createLive(deps: { queue: Queue; subscriber: Redis; channel: str
     },
     async stop() {
       clearInterval(timer)
-      for (const connection of connections.values()) connection.socket.close(1001, 'server shutting down')
+      for (const [id, connection] of connections) {
+        connection.socket.close(1001, 'server shutting down')
+        deps.sockets.release(id)
+      }
       connections.clear()
       byPerson.clear()
       deps.subscriber.disconnect()

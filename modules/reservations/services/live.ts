@@ -1,6 +1,7 @@
 import type Redis from 'ioredis'
 import { HttpError } from '../../../runtime/kernel/errors'
 import { describeError, type Logger } from '../../../runtime/kernel/log'
+import type { SocketBudget } from '../../../runtime/kernel/sockets'
 import { within } from '../../../runtime/kernel/schedule'
 import type { SeatChange } from './reservations'
 
@@ -12,12 +13,12 @@ export interface SeatSocket {
 /**
  * The live seat map: every instance announces the seat changes it committed on Redis pub/sub, and each instance
  * pushes them to the WebSocket connections it holds for that event. Messages carry seat ids and statuses only.
- * A lost announcement (Redis away) costs a client nothing it cannot read from GET /seats/:eventId.
+ * A lost announcement (Redis away) costs a client nothing it cannot read from GET /seats/:eventId. Each connection
+ * holds a place in the process's socket budget (shared with the other modules' sockets).
  */
-export function createSeatFeed(deps: { publisher: Redis; subscriber: Redis; channel: string; maxConnections: number; log: Logger }) {
+export function createSeatFeed(deps: { publisher: Redis; subscriber: Redis; channel: string; sockets: SocketBudget; log: Logger }) {
   const { log } = deps
   const watchers = new Map<string, Map<string, SeatSocket>>()
-  let connections = 0
 
   const onMessage = (channel: string, message: string) => {
     if (channel !== deps.channel) return
@@ -43,20 +44,26 @@ export function createSeatFeed(deps: { publisher: Redis; subscriber: Redis; chan
         log.warn('seat changes not announced', { error: describeError(error) })
       }
     },
+    /** Refuses an upgrade when the process is full (a 503 before the socket exists). */
     checkCapacity() {
-      if (connections >= deps.maxConnections)
+      if (deps.sockets.full)
         throw new HttpError(503, 'TOO_MANY_CONNECTIONS', 'this server holds as many live connections as it can: read GET /seats/:eventId, or retry later')
     },
     open(id: string, eventId: string, socket: SeatSocket) {
+      // Upgrades checked at the same time may all have seen a last free place: the ones past it close at once.
+      if (!deps.sockets.take(id)) {
+        socket.close(1013, 'too many connections')
+        return
+      }
       const sockets = watchers.get(eventId) ?? new Map<string, SeatSocket>()
       watchers.set(eventId, sockets)
       sockets.set(id, socket)
-      connections++
     },
     close(id: string, eventId: string) {
+      // Also for a socket refused or let go at stop(): the budget ignores one it does not count.
+      deps.sockets.release(id)
       const sockets = watchers.get(eventId)
       if (!sockets?.delete(id)) return
-      connections--
       if (sockets.size === 0) watchers.delete(eventId)
     },
     async start() {
@@ -64,9 +71,12 @@ export function createSeatFeed(deps: { publisher: Redis; subscriber: Redis; chan
       await deps.subscriber.subscribe(deps.channel)
     },
     async stop() {
-      for (const sockets of watchers.values()) for (const socket of sockets.values()) socket.close(1001, 'server shutting down')
+      for (const sockets of watchers.values())
+        for (const [id, socket] of sockets) {
+          socket.close(1001, 'server shutting down')
+          deps.sockets.release(id)
+        }
       watchers.clear()
-      connections = 0
       deps.subscriber.disconnect()
     },
   }
