@@ -87,6 +87,7 @@ describe('gateway cache of public reads', () => {
     expect(second.response.headers.get('age')).toBe('0')
     const head = await read(gateway, path, {}, 'HEAD')
     expect([head.response.status, head.bytes.length, head.response.headers.get('etag')]).toEqual([200, 0, '"events-1"'])
+    expect(head.response.headers.get('content-length')).toBe(String(first.bytes.length))
     // Another query is another key.
     expect(await countOf(gateway, path.replace('a=1', 'a=2'))).toBe(1)
     expect(events.count(path)).toBe(1)

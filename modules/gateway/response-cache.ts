@@ -97,7 +97,9 @@ export function createGatewayCache(options: { ttlMs: number; registry: Registry 
       return new Response(null, { status: 304, headers })
     }
     const headers = { ...entry.headers, 'x-request-id': requestId, age }
-    return new Response(request.method === 'HEAD' ? null : entry.body, { headers })
+    if (request.method !== 'HEAD') return new Response(entry.body, { headers })
+    // A HEAD states the length its GET would have.
+    return new Response(null, { headers: { ...headers, 'content-length': String(entry.body.size) } })
   }
 
   async function entryOf(response: Response, gzipKey: boolean): Promise<Entry | undefined> {
