@@ -180,7 +180,7 @@ describe('holds under contention (real PostgreSQL)', () => {
     const hold = await reservations.hold({ userId: crypto.randomUUID(), eventId: event.eventId, best: { quantity: 2 } }).finally(() => release())
     await taking
     expect([...hold.seat_ids].sort()).toEqual([s4!, s5!].sort())
-    const status = await reservations.seatStatus(event.eventId)
+    const status = (await reservations.seatStatus(event.eventId))!
     expect(status.seats.find((seat) => seat.id === s1)!.status).toBe('available')
     await checkInvariants(event.eventId)
   })
@@ -191,7 +191,7 @@ describe('holds under contention (real PostgreSQL)', () => {
     await reservations.hold({ userId: crypto.randomUUID(), eventId: event.eventId, seatIds: [b!.id] })
     const refused = reservations.hold({ userId: crypto.randomUUID(), eventId: event.eventId, seatIds: [a!.id, b!.id, c!.id] })
     await expect(refused).rejects.toMatchObject({ status: 409, code: 'SEATS_UNAVAILABLE', message: `seats not available: ${b!.label}` })
-    const status = await reservations.seatStatus(event.eventId)
+    const status = (await reservations.seatStatus(event.eventId))!
     expect(status.seats.filter((seat) => seat.status !== 'available').map((seat) => seat.id)).toEqual([b!.id])
   })
 })
@@ -264,7 +264,7 @@ describe('expiry, cancel, confirm', () => {
     await short.reservations.hold({ userId: crypto.randomUUID(), eventId: event.eventId, seatIds: [c!.id] })
     expect((await short.reservations.confirm(late.id, 'pay-3')).outcome).toBe('confirmed')
     expect((await short.reservations.confirm(lost.id, 'pay-4')).outcome).toBe('refund_due')
-    const seats = await short.reservations.seatStatus(event.eventId)
+    const seats = (await short.reservations.seatStatus(event.eventId))!
     expect(seats.seats.map((seat) => seat.status)).toEqual(['sold', 'sold', 'held'])
     const refunds = (await short.published(event.eventId)).filter((row) => row.event_name === 'reservation.refund-due.v1')
     expect(refunds.map((row) => row.payload.reason)).toEqual(['cancelled', 'paid_after_expiry'])

@@ -1,6 +1,7 @@
 import { timingSafeEqual } from 'node:crypto'
 import { Elysia, t } from 'elysia'
 import type { AuthGuard } from '../../runtime/kernel/auth-guard'
+import { keyPart, type CacheKey, type ResponseCache } from '../../runtime/kernel/cache'
 import { notFound } from '../../runtime/kernel/errors'
 import { bodyLimits } from '../../runtime/kernel/http-edge'
 import { ADMISSION_TOKEN_HEADER } from '../queue/contract'
@@ -33,7 +34,18 @@ function internalCaller(expected: string | undefined, given: string | undefined)
   return a.length === b.length && timingSafeEqual(a, b)
 }
 
-export function reservationsHttp(deps: { reservations: Reservations; audit: Audit; feed: SeatFeed; guard: AuthGuard; client: ReservationsClient; internalKey?: string }) {
+/** The cache scope of an event's live seat map: every write to the event's seats or tickets invalidates it (module.ts). */
+export const seatMapScope = (eventId: string): CacheKey => ['event', keyPart.uuid(eventId)]
+
+export function reservationsHttp(deps: {
+  reservations: Reservations
+  audit: Audit
+  feed: SeatFeed
+  seatMaps: ResponseCache
+  guard: AuthGuard
+  client: ReservationsClient
+  internalKey?: string
+}) {
   const { reservations, client } = deps
   // Other modules' calls (the ReservationsClient over HTTP): a route that does not exist for anyone without the key.
   const internal = {
@@ -138,9 +150,23 @@ export function reservationsHttp(deps: { reservations: Reservations; audit: Audi
       },
       detail: { summary: 'Live seat status (WebSocket): `{ type: "seats", eventId, seats: [{ id, status }] }` as seats are held, released or sold' },
     })
-    .get('/seats/:eventId', ({ params }) => reservations.seatStatus(params.eventId), {
-      params: EventParams,
-      response: { 200: SeatStatusView },
-      detail: { summary: "The event's seats with live status (available, held, sold, blocked) and tickets left per type" },
-    })
+    .get(
+      '/seats/:eventId',
+      async ({ params, request, set }) => {
+        const id = keyPart.uuid(params.eventId)
+        // A public read, the same for every caller: the platform may repeat it from the in-process copy (cache.ts).
+        const answer = await deps.seatMaps.respond(request, seatMapScope(id), ['status'], () => reservations.seatStatus(id))
+        if (!answer) throw notFound('event')
+        set.status = answer.status
+        return answer
+      },
+      {
+        params: EventParams,
+        response: { 200: SeatStatusView },
+        detail: {
+          summary: "The event's seats with live status (available, held, sold, blocked) and tickets left per type",
+          description: 'Cached: the instance that took a hold shows it at once, the others within a second. Gzipped for clients that accept it.',
+        },
+      },
+    )
 }

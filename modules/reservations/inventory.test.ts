@@ -56,7 +56,7 @@ describe('the inventory copy applies each part by version (deliveries are unorde
     const names = (await published(event.eventId)).map((row) => row.event_name)
     expect(names.filter((name) => name === 'reservation.cancelled.v1')).toHaveLength(2)
     expect(names.filter((name) => name === 'reservation.refund-due.v1')).toHaveLength(1)
-    const status = await reservations.seatStatus(event.eventId)
+    const status = (await reservations.seatStatus(event.eventId))!
     expect(status.seats.every((seat) => seat.status === 'available')).toBe(true)
   })
 })

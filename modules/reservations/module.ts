@@ -1,6 +1,7 @@
 import Redis from 'ioredis'
 import { Gauge } from 'prom-client'
 import { Outbox } from '../../runtime/kernel/bus'
+import { createResponseCache } from '../../runtime/kernel/cache'
 import { notFound } from '../../runtime/kernel/errors'
 import { describeError } from '../../runtime/kernel/log'
 import { defineModule } from '../../runtime/kernel/module'
@@ -8,12 +9,15 @@ import { periodicSweep } from '../../runtime/kernel/schedule'
 import { queueHttpClient, type QueueClient } from '../queue/contract'
 import { reservationsContract, type ReservationsClient } from './contract'
 import { createReservationsDb } from './db'
-import { reservationsHttp } from './http'
+import { reservationsHttp, seatMapScope } from './http'
 import { createAudit } from './services/audit'
 import { createExpiry, EXPIRY_QUEUE } from './services/expiry'
 import { createSeatFeed } from './services/live'
 import { inventorySubscriptions } from './services/inventory'
 import { createReservations } from './services/reservations'
+
+/** Redis keeps a seat map this long at most: see `seatMaps` below. */
+const SEAT_MAP_TTL_SECONDS = 5
 
 export const reservationsModule = defineModule({
   contract: reservationsContract,
@@ -32,6 +36,18 @@ export const reservationsModule = defineModule({
       sockets: ctx.sockets,
       log: ctx.log,
     })
+    // The live seat map is a hot public read: kept in process too, so other processes may show it up to 1 s old (the
+    // writing process drops its copy before the write answers). Every write invalidates it; the TTL only bounds how
+    // long a hold that lapsed unnoticed (no expiry job or sweep has recorded it yet) may still be shown held.
+    const seatMaps = createResponseCache({
+      redis: ctx.redis,
+      name: 'seats',
+      ttlSeconds: SEAT_MAP_TTL_SECONDS,
+      log: ctx.log,
+      lookups: ctx.metrics.cacheLookups,
+      local: { staleMs: 1_000 },
+    })
+    const seatMapsChanged = (eventIds: string[]) => seatMaps.invalidate(...eventIds.map(seatMapScope))
     let expiry: ReturnType<typeof createExpiry> | undefined
     const reservations = createReservations({
       db,
@@ -54,6 +70,7 @@ export const reservationsModule = defineModule({
         if (expiries?.length) void expiry?.plan(expiries)
       },
       seatsChanged: (changes) => void feed.announce(changes),
+      seatMapsChanged,
     })
     expiry = createExpiry({ reservations, queue: ctx.queues.get(EXPIRY_QUEUE), redis: ctx.redis, log: ctx.log, sweepMs: settings.sweepMs })
 
@@ -84,8 +101,11 @@ export const reservationsModule = defineModule({
 
     return {
       db,
-      http: reservationsHttp({ reservations, audit, feed, guard: ctx.guard, client, internalKey: ctx.config.internalApiKey }),
-      subscriptions: inventorySubscriptions((tx, eventId) => reservations.cancelAllForEvent(tx, eventId)),
+      http: reservationsHttp({ reservations, audit, feed, seatMaps, guard: ctx.guard, client, internalKey: ctx.config.internalApiKey }),
+      subscriptions: inventorySubscriptions(
+        (tx, eventId) => reservations.cancelAllForEvent(tx, eventId),
+        (eventId) => seatMapsChanged([eventId]),
+      ),
       client,
       async start() {
         await expiry!.start(ctx.workerConnection, ctx.config.redisPrefix).catch((error) => {
@@ -99,6 +119,7 @@ export const reservationsModule = defineModule({
         await feed.stop()
         await auditor.stop()
         await expiry!.stop()
+        await seatMaps.close()
       },
     }
   },

@@ -109,6 +109,31 @@ for (const mode of MODES)
       expect(none.body.error.code).toBe('NO_ADJACENT_SEATS')
     })
 
+    test('the seat map, cached, shows each change to the buyer who made it at once', async () => {
+      const event = await eventOnSale()
+      const [alice, bob, carol] = [await buyer(), await buyer(), await buyer()]
+      const [a1, a2] = event.seats
+      // Each read before a write caches the map; each read after it must not be answered from that copy.
+      const map = async () => (await api.request('GET', `/api/seats/${event.id}`)).body
+      const statuses = async () => (await map()).seats.map((seat: { status: string }) => seat.status).join(' ')
+      expect(await statuses()).toBe('available available available available available available')
+
+      const held = await api.request('POST', '/api/reservations', { token: alice.token, body: { eventId: event.id, seatIds: [a1!.id, a2!.id] } })
+      expect(await statuses()).toBe('held held available available available available')
+      const best = await api.request('POST', '/api/reservations', { token: bob.token, body: { eventId: event.id, best: { quantity: 2 } } })
+      expect(best.status).toBe(201)
+      expect(await statuses()).toBe('held held held held available available')
+      const tickets = await api.request('POST', '/api/reservations', { token: carol.token, body: { eventId: event.id, ticketTypeId: event.ticketTypeId, quantity: 3 } })
+      expect((await map()).ticketTypes[0].available).toBe(7)
+
+      expect((await api.request('POST', '/api/seats/release', { token: alice.token, body: { eventId: event.id, seatIds: [a1!.id] } })).body).toEqual({ released: [held.body.id] })
+      expect(await statuses()).toBe('available available held held available available')
+      expect((await api.request('POST', `/api/reservations/${best.body.id}/cancel`, { token: bob.token })).status).toBe(200)
+      expect(await statuses()).toBe('available available available available available available')
+      expect((await api.request('POST', `/api/reservations/${tickets.body.id}/cancel`, { token: carol.token })).status).toBe(200)
+      expect((await map()).ticketTypes[0].available).toBe(10)
+    })
+
     test('bad input is a 4xx in the envelope, never a 500', async () => {
       const event = await eventOnSale()
       const fan = await buyer()

@@ -121,21 +121,39 @@ export async function dropCopy(tx: Tx, eventId: string, version: number) {
 
 const on = subscriber<Tx>()
 
-/** The events module's events, applied to our copy (event.cancelled.v1 also cancels every reservation: see holds). */
-export function inventorySubscriptions(onCancelled: (tx: Tx, eventId: string, reason: string | null) => Promise<void>) {
+/**
+ * The events module's events, applied to our copy (event.cancelled.v1 also cancels every reservation: see holds).
+ * Each may change the event's seat map (seats, ticket types, whether it is published at all): `changed` runs once the
+ * copy has committed.
+ */
+export function inventorySubscriptions(
+  onCancelled: (tx: Tx, eventId: string, reason: string | null) => Promise<void>,
+  changed: (eventId: string) => Promise<void>,
+) {
   return [
-    on(eventsContract, 'event.published.v1', (payload, { tx }) => applySnapshot(tx, payload)),
-    on(eventsContract, 'event.updated.v1', (payload, { tx }) => applySnapshot(tx, payload)),
-    on(eventsContract, 'event.status-changed.v1', async (payload, { tx }) => {
+    on(eventsContract, 'event.published.v1', async (payload, { tx, afterCommit }) => {
+      await applySnapshot(tx, payload)
+      afterCommit(() => changed(payload.eventId))
+    }),
+    on(eventsContract, 'event.updated.v1', async (payload, { tx, afterCommit }) => {
+      await applySnapshot(tx, payload)
+      afterCommit(() => changed(payload.eventId))
+    }),
+    on(eventsContract, 'event.status-changed.v1', async (payload, { tx, afterCommit }) => {
       await lockCopy(tx, payload.eventId)
       await applyStatus(tx, payload.eventId, payload.version, payload.to)
+      afterCommit(() => changed(payload.eventId))
     }),
-    on(eventsContract, 'event.cancelled.v1', async (payload, { tx }) => {
+    on(eventsContract, 'event.cancelled.v1', async (payload, { tx, afterCommit }) => {
       await lockCopy(tx, payload.eventId)
       await applyStatus(tx, payload.eventId, payload.version, 'cancelled')
       // Cancellation is final whatever order deliveries come in: reservations are cancelled once.
       await onCancelled(tx, payload.eventId, payload.reason)
+      afterCommit(() => changed(payload.eventId))
     }),
-    on(eventsContract, 'event.deleted.v1', (payload, { tx }) => dropCopy(tx, payload.eventId, payload.version)),
+    on(eventsContract, 'event.deleted.v1', async (payload, { tx, afterCommit }) => {
+      await dropCopy(tx, payload.eventId, payload.version)
+      afterCommit(() => changed(payload.eventId))
+    }),
   ]
 }

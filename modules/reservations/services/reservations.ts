@@ -97,6 +97,11 @@ export function createReservations(deps: {
   paymentHoldMaxSeconds: number
   /** After a transaction that published or changed availability committed: relay, plan expiry, push seat changes. */
   committed: (change: { eventIds: string[]; expiries?: Array<{ id: string; at: Date }> }) => void
+  /**
+   * After a transaction that changed these events' seats or tickets committed, awaited before the write returns: the
+   * cached seat maps are dropped before the writer hears of its write, so its next read shows it. Never throws.
+   */
+  seatMapsChanged?: (eventIds: string[]) => Promise<void>
   /** After a transaction that changed seats committed: the live seat map's news. */
   seatsChanged?: (changes: SeatChange[]) => void
 }) {
@@ -105,6 +110,12 @@ export function createReservations(deps: {
   const seatChanges = new WeakMap<object, SeatChange[]>()
   const noteSeats = (tx: Tx, eventId: string, ids: string[], status: SeatChange['status']) =>
     seatChanges.get(tx)?.push(...ids.map((id) => ({ eventId, id, status })))
+
+  /** After a write that changed what the seat map shows committed: relay and expiry plans, then the cached maps dropped. */
+  async function changed(change: { eventIds: string[]; expiries?: Array<{ id: string; at: Date }> }) {
+    deps.committed(change)
+    await deps.seatMapsChanged?.(change.eventIds)
+  }
 
   async function inTransaction<T>(work: (tx: Tx) => Promise<T>): Promise<T> {
     const changes: SeatChange[] = []
@@ -257,7 +268,7 @@ export function createReservations(deps: {
       const exists = await tx.$queryRawUnsafe<unknown[]>('SELECT 1 FROM reservations.ticket_types WHERE id = $1::uuid AND event_id = $2::uuid', ticketTypeId, eventId)
       if (exists.length === 0) throw badRequest('UNKNOWN_TICKET_TYPE', 'no such ticket type in this event')
       // Holds past their expiry still count until they are recorded as expired: do that now, then try again.
-      if ((await expireDue(tx, { ticketTypeId })) > 0) taken = await take()
+      if ((await expireDue(tx, { ticketTypeId })).length > 0) taken = await take()
     }
     if (taken.length === 0) throw conflict('TICKETS_UNAVAILABLE', `not enough tickets left for ${quantity}`)
     return taken[0]!.price * quantity
@@ -336,7 +347,7 @@ export function createReservations(deps: {
       await updateSoldOut(tx, eventId, 'taken')
       return created!
     })
-    deps.committed({ eventIds: [eventId], expiries: [{ id, at: row.expires_at }] })
+    await changed({ eventIds: [eventId], expiries: [{ id, at: row.expires_at }] })
     return row
   }
 
@@ -424,7 +435,7 @@ export function createReservations(deps: {
     try {
       const outcomes = await inTransaction((tx) => claimBatch(tx, eventId, limit, admitted.map(({ request }) => request)))
       const held = outcomes.filter((outcome): outcome is HeldRow => !(outcome instanceof HttpError))
-      if (held.length > 0) deps.committed({ eventIds: [eventId], expiries: held.map((row) => ({ id: row.id, at: row.expires_at })) })
+      if (held.length > 0) await changed({ eventIds: [eventId], expiries: held.map((row) => ({ id: row.id, at: row.expires_at })) })
       admitted.forEach((waiter, index) => {
         const outcome = outcomes[index]!
         if (outcome instanceof HttpError) waiter.reject(outcome)
@@ -548,9 +559,9 @@ export function createReservations(deps: {
 
   /**
    * Records pending holds past their expiry as EXPIRED and puts what they still hold back on sale. Rows another
-   * transaction is working on are skipped (the next sweep takes them). Returns how many expired.
+   * transaction is working on are skipped (the next sweep takes them). Returns the event of each hold that expired.
    */
-  async function expireDue(tx: Tx, filter: { id?: string; ticketTypeId?: string } = {}, limit = 500): Promise<number> {
+  async function expireDue(tx: Tx, filter: { id?: string; ticketTypeId?: string } = {}, limit = 500): Promise<string[]> {
     const expired = await tx.$queryRawUnsafe<ReservationRow[]>(
       `UPDATE reservations.reservations AS r SET state = 'expired', closed_at = now()
        FROM (SELECT id AS due_id FROM reservations.reservations
@@ -569,7 +580,7 @@ export function createReservations(deps: {
       await outbox.publish(tx, 'reservation.expired.v1', { reservationId: row.id, number: row.number, eventId: row.event_id, userId: row.user_id, at })
     }
     for (const eventId of new Set(expired.map((row) => row.event_id))) await updateSoldOut(tx, eventId, 'released')
-    return expired.length
+    return expired.map((row) => row.event_id)
   }
 
   async function lockReservation(tx: Tx, id: string): Promise<ReservationRow | undefined> {
@@ -600,7 +611,7 @@ export function createReservations(deps: {
       await updateSoldOut(tx, row.event_id, 'released')
       return updated!
     })
-    deps.committed({ eventIds: [row.event_id] })
+    await changed({ eventIds: [row.event_id] })
     return row
   }
 
@@ -720,7 +731,7 @@ export function createReservations(deps: {
       if (row.state === 'expired') await updateSoldOut(tx, row.event_id, 'taken')
       return { outcome: 'confirmed', reservation: summary(updated!) }
     })
-    if (result.outcome !== 'not_found') deps.committed({ eventIds: [result.reservation.eventId] })
+    if (result.outcome !== 'not_found') await changed({ eventIds: [result.reservation.eventId] })
     return result
   }
 
@@ -745,6 +756,7 @@ export function createReservations(deps: {
       return { ok: true, expiresAt: updated!.expires_at, eventId: row.event_id }
     })
     if (!result.ok) return result
+    // A later expiry of a live hold: its seats stay held, so the seat map shows nothing new.
     if (result.eventId) deps.committed({ eventIds: [result.eventId], expiries: [{ id, at: result.expiresAt }] })
     return { ok: true, expiresAt: result.expiresAt }
   }
@@ -807,10 +819,10 @@ export function createReservations(deps: {
     }))
   }
 
-  /** The seat map with live status, never who holds a seat. */
+  /** The seat map with live status, never who holds a seat; undefined for an event not published. */
   async function seatStatus(eventId: string) {
     const event = await eventCopy(db, eventId)
-    if (!event || event.status === 'draft') throw notFound('event')
+    if (!event || event.status === 'draft') return undefined
     const [seats, ticketTypes] = await Promise.all([
       db.$queryRawUnsafe<Array<{ id: string; label: string; section: string; row: string; number: number; price: number; status: 'available' | 'held' | 'sold' | 'blocked' }>>(
         `SELECT id::text, label, section, "row", number, price,
@@ -827,17 +839,10 @@ export function createReservations(deps: {
   }
 
   async function expireBatch(filter: { id?: string } = {}): Promise<{ count: number; eventIds: string[] }> {
-    let eventIds: string[] = []
-    const count = await inTransaction(async (tx) => {
-      const before = await tx.$queryRawUnsafe<Array<{ event_id: string }>>(
-        `SELECT DISTINCT event_id::text FROM reservations.reservations WHERE state = 'pending' AND expires_at <= now() AND ($1::uuid IS NULL OR id = $1::uuid)`,
-        filter.id ?? null,
-      )
-      eventIds = before.map((row) => row.event_id)
-      return expireDue(tx, filter)
-    })
-    if (count > 0) deps.committed({ eventIds })
-    return { count, eventIds }
+    const expired = await inTransaction((tx) => expireDue(tx, filter))
+    const eventIds = [...new Set(expired)]
+    if (expired.length > 0) await changed({ eventIds })
+    return { count: expired.length, eventIds }
   }
 
   return { hold, cancel, releaseSeats, cancelAllForEvent, confirm, extendHold, keepForPayment, find, mine, views, seatStatus, expireBatch, summary }
