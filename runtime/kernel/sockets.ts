@@ -28,7 +28,6 @@ export function createSocketBudget(max: number): SocketBudget {
       return held.size >= max
     },
     take(id) {
-      if (held.has(id)) return true
       if (held.size >= max) return false
       held.add(id)
       return true
