@@ -60,11 +60,24 @@ function lifetimeOf(response: Response, gzipKey: boolean, ttlMs: number): number
  * Misses of one key share one upstream request.
  */
 export function createGatewayCache(options: { ttlMs: number; registry: Registry }) {
-  const lookups = new Counter({
+  // Counted in place and folded into prom-client when read: a hit is cheap, and prom-client hashes labels per inc.
+  const counted = new Map<string, number>()
+  const count = (context: string, result: 'hit' | 'miss') => {
+    const key = `${context} ${result}`
+    counted.set(key, (counted.get(key) ?? 0) + 1)
+  }
+  new Counter({
     name: 'tiketi_gateway_cache_total',
     help: 'Public reads the gateway could answer from its cache, by upstream (context) and result (hit, miss)',
     labelNames: ['upstream', 'result'] as const,
     registers: [options.registry],
+    collect() {
+      for (const [key, value] of counted) {
+        const [upstream, result] = key.split(' ')
+        this.inc({ upstream, result }, value)
+      }
+      counted.clear()
+    },
   })
   // Insertion order is age order: the oldest entry goes first when a bound is reached.
   const entries = new Map<string, Entry>()
@@ -134,7 +147,7 @@ export function createGatewayCache(options: { ttlMs: number; registry: Registry 
         drop(key, entry)
         return undefined
       }
-      lookups.inc({ upstream: context, result: 'hit' })
+      count(context, 'hit')
       return answer(entry, request, requestId)
     },
 
@@ -149,10 +162,10 @@ export function createGatewayCache(options: { ttlMs: number; registry: Registry 
         const fill = await pending
         if (fill === 'pass') return (await send(request)).response
         if ('failed' in fill) return upstreamError(fill.failed, requestId)
-        lookups.inc({ upstream: context, result: 'hit' })
+        count(context, 'hit')
         return answer(fill, request, requestId)
       }
-      lookups.inc({ upstream: context, result: 'miss' })
+      count(context, 'miss')
       let settle!: (fill: Fill) => void
       const shared = new Promise<Fill>((resolve) => (settle = resolve))
       inFlight.set(key, shared)
