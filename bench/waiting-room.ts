@@ -9,8 +9,11 @@
 // - fresh joins/s of the join step on Redis alone (new user ids, `concurrency` callers, one ioredis connection);
 // - Redis memory per entrant, from `--entrants` fresh joins into one room.
 // Beside each HTTP figure, the server's CPU time per request: on a shared, loaded machine the rates swing from run to
-// run, the CPU a request costs much less.
-import { readFileSync } from 'node:fs'
+// run, the CPU a request costs much less. The HTTP client is wrk when installed (a C client, like redis-benchmark;
+// one thread, `concurrency` connections, each request carrying the next user's token), else Bun's fetch in this
+// process, which spends more of the two cores than the server it measures.
+import { readFileSync, writeFileSync } from 'node:fs'
+import { loadavg, tmpdir } from 'node:os'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import Redis from 'ioredis'
@@ -50,6 +53,35 @@ async function closedLoop(request: (client: number) => Promise<boolean>) {
     }),
   )
   return { perSecond: done / ((performance.now() - started) / 1000), errors, done }
+}
+
+const WRK = Bun.which('wrk')
+
+/**
+ * Closed loop with wrk: `concurrency` connections for `seconds`, request i carrying token i mod n (none when the list
+ * is empty). Answers other than 2xx/3xx and socket errors count as errors.
+ */
+async function wrkLoop(url: string, method: 'GET' | 'POST', tokens: string[]) {
+  const script = join(tmpdir(), `waiting-room-${process.pid}.lua`)
+  writeFileSync(
+    script,
+    [
+      `local tokens = { ${tokens.map((token) => JSON.stringify(token)).join(', ')} }`,
+      'local i = 0',
+      'request = function()',
+      '  i = i % math.max(#tokens, 1) + 1',
+      `  local headers = #tokens > 0 and { ["Authorization"] = "Bearer " .. tokens[i] } or {}`,
+      `  return wrk.format("${method}", nil, headers)`,
+      'end',
+    ].join('\n'),
+  )
+  const wrk = Bun.spawn([WRK!, '-t1', `-c${concurrency}`, `-d${seconds}s`, '-s', script, url], { stdout: 'pipe', stderr: 'pipe' })
+  const out = await new Response(wrk.stdout).text()
+  if ((await wrk.exited) !== 0) throw new Error(`wrk failed: ${await new Response(wrk.stderr).text()}`)
+  const done = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0)
+  const socketErrors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out)
+  const errors = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0) + (socketErrors ? socketErrors.slice(1).reduce((sum, n) => sum + Number(n), 0) : 0)
+  return { perSecond: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0), errors, done }
 }
 
 /** CPU time (ms) a process has used so far, from /proc (Linux; clock ticks of 10 ms). */
@@ -120,29 +152,23 @@ try {
     throw new Error(`status read answered ${probe.status}: ${JSON.stringify(probe.body)}`)
   const getBefore = redisBenchmarkGet()
   // The server's CPU time per request over a closed loop.
-  const measured = async (request: (client: number) => Promise<boolean>) => {
+  const measured = async (url: string, method: 'GET' | 'POST', withTokens: boolean) => {
     const before = cpuMsOf(tiketi.process.pid)
-    const result = await closedLoop(request)
+    const result = WRK
+      ? await wrkLoop(url, method, withTokens ? tokens : [])
+      : await closedLoop(async (client) => {
+          const response = await fetch(url, { method, headers: withTokens ? { authorization: `Bearer ${tokens[client]}` } : {} })
+          await response.arrayBuffer()
+          return response.status === 200
+        })
     return { ...result, cpuMicros: ((cpuMsOf(tiketi.process.pid) - before) * 1000) / result.done }
   }
-  const health = await measured(async () => {
-    const response = await fetch(`${tiketi.url}/health`)
-    await response.arrayBuffer()
-    return response.status === 200
-  })
-  const failures = new Map<number, number>()
-  const statusReads = await measured(async (client) => {
-    const response = await fetch(`${tiketi.url}/api/queue/status/${event.id}`, { headers: { authorization: `Bearer ${tokens[client]}` } })
-    await response.arrayBuffer()
-    if (response.status !== 200) failures.set(response.status, (failures.get(response.status) ?? 0) + 1)
-    return response.status === 200
-  })
-  if (failures.size > 0) console.log('status read failures by status:', Object.fromEntries(failures))
-  const rejoins = await measured(async (client) => {
-    const response = await fetch(`${tiketi.url}/api/queue/join/${event.id}`, { method: 'POST', headers: { authorization: `Bearer ${tokens[client]}` } })
-    await response.arrayBuffer()
-    return response.status === 200
-  })
+  const health = await measured(`${tiketi.url}/health`, 'GET', false)
+  const statusReads = await measured(`${tiketi.url}/api/queue/status/${event.id}`, 'GET', true)
+  const rejoins = await measured(`${tiketi.url}/api/queue/join/${event.id}`, 'POST', true)
+  // Every user is still in line with a position after the load (nobody was dropped or admitted by it).
+  const after = await api('GET', `/queue/status/${event.id}`, tokens[tokens.length - 1])
+  if (after.status !== 200 || after.body.state !== 'waiting') throw new Error(`after the load, a status read answered ${after.status}: ${JSON.stringify(after.body)}`)
 
   // The join step on Redis alone: a room of our own, fresh user ids.
   const keys = new Redis(REDIS_URL, { keyPrefix: `${PREFIX}:`, enableAutoPipelining: true })
@@ -182,6 +208,7 @@ try {
   keys.disconnect()
 
   Object.assign(results, {
+    client: WRK ? 'wrk' : 'bun-fetch',
     redisBenchmarkGet: { before: getBefore, after: getAfter },
     healthPerSecond: health.perSecond,
     healthServerCpuMicros: health.cpuMicros,
@@ -196,6 +223,7 @@ try {
   })
   const row = (name: string, value: number, cpuMicros?: number) =>
     `| ${name} | ${Math.round(value).toLocaleString('en')} | ${(value / get).toFixed(2)} | ${cpuMicros === undefined ? '' : cpuMicros.toFixed(1)} |`
+  console.log(`HTTP client: ${WRK ? `wrk, 1 thread, ${concurrency} connections` : `Bun fetch in this process, ${concurrency} clients`}; load average ${loadavg().map((n) => n.toFixed(1)).join(' ')}\n`)
   console.log(`| measure | per second | × redis-benchmark GET | server CPU µs per request |\n|---|---|---|---|`)
   console.log(row('redis-benchmark GET (mean of before and after)', get))
   console.log(row('GET /health (the platform alone, no I/O)', health.perSecond, health.cpuMicros))
