@@ -1,5 +1,6 @@
-// Read-path benchmark: event list, event detail and a 1,000-seat map from a warm cache, beside a plain Bun.serve
-// JSON endpoint and a legacy-style seat map (uncached database read, uncompressed) measured in the same run. `bun bench/read-path.ts [--seconds=5] [--concurrency=64]`
+// Read-path benchmark: event list, event detail, a 1,000-seat map (the events module's layout, and the reservations
+// module's live map with status) from a warm cache, beside a plain Bun.serve JSON endpoint and a legacy-style seat map
+// (uncached database read, uncompressed) measured in the same run. `bun bench/read-path.ts [--seconds=5] [--concurrency=64]`
 // Uses its own database (tiketi_bench) and Redis database 8; prints a table and writes bench/results/read-path.json.
 // The client is wrk when installed (`apt-get install -y wrk`), else Bun's fetch in this process; the same client for
 // every target. With two cores or more, wrk runs on core 0 and every server (TIKETI, the baseline, the legacy
@@ -80,7 +81,7 @@ await redis.flushdb()
 await redis.quit()
 
 const tiketi = await startTiketi(
-  ['--modules=auth,events'],
+  ['--modules=auth,events,reservations'],
   {
     DATABASE_URL,
     REDIS_URL,
@@ -141,6 +142,14 @@ try {
     })
   ).json()) as { id: string }
   await post(`/events/${hall.id}/publish`, login.accessToken)
+  // The live seat map is served from the reservations module's copy, built from event.published.v1: wait for it.
+  const liveMapUrl = `${tiketi.url}/api/seats/${hall.id}`
+  for (let waited = 0; ; waited += 100) {
+    const response = await fetch(liveMapUrl)
+    if (response.ok && ((await response.json()) as { seats: unknown[] }).seats.length === 1_000) break
+    if (waited > 30_000) throw new Error(`the hall's inventory copy did not arrive (last answer ${response.status})`)
+    await Bun.sleep(100)
+  }
 
   const listUrl = `${tiketi.url}/api/events?limit=20`
   const detailUrl = `${tiketi.url}/api/events/${eventId}`
@@ -149,6 +158,8 @@ try {
   await fetch(listUrl)
   const seatMapBytes = (await (await fetch(seatMapUrl, { headers: { 'accept-encoding': 'identity' } })).arrayBuffer()).byteLength
   const seatMapGzipBytes = Number((await fetch(seatMapUrl, { headers: { 'accept-encoding': 'gzip' }, decompress: false } as RequestInit)).headers.get('content-length'))
+  const liveMapBytes = (await (await fetch(liveMapUrl, { headers: { 'accept-encoding': 'identity' } })).arrayBuffer()).byteLength
+  const liveMapGzipBytes = Number((await fetch(liveMapUrl, { headers: { 'accept-encoding': 'gzip' }, decompress: false } as RequestInit)).headers.get('content-length'))
   const bodyFile = join(import.meta.dir, 'results', 'baseline-body.json')
   await mkdir(join(import.meta.dir, 'results'), { recursive: true })
   await Bun.write(bodyFile, detailBody)
@@ -182,6 +193,7 @@ try {
   // Bun's fetch (the fallback client) inflates what it asked for in gzip, as a browser does; wrk reads the bytes as sent.
   await run('GET seat-map (1,000 seats, gzip)', tiketi.process.pid, seatMapUrl, { 'accept-encoding': 'gzip' })
   await run('GET seat-map (1,000 seats, identity)', tiketi.process.pid, seatMapUrl, { 'accept-encoding': 'identity' })
+  await run('GET /api/seats/:id (live, gzip)', tiketi.process.pid, liveMapUrl, { 'accept-encoding': 'gzip' })
   await run('legacy stand-in seat map (DB read, no cache)', legacy.pid, legacyUrl)
   await run('baseline again', baseline.pid, baselineUrl)
   baseline.kill()
@@ -190,7 +202,7 @@ try {
   const base = (results['baseline (Bun.serve, same body)']!.requestsPerSecond + results['baseline again']!.requestsPerSecond) / 2
   const baseP99 = (results['baseline (Bun.serve, same body)']!.p99Ms + results['baseline again']!.p99Ms) / 2
   const load1 = loadavg()[0]!.toFixed(1)
-  console.log(`\nread path, ${concurrency} concurrent clients, ${seconds} s each, detail body ${detailBody.length} bytes, seat map ${seatMapBytes} bytes (${seatMapGzipBytes} gzipped)`)
+  console.log(`\nread path, ${concurrency} concurrent clients, ${seconds} s each, detail body ${detailBody.length} bytes, seat map ${seatMapBytes} bytes (${seatMapGzipBytes} gzipped), live seat map ${liveMapBytes} bytes (${liveMapGzipBytes} gzipped)`)
   console.log(`client: ${CLIENT}; load average ${load1} on ${cpus().length} cores at the end\n`)
   const baseCpu = ((results['baseline (Bun.serve, same body)']!.serverCpuUsPerRequest ?? NaN) + (results['baseline again']!.serverCpuUsPerRequest ?? NaN)) / 2
   console.log('target                               req/s     p50 ms   p99 ms   errors   req/s vs baseline   p99 vs baseline   server CPU µs/req (vs baseline)')
@@ -200,7 +212,7 @@ try {
     )
   console.log("(server CPU: the serving process's user + system time per request, from /proc; the legacy stand-in's excludes PostgreSQL)")
   const legacyRate = results['legacy stand-in seat map (DB read, no cache)']!.requestsPerSecond
-  for (const name of ['GET seat-map (1,000 seats, gzip)', 'GET seat-map (1,000 seats, identity)'])
+  for (const name of ['GET seat-map (1,000 seats, gzip)', 'GET seat-map (1,000 seats, identity)', 'GET /api/seats/:id (live, gzip)'])
     console.log(`${name}: ${(results[name]!.requestsPerSecond / legacyRate).toFixed(1)}× the legacy stand-in`)
   // The issue's goals: detail and list ≥ 0.8× the baseline with p99 under 2× its p99; the gzipped seat map ≥ 30× the legacy stand-in.
   const goals = [
@@ -213,7 +225,7 @@ try {
   for (const { goal, met } of goals) console.log(`goal ${met ? 'met' : 'NOT met'}: ${goal}`)
   await Bun.write(
     join(import.meta.dir, 'results', 'read-path.json'),
-    JSON.stringify({ client: CLIENT, loadAverage: loadavg(), concurrency, seconds, seatMapBytes, seatMapGzipBytes, results, goals }, null, 2),
+    JSON.stringify({ client: CLIENT, loadAverage: loadavg(), concurrency, seconds, seatMapBytes, seatMapGzipBytes, liveMapBytes, liveMapGzipBytes, results, goals }, null, 2),
   )
 } finally {
   await tiketi.stop()
