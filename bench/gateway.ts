@@ -1,10 +1,12 @@
 // Gateway benchmark, in one run:
 // 1. the gateway's added latency and throughput: an event detail read straight from the module's process and through
 //    a gateway process, at one client (added latency) and at many (throughput), the gateway with no limits and with
-//    the Redis rate limit on every request;
+//    the Redis rate limit on every request; each with its cache of public reads off (every request takes the hop to
+//    the module) and on (GATEWAY_CACHE_MS, default 250 ms: repeated reads answered by the gateway itself);
 // 2. split versus monolith: the same modules as one process, and as one process per module behind the gateway
-//    (runtime/testing/deployment.ts), on the read path (GET /api/events/:id, GET /api/events?limit=20) and on holds
-//    (POST /api/reservations: many users, one free seat each time, so it measures holds, not conflicts).
+//    (runtime/testing/deployment.ts, the gateway's cache at its default), both applying the rate limits, on the read
+//    path (GET /api/events/:id, GET /api/events?limit=20) and on holds (POST /api/reservations: many users, one free
+//    seat each time, so it measures holds, not conflicts).
 // Every target runs twice, interleaved with the others, so drift in the machine's load hits all alike.
 // `bun bench/gateway.ts [--seconds=5] [--concurrency=64]`
 // Uses its own database (tiketi_bench_gateway) and key prefix in Redis database 9; prints tables and writes
@@ -96,9 +98,12 @@ try {
   processes.push(module)
   const upstreams = { AUTH_URL: module.url, EVENTS_URL: module.url }
   const off = { RATE_LIMIT_USER_PER_MINUTE: '0', RATE_LIMIT_ANONYMOUS_PER_MINUTE: '0', RATE_LIMIT_ROUTES: '' }
-  const gateway = await startTiketi(['--modules=gateway'], { ...common, ...upstreams, ...off })
-  const limited = await startTiketi(['--modules=gateway'], { ...common, ...upstreams, ...LIMITS_ON })
-  processes.push(gateway, limited)
+  const noCache = { GATEWAY_CACHE_MS: '0' }
+  const gateway = await startTiketi(['--modules=gateway'], { ...common, ...upstreams, ...off, ...noCache })
+  const limited = await startTiketi(['--modules=gateway'], { ...common, ...upstreams, ...LIMITS_ON, ...noCache })
+  const cached = await startTiketi(['--modules=gateway'], { ...common, ...upstreams, ...off })
+  const cachedLimited = await startTiketi(['--modules=gateway'], { ...common, ...upstreams, ...LIMITS_ON })
+  processes.push(gateway, limited, cached, cachedLimited)
 
   const call = async (base: string, method: string, path: string, token?: string, body?: unknown) => {
     const response = await fetch(`${base}/api${path}`, {
@@ -123,9 +128,9 @@ try {
   })
   await call(module.url, 'POST', `/events/${detailEvent.id}/publish`, adminToken)
   const detail = `/api/events/${detailEvent.id}`
-  for (const target of [module, gateway, limited]) if ((await fetch(`${target.url}${detail}`)).status !== 200) throw new Error(`${target.url}${detail} does not answer 200`)
+  for (const target of [module, gateway, limited, cached, cachedLimited]) if ((await fetch(`${target.url}${detail}`)).status !== 200) throw new Error(`${target.url}${detail} does not answer 200`)
 
-  const gatewayTargets = { direct: module, gateway, 'gateway + rate limit': limited }
+  const gatewayTargets = { direct: module, gateway, 'gateway + rate limit': limited, 'gateway cached': cached, 'gateway cached + rate limit': cachedLimited }
   for (const clients of [1, concurrency])
     for (let round = 0; round < 2; round++)
       for (const [name, target] of Object.entries(gatewayTargets)) {
@@ -149,7 +154,8 @@ try {
   // --- 2. split versus monolith, sharing the database and Redis (two deployments of the same data) ---
   const modules = ['auth', 'events', 'reservations']
   const env = { ...common, ...LIMITS_ON, REGISTRATIONS_PER_ADDRESS_PER_HOUR: '0' }
-  const monolith = await startTiketi([`--modules=${modules.join(',')}`], { ...env, AUTO_MIGRATE: 'true', ADMIN_EMAIL: ADMIN.email, ADMIN_PASSWORD: ADMIN.password }, { timeoutMs: 60_000 })
+  // The limits in the monolith too (a process running only some modules leaves them to a gateway by default).
+  const monolith = await startTiketi([`--modules=${modules.join(',')}`], { ...env, EDGE_POLICIES: 'in-process', AUTO_MIGRATE: 'true', ADMIN_EMAIL: ADMIN.email, ADMIN_PASSWORD: ADMIN.password }, { timeoutMs: 60_000 })
   processes.push(monolith)
   const split: SplitProcesses = await startSplit(modules, env)
   processes.push(split)
