@@ -46,6 +46,8 @@ export const reservationsModule = defineModule({
       log: ctx.log,
       lookups: ctx.metrics.cacheLookups,
       local: { staleMs: 1_000 },
+      // Live status: a browser revalidates every time (a 304 while nothing changed); a CDN may keep it a second.
+      cacheControl: 'public, max-age=0, s-maxage=1',
     })
     const seatMapsChanged = (eventIds: string[]) => seatMaps.invalidate(...eventIds.map(seatMapScope))
     let expiry: ReturnType<typeof createExpiry> | undefined

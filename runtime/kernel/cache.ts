@@ -90,7 +90,13 @@ export function matchesEtag(ifNoneMatch: string | null | undefined, etag: string
  * Requests a route answered with `respond`, and how to read that answer's in-process copy again: the platform answers
  * the same URL from it while it is fresh (runtime/kernel/hot-reads.ts).
  */
-const answeredFromCopy = new WeakMap<Request, () => CachedResponse | undefined>()
+const answeredFromCopy = new WeakMap<Request, AnsweredCopy>()
+
+/** How to read a public read's in-process copy again, and the Cache-Control its answers carry. */
+export interface AnsweredCopy {
+  read: () => CachedResponse | undefined
+  cacheControl: string
+}
 
 /** How to read again the in-process copy a public read was answered from, if it was (see `respond`). */
 export const copyAnsweredBy = (request: Request) => answeredFromCopy.get(request)
@@ -139,8 +145,11 @@ export function createResponseCache(options: {
   lookups?: Counter<'cache' | 'result'>
   /** The in-process layer: other processes may serve a value up to `staleMs` after a write; bounded in entries and bytes. */
   local?: { staleMs: number; maxEntries?: number; maxBytes?: number }
+  /** What `respond`'s answers tell browsers and CDNs (default `DEFAULT_CACHE_CONTROL`). */
+  cacheControl?: string
 }) {
   const { name, ttlSeconds, log } = options
+  const cacheControl = options.cacheControl ?? DEFAULT_CACHE_CONTROL
   const lockMs = options.lockMs ?? 3_000
   const maxKeys = options.maxKeysPerScope ?? 1_000
   const redis = options.redis as Redis
@@ -264,13 +273,16 @@ export function createResponseCache(options: {
      * fresh copy, the platform may answer the same URL from that copy without running the route again.
      */
     async respond(request: Request, scopeParts: CacheKey, keyParts: CacheKey, load: () => Promise<unknown | undefined>): Promise<Response | undefined> {
-      const response = cachedJsonResponse(await get(scopeParts, keyParts, load), request.headers.get('if-none-match'), request.headers.get('accept-encoding'))
+      const response = cachedJsonResponse(await get(scopeParts, keyParts, load), request.headers.get('if-none-match'), request.headers.get('accept-encoding'), cacheControl)
       if (response && local) {
         const id = `${encodeKey(scopeParts)}\u0000${encodeKey(keyParts)}`
-        answeredFromCopy.set(request, () => {
-          const value = local.fresh(id)?.value
-          if (value) localHit?.()
-          return value
+        answeredFromCopy.set(request, {
+          cacheControl,
+          read() {
+            const value = local.fresh(id)?.value
+            if (value) localHit?.()
+            return value
+          },
         })
       }
       return response
@@ -418,6 +430,9 @@ export function acceptsGzip(acceptEncoding: string | null | undefined): boolean 
 
 export type ResponseCache = ReturnType<typeof createResponseCache>
 
+/** Catalog reads: browsers and CDNs may keep an answer 5 s, and serve it while they revalidate for 30 s more. */
+export const DEFAULT_CACHE_CONTROL = 'public, max-age=5, s-maxage=5, stale-while-revalidate=30'
+
 /**
  * A cached JSON response for HTTP: 304 when the client already has it, otherwise the body with its ETag and a
  * Cache-Control that lets a CDN absorb refresh storms, plus `headers` (the request id, when the platform answers it
@@ -427,7 +442,7 @@ export function cachedJsonResponse(
   cached: CachedResponse | undefined,
   ifNoneMatch: string | null | undefined,
   acceptEncoding?: string | null,
-  cacheControl = 'public, max-age=5, s-maxage=5, stale-while-revalidate=30',
+  cacheControl = DEFAULT_CACHE_CONTROL,
   headers: Record<string, string> = {},
 ): Response | undefined {
   if (!cached) return undefined

@@ -47,6 +47,15 @@ describe('hot reads', () => {
     expect(hot.answer(get('/things/1?x=1', { 'if-none-match': gzipped.headers.get('etag')! }), '/things/1?x=1', {})!.response.status).toBe(304)
   })
 
+  test("a cache's own Cache-Control is on its answers, from the route and from the in-process copy", async () => {
+    const hot = createHotReads()
+    const cache = createResponseCache({ redis, name: `c${crypto.randomUUID().slice(0, 8)}`, ttlSeconds: 60, log, local: { staleMs: 1_000 }, cacheControl: 'public, max-age=0, s-maxage=1' })
+    caches.push(cache)
+    const first = await throughRoute(hot, cache, get('/live/1'), async () => ({ live: true }))
+    expect(first.headers.get('cache-control')).toBe('public, max-age=0, s-maxage=1')
+    expect(hot.answer(get('/live/1'), '/live/1', {})!.response.headers.get('cache-control')).toBe('public, max-age=0, s-maxage=1')
+  })
+
   test('only that URL, byte for byte; not a request with a body; not once the copy is past staleMs', async () => {
     const hot = createHotReads()
     const cache = localCache(redis, `c${crypto.randomUUID().slice(0, 8)}`, 300)

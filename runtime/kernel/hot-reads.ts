@@ -1,4 +1,4 @@
-import { cachedJsonResponse, copyAnsweredBy, type CachedResponse } from './cache'
+import { cachedJsonResponse, copyAnsweredBy, type AnsweredCopy } from './cache'
 
 /** The path and query of a request URL, as sent (`http://host:port/api/events?limit=20` → `/api/events?limit=20`). */
 export function targetOf(url: string): string {
@@ -16,16 +16,16 @@ export function targetOf(url: string): string {
 export function createHotReads(options: { maxUrls?: number } = {}) {
   const maxUrls = options.maxUrls ?? 10_000
   // Insertion order is age order: the oldest URL is forgotten first (it only costs one pass through the pipeline).
-  const urls = new Map<string, { route: string; read: () => CachedResponse | undefined }>()
+  const urls = new Map<string, { route: string; copy: AnsweredCopy }>()
 
   return {
     /** After the pipeline answered `request`: remembers its URL when its answer came from a response cache. */
     learn(request: Request, route: string): void {
-      const read = copyAnsweredBy(request)
-      if (!read || request.method !== 'GET') return
+      const copy = copyAnsweredBy(request)
+      if (!copy || request.method !== 'GET') return
       const target = targetOf(request.url)
       if (urls.has(target)) return
-      urls.set(target, { route, read })
+      urls.set(target, { route, copy })
       if (urls.size > maxUrls) urls.delete(urls.keys().next().value!)
     },
 
@@ -39,9 +39,9 @@ export function createHotReads(options: { maxUrls?: number } = {}) {
       const { headers } = request
       // A GET with a body goes through the edge's body rules, as it did when its URL was learnt.
       if (headers.has('content-length') || headers.has('transfer-encoding')) return undefined
-      const cached = known.read()
+      const cached = known.copy.read()
       if (!cached) return undefined
-      const response = cachedJsonResponse(cached, headers.get('if-none-match'), headers.get('accept-encoding'), undefined, extraHeaders)!
+      const response = cachedJsonResponse(cached, headers.get('if-none-match'), headers.get('accept-encoding'), known.copy.cacheControl, extraHeaders)!
       return { route: known.route, response }
     },
   }
