@@ -55,9 +55,13 @@ describe('flash-sale simulation', () => {
     expect(result.counts.paid).toBeGreaterThan(0)
     const audit = await auditSale({ target: tiketi.url, databaseUrl, eventId, lateJoins: result.lateJoins, commitment: result.commitment, provider })
     expect(audit.violations).toEqual([])
-    expect(audit.checks.admitted).toBe(result.counts.admitted)
+    // Someone let in just as the seats ran out may have read sold_out first; nobody saw an admission that did not happen.
+    expect(audit.checks.admitted).toBeGreaterThanOrEqual(result.counts.admitted)
+    expect(audit.checks.admitted).toBeLessThanOrEqual(result.counts.admitted + result.counts.soldOut)
     expect(audit.checks.seatsHeldOrSold).toBe(audit.checks.apiSeatsHeldOrSold)
-    expect(audit.checks.paymentsDone).toBe(result.counts.paid)
+    // A confirmation the buyer saw fail (a 5xx, or delayed at the provider) may still complete through its retry job.
+    expect(audit.checks.paymentsDone).toBeGreaterThanOrEqual(result.counts.paid)
+    expect(audit.checks.paymentsDone).toBeLessThanOrEqual(result.counts.paid + result.counts.paymentFailed)
     expect(audit.checks.lateAdmissionsChecked).toBeGreaterThan(0)
     expect(audit.checks.paymentsComparedWithProvider).toBeGreaterThanOrEqual(result.counts.paid)
   }, 60_000)

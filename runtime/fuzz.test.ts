@@ -2,7 +2,7 @@
 // 4xx, and bounded memory. Routes come from the OpenAPI document, so a new module is covered without touching this file.
 // Reproduce a failure with FUZZ_SEED=<seed printed> (and FUZZ_REQUESTS to run more or fewer).
 import { afterAll, beforeAll, expect, test } from 'bun:test'
-import { ADMIN_ENV, adminToken, publishedEvent } from '../modules/events/testing'
+import { ADMIN_ENV, adminToken, publishedEvent } from './testing/catalog'
 import { REGISTRY } from './modules'
 import { readResponse, startTestPlatform, uniqueEmail, type TestPlatform } from './testing/platform'
 

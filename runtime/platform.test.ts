@@ -6,7 +6,7 @@ import { bodyLimits, MAX_JSON_DEPTH } from './kernel/http-edge'
 import { createLogger } from './kernel/log'
 import { createPlatform } from './platform'
 import { eventually, readResponse, startTestPlatform, uniqueEmail, type TestPlatform } from './testing/platform'
-import { ADMIN_ENV, adminToken, eventInput } from '../modules/events/testing'
+import { ADMIN_ENV, adminToken, eventInput } from './testing/catalog'
 
 let platform: TestPlatform
 beforeAll(async () => {

@@ -4,7 +4,7 @@ import { inboxQueueName } from '../../runtime/kernel/bus'
 import { workerConnectionOptions } from '../../runtime/kernel/redis'
 import { eventually, startTestPlatform, uniqueEmail, type TestPlatform } from '../../runtime/testing/platform'
 import { createEventsDb } from './db'
-import { ADMIN_ENV, adminToken, publishedEvent } from './testing'
+import { ADMIN_ENV, adminToken, publishedEvent } from '../../runtime/testing/catalog'
 
 // The events module follows reservations' availability (inventory.sold-out.v1 / inventory.restocked.v1), both in one platform.
 let platform: TestPlatform

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { startTestPlatform, type TestPlatform } from '../../runtime/testing/platform'
 import { createEventsDb } from './db'
-import { ADMIN_ENV, adminToken, createEvent, eventInput, publishedEvent } from './testing'
+import { ADMIN_ENV, adminToken, createEvent, eventInput, publishedEvent } from '../../runtime/testing/catalog'
 
 // Input rules of the events API as a client meets them: what the default list shows, which values are refused, and
 // what the 400 says. (The rules themselves are runtime/kernel/schema.ts.)

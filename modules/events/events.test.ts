@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { MODES, startDeployment, type Deployment } from '../../runtime/testing/deployment'
 import { uniqueEmail } from '../../runtime/testing/platform'
 import { createEventsDb } from './db'
-import { ADMIN_ENV, adminToken, createEvent, eventInput, publishedEvent } from './testing'
+import { ADMIN_ENV, adminToken, createEvent, eventInput, publishedEvent } from '../../runtime/testing/catalog'
 
 const db = createEventsDb(process.env.DATABASE_URL!)
 afterAll(() => db.$disconnect())

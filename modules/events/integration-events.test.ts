@@ -5,7 +5,7 @@ import { workerConnectionOptions } from '../../runtime/kernel/redis'
 import { eventually, startTestPlatform, type TestPlatform } from '../../runtime/testing/platform'
 import { REGISTRY_WITH_PROBE } from '../../runtime/testing/probe'
 import { createEventsDb } from './db'
-import { ADMIN_ENV, adminToken, createEvent, publishedEvent } from './testing'
+import { ADMIN_ENV, adminToken, createEvent, publishedEvent } from '../../runtime/testing/catalog'
 
 let platform: TestPlatform
 let admin: string

@@ -10,7 +10,8 @@ import { eventsContract } from './contract'
 import { createEventsDb } from './db'
 import { createCatalog } from './services/catalog'
 import { createLifecycle, LIFECYCLE_JOB_OPTIONS, LIFECYCLE_QUEUE, retryDelayMs } from './services/lifecycle'
-import { eventInput, startTcpProxy } from './testing'
+import { eventInput } from '../../runtime/testing/catalog'
+import { startTcpProxy } from './testing'
 
 // The lifecycle as the module wires it, with PostgreSQL or Redis reached through a proxy the test can pause or cut.
 // Each harness has its own queue prefix, so no other worker takes its jobs; each test stops its harness, since a

@@ -5,7 +5,7 @@ import { workerConnectionOptions } from '../../runtime/kernel/redis'
 import { eventually, startTestPlatform, type TestPlatform } from '../../runtime/testing/platform'
 import { createEventsDb } from './db'
 import { LIFECYCLE_QUEUE } from './services/lifecycle'
-import { ADMIN_ENV, adminToken, createEvent, publishedEvent } from './testing'
+import { ADMIN_ENV, adminToken, createEvent, publishedEvent } from '../../runtime/testing/catalog'
 
 // Two instances of the events module on one database and Redis, as two replicas would be.
 let first: TestPlatform

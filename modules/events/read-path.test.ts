@@ -3,7 +3,7 @@ import Redis from 'ioredis'
 import { connect, createServer, type AddressInfo } from 'node:net'
 import { eventually, startTestPlatform, type TestPlatform } from '../../runtime/testing/platform'
 import type { EventsDb } from './db'
-import { ADMIN_ENV, adminToken, publishedEvent } from './testing'
+import { ADMIN_ENV, adminToken, publishedEvent } from '../../runtime/testing/catalog'
 
 let first: TestPlatform
 let second: TestPlatform

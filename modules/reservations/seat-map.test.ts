@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { eventually, startTestPlatform, uniqueEmail, type TestPlatform } from '../../runtime/testing/platform'
-import { ADMIN_ENV, adminToken, publishedEvent } from '../events/testing'
+import { ADMIN_ENV, adminToken, publishedEvent } from '../../runtime/testing/catalog'
 import type { ReservationsClient } from './contract'
 import type { ReservationsDb } from './db'
 
