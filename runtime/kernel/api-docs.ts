@@ -58,14 +58,30 @@ function withoutNumericStrings(value: unknown): unknown {
   return kept.length === 1 ? { ...simplified, ...(kept[0] as object) } : { ...simplified, anyOf: kept }
 }
 
+/**
+ * Responses never carry fields beyond their schema's (Elysia cleans them), and Elysia says so by setting
+ * `additionalProperties: false` on a response's top-level object, but only when it first compiles the route, on its
+ * first request. Stating it here makes the document the same whichever routes a process has already served.
+ */
+function closeResponseObjects(paths: Record<string, Record<string, Operation>>) {
+  for (const operations of Object.values(paths))
+    for (const operation of Object.values(operations))
+      for (const response of Object.values(operation.responses ?? {}) as { content?: Record<string, { schema?: Record<string, unknown> }> }[])
+        for (const media of Object.values(response?.content ?? {}))
+          if (media?.schema?.type === 'object' && !('additionalProperties' in media.schema)) media.schema.additionalProperties = false
+}
+
 function describeApi(app: Elysia<any, any, any, any, any, any, any>, info: { title: string; version: string; description: string }, hidden: string[]) {
   const { paths, components } = toOpenAPISchema(app, { paths: hidden, staticFile: false })
   for (const [path, operations] of Object.entries(paths as Record<string, Record<string, Operation>>))
     for (const operation of Object.values(operations)) operation.responses = { ...errorResponses(path, operation), ...operation.responses }
+  // A copy: the schemas in `paths` are the routes' own objects.
+  const documented = withoutNumericStrings(paths) as Record<string, Record<string, Operation>>
+  closeResponseObjects(documented)
   return {
     openapi: '3.1.2',
     info,
-    paths: withoutNumericStrings(paths),
+    paths: documented,
     components: {
       schemas: { ...(withoutNumericStrings(components.schemas) as object), ErrorBody: ErrorBodySchema },
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
