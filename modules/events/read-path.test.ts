@@ -379,7 +379,8 @@ describe('hot reads: a URL answered before is answered from the in-process copy,
     const renamed = await first.request('PUT', url, { token: admin, body: { title: `${title}!` } })
     expect(renamed.status).toBe(200)
     expect((await first.request('GET', url)).body.title).toBe(`${title}!`)
-    await eventually(async () => (await second.request('GET', url)).body.title === `${title}!`, 1_000, 'renamed on the other instance')
+    // Within the 1 s bound (usually milliseconds: the message), with the same slack as above for a loaded machine.
+    await eventually(async () => (await second.request('GET', url)).body.title === `${title}!`, 1_500, 'renamed on the other instance')
   })
 
   test('in-process rate limits count hot reads like any other', async () => {
