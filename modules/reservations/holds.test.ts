@@ -290,4 +290,24 @@ describe('expiry, cancel, confirm', () => {
     const names = (await published(event.eventId)).map((row) => row.event_name).filter((name) => name.startsWith('inventory.'))
     expect(names).toEqual(['inventory.sold-out.v1', 'inventory.restocked.v1'])
   })
+
+  test('the last seats taken at the same moment by different paths still make the event sold out (30 races)', async () => {
+    for (let round = 0; round < 30; round++) {
+      const event = await seed(snapshot({ seats: 3 }))
+      const [first, second, third] = event.seats
+      // A seat hold (batched), a best-available hold and another seat hold, each in its own transaction.
+      await Promise.all([
+        reservations.hold({ userId: crypto.randomUUID(), eventId: event.eventId, seatIds: [first!.id] }),
+        reservations.hold({ userId: crypto.randomUUID(), eventId: event.eventId, best: { quantity: 1 } }).catch(() => undefined),
+        reservations.hold({ userId: crypto.randomUUID(), eventId: event.eventId, seatIds: [third!.id] }).catch(() => undefined),
+      ])
+      const taken = await db.$queryRawUnsafe<Array<{ n: number }>>(
+        `SELECT count(*)::int AS n FROM reservations.seats WHERE event_id = $1::uuid AND state = 'held'`,
+        event.eventId,
+      )
+      if (taken[0]!.n < 3) await reservations.hold({ userId: crypto.randomUUID(), eventId: event.eventId, seatIds: [second!.id] }).catch(() => undefined)
+      const names = (await published(event.eventId)).map((row) => row.event_name).filter((name) => name.startsWith('inventory.'))
+      expect({ round, names }).toEqual({ round, names: ['inventory.sold-out.v1'] })
+    }
+  })
 })

@@ -159,11 +159,11 @@ export function createReservations(deps: {
   }
 
   /**
-   * Records a change of availability once. The decision is taken under the event row's lock and re-checked after
-   * it, so a hold that takes the last seat and a release that frees one never leave the flag stale.
+   * Records a change of availability once. The decision is taken only under the event row's lock, held until commit:
+   * of two transactions taking the last seats at once, the second to get the lock sees the first's seats committed.
+   * (Looking before the lock let each see the other's seat still free, and nobody declared the sale sold out.)
    */
-  async function updateSoldOut(tx: Tx, eventId: string, after: 'taken' | 'released') {
-    if (after === 'taken' && (await anythingAvailable(tx, eventId))) return
+  async function updateSoldOut(tx: Tx, eventId: string) {
     const rows = await tx.$queryRawUnsafe<Array<{ sold_out: boolean }>>(
       'SELECT sold_out FROM reservations.events WHERE event_id = $1::uuid FOR UPDATE',
       eventId,
@@ -344,7 +344,7 @@ export function createReservations(deps: {
         deps.holdSeconds,
       )
       await outbox.publish(tx, 'reservation.created.v1', createdEvent(created!))
-      await updateSoldOut(tx, eventId, 'taken')
+      await updateSoldOut(tx, eventId)
       return created!
     })
     await changed({ eventIds: [eventId], expiries: [{ id, at: row.expires_at }] })
@@ -526,7 +526,7 @@ export function createReservations(deps: {
       await outbox.publishMany(tx, 'reservation.created.v1', grants.map((grant) => createdEvent(rows.get(grant.id)!)))
       noteSeats(tx, eventId, seatIds, 'held')
       // A seat asked for, free and not granted is still for sale: the event cannot have sold out (no need to look).
-      if ([...free].every((id) => granted.has(id))) await updateSoldOut(tx, eventId, 'taken')
+      if ([...free].every((id) => granted.has(id))) await updateSoldOut(tx, eventId)
     }
 
     return decisions.map((decision) => {
@@ -579,7 +579,7 @@ export function createReservations(deps: {
       await release(tx, { ...row, state: 'pending' })
       await outbox.publish(tx, 'reservation.expired.v1', { reservationId: row.id, number: row.number, eventId: row.event_id, userId: row.user_id, at })
     }
-    for (const eventId of new Set(expired.map((row) => row.event_id))) await updateSoldOut(tx, eventId, 'released')
+    for (const eventId of new Set(expired.map((row) => row.event_id))) await updateSoldOut(tx, eventId)
     return expired.map((row) => row.event_id)
   }
 
@@ -608,7 +608,7 @@ export function createReservations(deps: {
       await outbox.publish(tx, 'reservation.cancelled.v1', { ...facts, reason: caller.userId === row.user_id ? 'owner' : 'admin', wasConfirmed: state === 'confirmed', at })
       if (state === 'confirmed')
         await outbox.publish(tx, 'reservation.refund-due.v1', { ...facts, paymentId: row.payment_id, amount: row.amount, reason: 'cancelled', at })
-      await updateSoldOut(tx, row.event_id, 'released')
+      await updateSoldOut(tx, row.event_id)
       return updated!
     })
     await changed({ eventIds: [row.event_id] })
@@ -728,7 +728,7 @@ export function createReservations(deps: {
         paymentId,
       )
       await outbox.publish(tx, 'reservation.confirmed.v1', { ...facts, paymentId, amount: row.amount, confirmedAt: updated!.confirmed_at!.toISOString() })
-      if (row.state === 'expired') await updateSoldOut(tx, row.event_id, 'taken')
+      if (row.state === 'expired') await updateSoldOut(tx, row.event_id)
       return { outcome: 'confirmed', reservation: summary(updated!) }
     })
     if (result.outcome !== 'not_found') await changed({ eventIds: [result.reservation.eventId] })
