@@ -278,6 +278,19 @@ export async function auditSale(options: {
     } while (Date.now() < deadline)
     checks.unrelayedOutboxRows = unrelayed.reduce((sum, entry) => sum + entry.n, 0)
     for (const entry of unrelayed) violations.push(`${entry.n} outbox rows of ${entry.schema} not relayed`)
+
+    // Every seat taken: once the events are relayed the sale must say so, or the waiting room goes on letting people in.
+    if (sellable > 0 && taken.rows[0].seats === sellable && (await db.query(`SELECT 1 FROM reservations.ticket_types WHERE event_id = $1 AND held + sold < quantity`, [eventId])).rowCount === 0) {
+      const statusOf = async () => (await db.query(`SELECT status FROM events.events WHERE id = $1`, [eventId])).rows[0]?.status as string | undefined
+      let status = await statusOf()
+      // The events module applies the relayed inventory.sold-out.v1 from its inbox: give it the relays' time.
+      while (status !== 'sold_out' && Date.now() < deadline) {
+        await Bun.sleep(250)
+        status = await statusOf()
+      }
+      checks.eventStatusWhenEverySeatTaken = status ?? 'none'
+      if (status !== 'sold_out') violations.push(`every seat is taken, but the event is ${status}, not sold_out`)
+    }
   } finally {
     await db.end()
   }
