@@ -23,6 +23,8 @@ export interface Config {
   authUrl: string
   /** Base URL of the process serving the queue module, used to verify admission tokens when queue runs elsewhere. */
   queueUrl: string
+  /** QUEUE_URL was given: a queue module runs elsewhere (without it and without the module here, there is none). */
+  queueUrlConfigured: boolean
   /** Shared by the deployment's processes: module-to-module HTTP calls (contract clients) carry it; unset, internal routes answer 404. */
   internalApiKey?: string
   /** Create the database and apply migrations at start-up (development and test default). */
@@ -284,6 +286,7 @@ export function loadConfig(env: Env = process.env, argv: string[] = process.argv
     redisPrefix,
     authUrl: readUrl(env, 'AUTH_URL', `http://127.0.0.1:${port}`, ['http:', 'https:']),
     queueUrl: readUrl(env, 'QUEUE_URL', `http://127.0.0.1:${port}`, ['http:', 'https:']),
+    queueUrlConfigured: Boolean(env.QUEUE_URL),
     internalApiKey: readSecret(env, 'INTERNAL_API_KEY'),
     autoMigrate: readEnum(env, 'AUTO_MIGRATE', runtimeEnv === 'production' ? 'false' : 'true', ['true', 'false']) === 'true',
     // TRUST_PROXY=true is the older spelling of one trusted hop.

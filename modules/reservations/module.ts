@@ -57,6 +57,9 @@ export const reservationsModule = defineModule({
       admission: (token, expected) => queueClient().verifyAdmission(token, expected),
       // The queue unreachable must not stop the sale of an event that needs no waiting room: the hold goes ahead.
       async waitingRoomActive(eventId, userId) {
+        // No queue module here and no QUEUE_URL: no deployment to count shoppers in, so no automatic waiting room
+        // (asking would call this process's own port on every hold, fail, and log a warning each time).
+        if (!ctx.clientOf('queue') && !ctx.config.queueUrlConfigured) return false
         try {
           return await queueClient().admissionRequired(eventId, userId)
         } catch (error) {
