@@ -3,12 +3,10 @@ import { createPaymentsDb } from '../modules/payments/db'
 import type { ProviderSimulator } from '../modules/payments/provider/simulator'
 import { paymentsTestProvider, signUp } from '../modules/payments/testing'
 import { startDeployment, type Deployment } from './testing/deployment'
+import { ADMIN, eventOnSale } from './testing/catalog'
 import { eventually } from './testing/platform'
 import { startTiketi, type TiketiProcess } from './testing/processes'
 
-const ADMIN = { email: 'admin@tiketi.test', password: 'admin-password-123' }
-const inMs = (ms: number) => new Date(Date.now() + ms).toISOString()
-const DAY = 86_400_000
 
 // Split mode behind the gateway: the payments process is killed (SIGKILL, no shutdown) while clients browse;
 // everything but payments keeps answering, payment calls get a clean 502, and after a restart the flow completes.
@@ -35,25 +33,7 @@ describe('failure isolation: payments killed mid-run', () => {
   })
 
   test('reads, the waiting room and holds keep working; payments answer 502; after a restart the flow completes, nothing stuck', async () => {
-    const created = await api.request('POST', '/api/events', {
-      token: admin,
-      body: {
-        title: `Isolation ${crypto.randomUUID().slice(0, 8)}`,
-        venue: 'Olympic Hall',
-        eventDate: inMs(10 * DAY),
-        saleStart: inMs(-60_000),
-        saleEnd: inMs(8 * DAY),
-        perUserLimit: 4,
-        seatMap: { priceTiers: [{ name: 'R', price: 100_000 }], sections: [{ name: 'A', rows: 1, seatsPerRow: 4, priceTier: 'R' }] },
-      },
-    })
-    expect(created.status).toBe(201)
-    const eventId = created.body.id as string
-    expect((await api.request('POST', `/api/events/${eventId}/publish`, { token: admin })).status).toBe(200)
-    const seats = await eventually(async () => {
-      const response = await api.request('GET', `/api/seats/${eventId}`)
-      return response.status === 200 && response.body.seats.length > 0 ? (response.body.seats as Array<{ id: string }>) : undefined
-    }, 15_000, 'the inventory copy')
+    const { id: eventId, seats } = await eventOnSale(api, admin, 4)
     const buyer = await signUp(api)
     const hold = async (seatId: string) => {
       const response = await api.request('POST', '/api/reservations', { token: buyer.token, body: { eventId, seatIds: [seatId] } })

@@ -2,15 +2,13 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { Queue } from 'bullmq'
 import Redis from 'ioredis'
 import { startDeployment, type Deployment } from '../../runtime/testing/deployment'
+import { ADMIN, eventOnSale } from '../../runtime/testing/catalog'
 import { eventually } from '../../runtime/testing/platform'
 import { createPaymentsDb } from './db'
 import { CONFIRMATION_QUEUE } from './module'
 import type { ProviderSimulator } from './provider/simulator'
 import { paymentsTestProvider, signUp } from './testing'
 
-const ADMIN = { email: 'admin@tiketi.test', password: 'admin-password-123' }
-const inMs = (ms: number) => new Date(Date.now() + ms).toISOString()
-const DAY = 86_400_000
 const key = () => crypto.randomUUID()
 const HOLD_SECONDS = 3
 
@@ -31,24 +29,9 @@ async function start(overrides: Record<string, string>) {
 
 /** An event on sale with one seat; a buyer holding it with a prepared payment authorised at the provider; a rival. */
 async function heldAndAuthorised(api: Deployment, admin: string, simulator: ProviderSimulator) {
-  const created = await api.request('POST', '/api/events', {
-    token: admin,
-    body: {
-      title: `Kept ${crypto.randomUUID().slice(0, 8)}`,
-      venue: 'Olympic Hall',
-      eventDate: inMs(10 * DAY),
-      saleStart: inMs(-60_000),
-      saleEnd: inMs(8 * DAY),
-      perUserLimit: 4,
-      seatMap: { priceTiers: [{ name: 'R', price: 100_000 }], sections: [{ name: 'A', rows: 1, seatsPerRow: 1, priceTier: 'R' }] },
-    },
-  })
-  expect(created.status).toBe(201)
-  const eventId = created.body.id as string
-  await api.request('POST', `/api/events/${eventId}/publish`, { token: admin })
-  const seat = await eventually(async () => (await api.request('GET', `/api/seats/${eventId}`)).body?.seats?.[0], 30_000, 'inventory')
+  const { id: eventId, seats: [seat] } = await eventOnSale(api, admin, 1)
   const [buyer, rival] = [await signUp(api), await signUp(api)]
-  const reservation = (await api.request('POST', '/api/reservations', { token: buyer.token, body: { eventId, seatIds: [seat.id] } })).body
+  const reservation = (await api.request('POST', '/api/reservations', { token: buyer.token, body: { eventId, seatIds: [seat!.id] } })).body
   expect(reservation.state).toBe('pending')
   const prepared = (await api.request('POST', '/api/payments/prepare', { token: buyer.token, body: { reservationId: reservation.id }, headers: { 'idempotency-key': key() } })).body
   const paymentKey = await simulator.checkout(prepared.orderId, prepared.cardAmount)
@@ -59,7 +42,7 @@ async function heldAndAuthorised(api: Deployment, admin: string, simulator: Prov
     paymentKey,
     confirm: () =>
       api.request('POST', '/api/payments/confirm', { token: buyer.token, body: { paymentId: prepared.id, paymentKey, amount: prepared.cardAmount }, headers: { 'idempotency-key': key() } }),
-    rivalHolds: async () => (await api.request('POST', '/api/reservations', { token: rival.token, body: { eventId, seatIds: [seat.id] } })).status,
+    rivalHolds: async () => (await api.request('POST', '/api/reservations', { token: rival.token, body: { eventId, seatIds: [seat!.id] } })).status,
     reservationNow: async () => (await api.request('GET', `/api/reservations/${reservation.id}`, { token: buyer.token })).body as { state: string; expiresAt: string },
   }
 }

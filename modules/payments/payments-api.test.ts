@@ -1,13 +1,12 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { MODES, startDeployment, type Deployment } from '../../runtime/testing/deployment'
+import { ADMIN, eventOnSale as catalogEventOnSale } from '../../runtime/testing/catalog'
 import { eventually } from '../../runtime/testing/platform'
 import { createPaymentsDb } from './db'
 import type { ProviderSimulator } from './provider/simulator'
 import { paymentsTestProvider, signUp } from './testing'
 
-const ADMIN = { email: 'admin@tiketi.test', password: 'admin-password-123' }
 const inMs = (ms: number) => new Date(Date.now() + ms).toISOString()
-const DAY = 86_400_000
 const key = () => crypto.randomUUID()
 
 // Paying for a reservation end to end, in one process and split (one process per module behind the gateway):
@@ -36,28 +35,7 @@ for (const mode of MODES)
       await db.$disconnect()
     })
 
-    async function eventOnSale(overrides: Record<string, unknown> = {}) {
-      const created = await api.request('POST', '/api/events', {
-        token: admin,
-        body: {
-          title: `Pay test ${crypto.randomUUID().slice(0, 8)}`,
-          venue: 'Olympic Hall',
-          eventDate: inMs(10 * DAY),
-          saleStart: inMs(-60_000),
-          saleEnd: inMs(8 * DAY),
-          perUserLimit: 4,
-          seatMap: { priceTiers: [{ name: 'R', price: 100_000 }], sections: [{ name: 'A', rows: 1, seatsPerRow: 6, priceTier: 'R' }] },
-          ...overrides,
-        },
-      })
-      expect(created.status).toBe(201)
-      expect((await api.request('POST', `/api/events/${created.body.id}/publish`, { token: admin })).status).toBe(200)
-      const seats = await eventually(async () => {
-        const response = await api.request('GET', `/api/seats/${created.body.id}`)
-        return response.status === 200 && response.body.seats.length > 0 ? response.body.seats : undefined
-      }, 30_000, 'the inventory copy')
-      return { id: created.body.id as string, seats: seats as Array<{ id: string; status: string }> }
-    }
+    const eventOnSale = (overrides: Record<string, unknown> = {}) => catalogEventOnSale(api, admin, 6, overrides)
 
     async function held(token: string, eventId: string, seatId: string) {
       const hold = await api.request('POST', '/api/reservations', { token, body: { eventId, seatIds: [seatId] } })
@@ -224,29 +202,16 @@ describe('a payment that arrives after its hold expired (monolith)', () => {
     const db = createPaymentsDb(process.env.DATABASE_URL!)
     try {
       const admin = (await api.request('POST', '/api/auth/login', { body: ADMIN })).body.accessToken
-      const created = await api.request('POST', '/api/events', {
-        token: admin,
-        body: {
-          title: `Late ${crypto.randomUUID().slice(0, 8)}`,
-          venue: 'Olympic Hall',
-          eventDate: inMs(10 * DAY),
-          saleStart: inMs(-60_000),
-          saleEnd: inMs(8 * DAY),
-          perUserLimit: 4,
-          seatMap: { priceTiers: [{ name: 'R', price: 100_000 }], sections: [{ name: 'A', rows: 1, seatsPerRow: 2, priceTier: 'R' }] },
-        },
-      })
-      await api.request('POST', `/api/events/${created.body.id}/publish`, { token: admin })
-      const seat = await eventually(async () => (await api.request('GET', `/api/seats/${created.body.id}`)).body?.seats?.[0], 15_000, 'inventory')
+      const { id: eventId, seats: [seat] } = await catalogEventOnSale(api, admin, 2)
       const [late, other] = [await signUp(api), await signUp(api)]
-      const reservation = (await api.request('POST', '/api/reservations', { token: late.token, body: { eventId: created.body.id, seatIds: [seat.id] } })).body
+      const reservation = (await api.request('POST', '/api/reservations', { token: late.token, body: { eventId, seatIds: [seat!.id] } })).body
       const prepared = (await api.request('POST', '/api/payments/prepare', { token: late.token, body: { reservationId: reservation.id }, headers: { 'idempotency-key': key() } })).body
       const paymentKey = await provider.simulator.checkout(prepared.orderId, prepared.cardAmount)
       // The provider takes 4 s: the 3 s hold lapses meanwhile and another buyer takes the seat (for 3 s of their own).
       provider.simulator.configure({ latencyMs: 4_000 })
       const paying = api.request('POST', '/api/payments/confirm', { token: late.token, body: { paymentId: prepared.id, paymentKey, amount: prepared.cardAmount }, headers: { 'idempotency-key': key() } })
       const taken = await eventually(async () => {
-        const hold = await api.request('POST', '/api/reservations', { token: other.token, body: { eventId: created.body.id, seatIds: [seat.id] } })
+        const hold = await api.request('POST', '/api/reservations', { token: other.token, body: { eventId, seatIds: [seat!.id] } })
         return hold.status === 201 ? hold.body : undefined
       }, 5_000, 'the seat on sale again')
       expect((await paying).body.state).toBe('DONE')

@@ -1,6 +1,6 @@
 // Test helpers for any module's tests: an administrator and published events, through the public API only.
 import { expect } from 'bun:test'
-import type { ApiTarget } from './platform'
+import { eventually, type ApiTarget } from './platform'
 
 export const ADMIN = { email: 'admin@tiketi.test', password: 'admin-password-123' }
 export const ADMIN_ENV = { ADMIN_EMAIL: ADMIN.email, ADMIN_PASSWORD: ADMIN.password }
@@ -50,4 +50,32 @@ export async function publishedEvent(platform: ApiTarget, token: string, overrid
   const published = await platform.request('POST', `/api/events/${event.id}/publish`, { token })
   expect(published.status).toBe(200)
   return published.body as { id: string; status: string; version: number }
+}
+
+/**
+ * An event on sale since a minute ago with one row of `seatCount` seats at 100,000 (per-user limit 4 unless
+ * overridden), published, once the reservations module's inventory copy shows its seats.
+ */
+export async function eventOnSale(platform: ApiTarget, token: string, seatCount: number, overrides: Record<string, unknown> = {}) {
+  const created = await platform.request('POST', '/api/events', {
+    token,
+    body: {
+      title: `On sale ${crypto.randomUUID().slice(0, 8)}`,
+      venue: 'Olympic Hall',
+      eventDate: inMs(10 * DAY),
+      saleStart: inMs(-60_000),
+      saleEnd: inMs(8 * DAY),
+      perUserLimit: 4,
+      seatMap: { priceTiers: [{ name: 'R', price: 100_000 }], sections: [{ name: 'A', rows: 1, seatsPerRow: seatCount, priceTier: 'R' }] },
+      ...overrides,
+    },
+  })
+  expect(created.status).toBe(201)
+  const id = created.body.id as string
+  expect((await platform.request('POST', `/api/events/${id}/publish`, { token })).status).toBe(200)
+  const seats = await eventually(async () => {
+    const response = await platform.request('GET', `/api/seats/${id}`)
+    return response.status === 200 && response.body.seats.length > 0 ? (response.body.seats as Array<{ id: string; status: string }>) : undefined
+  }, 30_000, 'the inventory copy')
+  return { id, seats }
 }
