@@ -49,7 +49,8 @@ describe('flash-sale simulation', () => {
     eventId = result.eventId
     commitment = result.commitment
     expect(result.counts.arrived).toBe(20)
-    expect(result.counts.failed).toBe(0)
+    // With the errors beside it: a failing run says what the buyers were answered.
+    expect({ failed: result.counts.failed, errors: result.errors }).toEqual({ failed: 0, errors: expect.any(Object) })
     expect(result.counts.admitted + result.counts.soldOut).toBe(20)
     expect(result.counts.held).toBeGreaterThan(0)
     expect(result.counts.paid).toBeGreaterThan(0)

@@ -528,7 +528,16 @@ export async function runFlashSale(options: FlashSaleOptions) {
     }
     counts.gaveUp++
   }
-  await Promise.all(tokens.map((token, i) => buyer(token, i).catch(() => void counts.failed++)))
+  await Promise.all(
+    tokens.map((token, i) =>
+      buyer(token, i).catch((error) => {
+        // A request that never got an answer (refused connection, reset) is an error too, counted by its message.
+        counts.failed++
+        const key = `buyer threw: ${error instanceof Error ? error.message : String(error)}`
+        stats.errors.set(key, (stats.errors.get(key) ?? 0) + 1)
+      }),
+    ),
+  )
   clearInterval(ticker)
   const finishedAt = Date.now()
 
