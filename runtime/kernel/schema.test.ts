@@ -169,9 +169,9 @@ describe('CanonicalUuids', () => {
     }
     const [a, b] = ['02eb2ae4-a637-492c-8c1f-90f08366436f', '9d3c1c52-1f0e-4b43-9b7b-2a4c7b3f0c11']
     expect(await post([a.toUpperCase(), b])).toEqual({ status: 200, body: [a, b] })
-    expect(await post([a, a.toUpperCase()])).toEqual({ status: 400, body: { status: 400, message: 'seatIds: each id may appear once (ids are compared without case)' } })
+    for (const repeated of [[a, a.toUpperCase()], [a, a]])
+      expect(await post(repeated)).toEqual({ status: 400, body: { status: 400, message: 'seatIds: each id may appear once (ids are compared without case)' } })
     // Elysia's own validation failures (422 here; the platform answers them as 400 VALIDATION_FAILED).
-    expect((await post([a, a])).status).toBe(422)
     expect((await post(['nope'])).status).toBe(422)
   })
 })

@@ -217,14 +217,15 @@ export function CanonicalUuid(docs: FieldDocs = {}) {
 }
 
 /**
- * A list of distinct UUIDs in a body, handed to the handler in lower case. Distinct means distinct in lower case too:
- * `uniqueItems` alone compares spellings, so one id written twice in two cases would pass it and reach the handler
- * twice. `field` names the list in the 400 that answers such a repeat.
+ * A list of distinct UUIDs in a body, handed to the handler in lower case. Distinct means distinct in lower case too,
+ * so the decode checks it: `uniqueItems` compares spellings (one id in two cases would pass it), and TypeBox checks it
+ * by hashing each item (≈ 25 µs for four ids, twice per request: check and decode). `field` names the list in the 400
+ * that answers a repeat.
  */
 export function CanonicalUuids(field: string, options: FieldDocs & { minItems?: number; maxItems?: number; itemDescription?: string } = {}) {
   const { itemDescription, ...listOptions } = options
   return t
-    .Transform(t.Array(t.String({ format: 'uuid', description: itemDescription }), { ...listOptions, uniqueItems: true }))
+    .Transform(t.Array(t.String({ format: 'uuid', description: itemDescription }), listOptions))
     .Decode((values) => {
       const lower = values.map((value) => value.toLowerCase())
       if (new Set(lower).size < lower.length) throw new HttpError(400, 'VALIDATION_FAILED', `${field}: each id may appear once (ids are compared without case)`)
