@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import Redis from 'ioredis'
 import { MODES, startDeployment, type Deployment } from '../../runtime/testing/deployment'
 import { eventually, uniqueEmail } from '../../runtime/testing/platform'
 import { earlyScore, shuffleKey } from './domain/ordering'
-import { effectiveRate, type RoomRow } from './services/rooms'
+import { effectiveRate, shoppersKey, type RoomRow } from './services/rooms'
 import { queueInstance, saleRules, userIds, type QueueInstance } from './testing'
 
 const mirrorOf = (row: RoomRow) => ({
@@ -105,6 +106,29 @@ describe('automatic activation (services on real Redis and PostgreSQL)', () => {
       expect(answers.every((answer) => !answer.active)).toBe(true)
     } finally {
       await off.close()
+    }
+  })
+
+  test("the hold attempts of one event-loop turn take one Redis step for their event, each answered in order", async () => {
+    const counting = await queueInstance({}, { threshold: 30, windowSeconds: 60 })
+    const monitor = await new Redis(process.env.REDIS_URL!).monitor()
+    try {
+      const rules = saleRules({ queue: { required: false, admissionRatePerMinute: null } })
+      await counting.apply(rules)
+      const steps: string[][] = []
+      monitor.on('monitor', (_time: string, args: string[]) => {
+        if (/^eval/i.test(args[0]!) && args.some((arg) => arg.endsWith(shoppersKey(rules.eventId)))) steps.push(args)
+      })
+      const answers = await Promise.all(userIds(50).map((user) => counting.rooms.shopper(counting.db, rules.eventId, user)))
+      // The first 30 pass, the 31st activates, the rest are told the room is active.
+      expect(answers.map((answer) => (answer.activated ? 2 : answer.active ? 1 : 0))).toEqual([...Array(30).fill(0), 2, ...Array(19).fill(1)])
+      await eventually(async () => steps.length > 0, 2_000, 'the step seen by MONITOR')
+      await Bun.sleep(100)
+      expect(steps).toHaveLength(1)
+      expect((await counting.rooms.find(counting.db, rules.eventId))?.auto_activated_at).toBeInstanceOf(Date)
+    } finally {
+      monitor.disconnect()
+      await counting.close()
     }
   })
 })

@@ -36,27 +36,40 @@ const ROW = `event_id, required OR auto_activated_at IS NOT NULL AS required, au
   per_user_limit, status, sale_start, sale_end, paused, deleted, rules_version, status_version, seed`
 
 /**
- * Automatic activation, one atomic step per hold attempt on an event whose room is not active: the shopper is noted
- * in a sliding window (a sorted set of user id → last attempt, entries older than the window dropped), and once more
- * than the threshold of distinct people are in it the room hash is marked active. Answers 0: not active, 1: active,
- * 2: this call activated it (exactly one caller hears 2, and records it in PostgreSQL). Finished or upcoming events
- * are never activated (no holds are taken then).
- * KEYS: room hash, shoppers; ARGV: user id, window ms, threshold.
+ * Automatic activation, one atomic step per event for the hold attempts of one event-loop turn on an event whose room
+ * is not active: each shopper is noted in a sliding window (a sorted set of user id → last attempt, entries older
+ * than the window dropped), and once more than the threshold of distinct people are in it the room hash is marked
+ * active. Answers one number per shopper, in order: 0 not active, 1 active, 2 this shopper activated it (exactly one
+ * caller hears 2, and records it in PostgreSQL; those after it in the step hear 1). Finished or upcoming events are
+ * never activated (no holds are taken then).
+ * KEYS: room hash, shoppers; ARGV: window ms, threshold, user ids…
  */
-const SHOPPER = `
+const SHOPPERS = `
+local answers = {}
 local r = redis.call('HMGET', KEYS[1], 'required', 'status', 'autoAt')
-if r[1] == '1' or r[3] then return 1 end
-local threshold = tonumber(ARGV[3])
-if threshold <= 0 or (r[2] ~= 'on_sale' and r[2] ~= 'sold_out') then return 0 end
+local threshold = tonumber(ARGV[2])
+local all = function(answer) for i = 3, #ARGV do answers[#answers + 1] = answer end return answers end
+if r[1] == '1' or r[3] then return all(1) end
+if threshold <= 0 or (r[2] ~= 'on_sale' and r[2] ~= 'sold_out') then return all(0) end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZADD', KEYS[2], now, ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[2]))
-redis.call('PEXPIRE', KEYS[2], ARGV[2])
-if redis.call('ZCARD', KEYS[2]) <= threshold then return 0 end
-redis.call('HSET', KEYS[1], 'autoAt', now, 'required', '1')
-redis.call('DEL', KEYS[2])
-return 2`
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[1]))
+for i = 3, #ARGV do
+  if #answers > 0 and answers[#answers] > 0 then
+    answers[#answers + 1] = 1
+  else
+    redis.call('ZADD', KEYS[2], now, ARGV[i])
+    if redis.call('ZCARD', KEYS[2]) > threshold then
+      redis.call('HSET', KEYS[1], 'autoAt', now, 'required', '1')
+      redis.call('DEL', KEYS[2])
+      answers[#answers + 1] = 2
+    else
+      answers[#answers + 1] = 0
+    end
+  end
+end
+if answers[#answers] == 0 then redis.call('PEXPIRE', KEYS[2], ARGV[1]) end
+return answers`
 
 /** The automatic activation's sliding window of an event's shoppers, in the room's hash slot. */
 export const shoppersKey = (eventId: string) => `{q:${eventId}}:shoppers`
@@ -79,7 +92,7 @@ export interface SaleRules {
  * the Redis room. Runs inside the inbox transaction.
  */
 export function createRooms(room: WaitingRoom, auto?: { redis: Redis; threshold: number; windowSeconds: number }) {
-  auto?.redis.defineCommand('queueShopper', { numberOfKeys: 2, lua: SHOPPER })
+  auto?.redis.defineCommand('queueShoppers', { numberOfKeys: 2, lua: SHOPPERS })
   const mirror = async (row: RoomRow | undefined) => {
     if (!row) return
     await room.sync(row.event_id, {
@@ -94,6 +107,46 @@ export function createRooms(room: WaitingRoom, auto?: { redis: Redis; threshold:
       statusVersion: row.status_version,
     })
     if (row.deleted || FINISHED.has(row.status)) await room.expire(row.event_id, FINISHED_ROOM_TTL_SECONDS)
+  }
+
+  /** Hold attempts waiting for their event's shopper step in this event-loop turn. */
+  const shoppers = new Map<string, Array<{ userId: string; resolve: (answer: { active: boolean; activated: boolean }) => void; reject: (error: unknown) => void }>>()
+
+  async function countShoppers(auto: { redis: Redis; threshold: number; windowSeconds: number }, db: SqlClient, eventId: string) {
+    const waiting = shoppers.get(eventId)!
+    shoppers.delete(eventId)
+    let answers: number[]
+    try {
+      answers = await (auto.redis as unknown as { queueShoppers(...args: unknown[]): Promise<number[]> }).queueShoppers(
+        roomKeys(eventId)[0],
+        shoppersKey(eventId),
+        auto.windowSeconds * 1000,
+        auto.threshold,
+        ...waiting.map((shopper) => shopper.userId),
+      )
+    } catch (error) {
+      for (const shopper of waiting) shopper.reject(error)
+      return
+    }
+    waiting.forEach((shopper, index) => {
+      if (answers[index] !== 2) return shopper.resolve({ active: answers[index] === 1, activated: false })
+      recordActivation(auto, db, eventId).then(() => shopper.resolve({ active: true, activated: true }), shopper.reject)
+    })
+  }
+
+  async function recordActivation(auto: { redis: Redis }, db: SqlClient, eventId: string) {
+    try {
+      const rows = await db.$queryRawUnsafe<RoomRow[]>(
+        `UPDATE queue.rooms SET auto_activated_at = COALESCE(auto_activated_at, now()), updated_at = now()
+         WHERE event_id = $1::uuid RETURNING ${ROW}`,
+        eventId,
+      )
+      await mirror(rows[0])
+    } catch (error) {
+      await auto.redis.hdel(roomKeys(eventId)[0], 'autoAt')
+      await mirror(await find(db, eventId).catch(() => undefined))
+      throw error
+    }
   }
 
   const find = async (db: SqlClient, eventId: string): Promise<RoomRow | undefined> =>
@@ -159,33 +212,18 @@ export function createRooms(room: WaitingRoom, auto?: { redis: Redis; threshold:
 
     /**
      * Notes a hold attempt by `userId` on an event whose room is not required, and answers whether holds need an
-     * admission token now (the room is active). The call that activates the room records it in PostgreSQL and
-     * mirrors it (joins are accepted from then on); if that fails the activation is undone, so Redis and PostgreSQL
-     * agree, and the error reaches the caller.
+     * admission token now (the room is active). The attempts of one event-loop turn go to Redis together, one step
+     * per event. The call that activates the room records it in PostgreSQL and mirrors it (joins are accepted from
+     * then on); if that fails the activation is undone, so Redis and PostgreSQL agree, and the error reaches that caller.
      */
-    async shopper(db: SqlClient, eventId: string, userId: string): Promise<{ active: boolean; activated: boolean }> {
-      if (!auto) return { active: false, activated: false }
-      const answer = await (auto.redis as unknown as { queueShopper(...args: unknown[]): Promise<number> }).queueShopper(
-        roomKeys(eventId)[0],
-        shoppersKey(eventId),
-        userId,
-        auto.windowSeconds * 1000,
-        auto.threshold,
-      )
-      if (answer !== 2) return { active: answer === 1, activated: false }
-      try {
-        const rows = await db.$queryRawUnsafe<RoomRow[]>(
-          `UPDATE queue.rooms SET auto_activated_at = COALESCE(auto_activated_at, now()), updated_at = now()
-           WHERE event_id = $1::uuid RETURNING ${ROW}`,
-          eventId,
-        )
-        await mirror(rows[0])
-      } catch (error) {
-        await auto.redis.hdel(roomKeys(eventId)[0], 'autoAt')
-        await mirror(await find(db, eventId).catch(() => undefined))
-        throw error
-      }
-      return { active: true, activated: true }
+    shopper(db: SqlClient, eventId: string, userId: string): Promise<{ active: boolean; activated: boolean }> {
+      if (!auto) return Promise.resolve({ active: false, activated: false })
+      return new Promise((resolve, reject) => {
+        const waiting = shoppers.get(eventId)
+        if (waiting) return void waiting.push({ userId, resolve, reject })
+        shoppers.set(eventId, [{ userId, resolve, reject }])
+        setImmediate(() => void countShoppers(auto, db, eventId))
+      })
     },
 
     async setOperatorState(db: SqlClient, eventId: string, state: { paused?: boolean; ratePerMinute?: number }): Promise<RoomRow | undefined> {
