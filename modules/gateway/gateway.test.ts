@@ -382,6 +382,52 @@ describe('rate limits', () => {
     expect((await fetch(`${gateway.url}/api/events`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(200)
   })
 
+  test('calls one after another are each counted, those admitted without waiting for Redis too', async () => {
+    const gateway = await startGateway(limited)
+    const address = newAddress()
+    const remaining: Array<string | null> = []
+    for (let i = 0; i < 10; i++) {
+      const response = await fetch(`${gateway.url}/api/events`, { headers: address })
+      expect(response.status).toBe(200)
+      remaining.push(response.headers.get('ratelimit-remaining'))
+    }
+    expect(remaining).toEqual(['9', '8', '7', '6', '5', '4', '3', '2', '1', '0'])
+    expect((await fetch(`${gateway.url}/api/events`, { headers: address })).status).toBe(429)
+  })
+
+  test('a caller with more than half its budget left does not wait for Redis; closer to the limit every call does', async () => {
+    const port = 4201
+    const server = Bun.spawn(['redis-server', '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdout: 'ignore', stderr: 'ignore' })
+    const cli = (...args: string[]) => Bun.spawn(['redis-cli', '-p', String(port), ...args], { stdout: 'pipe', stderr: 'ignore' }).stdout.text()
+    try {
+      await eventually(async () => (await cli('ping')).includes('PONG'), 5_000, 'the private Redis to start')
+      const gateway = await startGateway({ ...limited, REDIS_URL: `redis://127.0.0.1:${port}` })
+      const address = newAddress()
+      const call = async () => {
+        const started = performance.now()
+        const response = await fetch(`${gateway.url}/api/events`, { headers: address })
+        return { status: response.status, remaining: response.headers.get('ratelimit-remaining'), ms: performance.now() - started }
+      }
+      expect((await call()).remaining).toBe('9')
+      // Redis holds every command for 1.5 s: with 9, 8, 7 and 6 left (of 10) calls go on at once, counted once Redis
+      // is back.
+      const pausedAt = performance.now()
+      expect(await cli('client', 'pause', '1500', 'all')).toContain('OK')
+      for (const expected of ['8', '7', '6', '5']) {
+        const answer = await call()
+        expect(answer).toMatchObject({ status: 200, remaining: expected })
+        expect(answer.ms).toBeLessThan(500)
+      }
+      // Then half the budget (5) is all that is left before this call: it waits for Redis's count.
+      const waited = await call()
+      expect(waited).toMatchObject({ status: 200, remaining: '4' })
+      expect(performance.now() - pausedAt).toBeGreaterThan(1_000)
+    } finally {
+      server.kill()
+      await server.exited
+    }
+  }, 30_000)
+
   test('an invalid or forged token counts as anonymous, not as the user (or admin) it names', async () => {
     const gateway = await startGateway(limited)
     const otherKeys = await generateKeyPair('ES256')
@@ -444,7 +490,9 @@ describe('rate limits', () => {
       const started = performance.now()
       const unlimited = await Promise.all(Array.from({ length: 12 }, call))
       expect(unlimited.map((response) => response.status)).toEqual(Array(12).fill(200))
-      expect(unlimited[0]!.headers.get('ratelimit-limit')).toBeNull()
+      // The first few may go on as the budget last seen allowed (with its headers); the last waited, and was let
+      // through unlimited.
+      expect(unlimited.at(-1)!.headers.get('ratelimit-limit')).toBeNull()
       expect(performance.now() - started).toBeLessThan(2_000)
 
       redis = startRedis()

@@ -7,6 +7,8 @@ import { errorResponse } from './proxy'
 const MINUTE_MS = 60_000
 /** Longer than this, Redis is treated as unavailable (the request passes, see below). */
 const COMMAND_TIMEOUT_MS = 2_000
+/** How old Redis's last answer about a caller may be for the caller's next request to go on without waiting. */
+const VIEW_FRESH_MS = 1_000
 
 /**
  * GCRA over one or two limits at once (the caller's overall limit, and the route's), in one round trip: a request is
@@ -67,6 +69,18 @@ function withTimeout<T>(promise: Promise<T>): Promise<T> {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
 }
 
+/**
+ * What this instance last learnt from Redis about one caller's budget (one set of keys): `remaining` after the
+ * answered calls, and its calls sent since and not yet answered (they come back in order: one connection).
+ */
+interface BudgetView {
+  remaining: number
+  /** When the budget is whole again (ms since the epoch), as of the last answer. */
+  resetAt: number
+  learntAt: number
+  unanswered: number
+}
+
 export type LimitDecision = { rejected?: Response; limit?: string; headers: Record<string, string> }
 
 function matches(limit: RouteLimit, method: string, path: string): boolean {
@@ -76,6 +90,10 @@ function matches(limit: RouteLimit, method: string, path: string): boolean {
   const segments = path.split('/').filter(Boolean)
   if (wildcard ? segments.length < pattern.length : segments.length !== pattern.length) return false
   return pattern.every((segment, i) => segment.startsWith(':') || segment === segments[i])
+}
+
+function admittedHeaders(limit: number, remaining: number, resetMs: number): Record<string, string> {
+  return { 'ratelimit-limit': String(limit), 'ratelimit-remaining': String(Math.max(0, remaining)), 'ratelimit-reset': String(Math.max(0, Math.ceil(resetMs / 1000))) }
 }
 
 function bearer(request: Request): string | undefined {
@@ -92,6 +110,23 @@ export function createRateLimiter(options: { config: GatewayConfig; redis: Redis
   const enabled = config.userPerMinute > 0 || config.anonymousPerMinute > 0 || config.routeLimits.length > 0
   const client = enabled ? scriptClient(options.redis) : undefined
   const prefix = options.redis.options.keyPrefix ?? ''
+  const views = new Map<string, BudgetView>()
+  // Views too old to be used are dropped: the map holds about a second's callers.
+  const sweeper = enabled
+    ? setInterval(() => {
+        const now = Date.now()
+        for (const [key, view] of views) if (view.unanswered === 0 && now - view.learntAt >= VIEW_FRESH_MS) views.delete(key)
+      }, VIEW_FRESH_MS)
+    : undefined
+  sweeper?.unref()
+
+  function learn(view: BudgetView, [admitted, value, extra]: number[]) {
+    const now = Date.now()
+    // A refusal leaves nothing to spend: the next call waits for Redis.
+    view.remaining = admitted === 1 ? value! : 0
+    view.resetAt = admitted === 1 ? now + extra! : now
+    view.learntAt = now
+  }
 
   /** One EVALSHA; the script text goes only when Redis does not know it yet (first call, or after a restart). */
   async function gcra(keys: string[], limits: number[]): Promise<number[]> {
@@ -126,19 +161,43 @@ export function createRateLimiter(options: { config: GatewayConfig; redis: Redis
     const limits: number[] = []
     if (overallLimit > 0) keys.push(`${prefix}ratelimit:{${subject}}`), limits.push(overallLimit)
     if (routeLimit > 0) keys.push(`${prefix}ratelimit:{${subject}}:${route!.method} ${route!.pattern}`), limits.push(routeLimit)
+    // Every call is counted in Redis. A caller with more than half its budget left, as Redis told this instance less
+    // than a second ago (less this instance's calls sent since), goes on without waiting for the count. Only other
+    // instances' calls since that answer are unseen, so a limit can be overshot only if they spent more than half the
+    // budget within it; closer to the limit every call waits for Redis's answer. A listed route's calls always wait:
+    // such a budget is small and guards something (logins).
+    const viewKey = keys.join(' ')
+    let view = views.get(viewKey)
+    if (!view) views.set(viewKey, (view = { remaining: 0, resetAt: 0, learntAt: 0, unanswered: 0 }))
+    const smallest = Math.min(...limits)
+    const goesOn = routeLimit === 0 && Date.now() - view.learntAt < VIEW_FRESH_MS && view.remaining - view.unanswered > smallest / 2
+    view.unanswered++
+    const counted = gcra(keys, limits).then(
+      (answer) => {
+        view.unanswered--
+        learn(view, answer)
+        return answer
+      },
+      (error) => {
+        view.unanswered--
+        view.learntAt = 0
+        throw error
+      },
+    )
+    if (goesOn) {
+      counted.catch((error) => options.onRedisError?.(error))
+      const resetMs = view.resetAt + (view.unanswered * MINUTE_MS) / smallest - Date.now()
+      return { headers: admittedHeaders(smallest, view.remaining - view.unanswered, resetMs) }
+    }
     let result: number[]
     try {
-      result = await gcra(keys, limits)
+      result = await counted
     } catch (error) {
       options.onRedisError?.(error)
       return { headers: {} }
     }
     const [admitted, value, extra] = result as [number, number, number]
-    if (admitted === 1) {
-      return {
-        headers: { 'ratelimit-limit': String(Math.min(...limits)), 'ratelimit-remaining': String(value), 'ratelimit-reset': String(Math.ceil(extra / 1000)) },
-      }
-    }
+    if (admitted === 1) return { headers: admittedHeaders(smallest, value, extra) }
     const byRoute = routeLimit > 0 && extra === keys.length
     const retryAfter = String(Math.max(1, Math.ceil(value / 1000)))
     const headers = {
@@ -154,5 +213,11 @@ export function createRateLimiter(options: { config: GatewayConfig; redis: Redis
     }
   }
 
-  return { limit, close: () => client?.close() }
+  return {
+    limit,
+    close: () => {
+      clearInterval(sweeper)
+      client?.close()
+    },
+  }
 }
