@@ -395,13 +395,18 @@ describe('rate limits', () => {
     expect((await fetch(`${gateway.url}/api/events`, { headers: address })).status).toBe(429)
   })
 
-  test('a caller with more than half its budget left does not wait for Redis; closer to the limit every call does', async () => {
-    const port = 4201
+  /** A Redis of the test's own, so it can be paused and its command counts read. */
+  async function privateRedis(port: number) {
     const server = Bun.spawn(['redis-server', '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdout: 'ignore', stderr: 'ignore' })
     const cli = (...args: string[]) => Bun.spawn(['redis-cli', '-p', String(port), ...args], { stdout: 'pipe', stderr: 'ignore' }).stdout.text()
+    await eventually(async () => (await cli('ping')).includes('PONG'), 5_000, 'the private Redis to start')
+    return { url: `redis://127.0.0.1:${port}`, cli, stop: () => (server.kill(), server.exited) }
+  }
+
+  test('a caller with more than half its budget left does not wait for Redis; closer to the limit every call does', async () => {
+    const redis = await privateRedis(4201)
     try {
-      await eventually(async () => (await cli('ping')).includes('PONG'), 5_000, 'the private Redis to start')
-      const gateway = await startGateway({ ...limited, REDIS_URL: `redis://127.0.0.1:${port}` })
+      const gateway = await startGateway({ ...limited, REDIS_URL: redis.url })
       const address = newAddress()
       const call = async () => {
         const started = performance.now()
@@ -412,7 +417,7 @@ describe('rate limits', () => {
       // Redis holds every command for 1.5 s: with 9, 8, 7 and 6 left (of 10) calls go on at once, counted once Redis
       // is back.
       const pausedAt = performance.now()
-      expect(await cli('client', 'pause', '1500', 'all')).toContain('OK')
+      expect(await redis.cli('client', 'pause', '1500', 'all')).toContain('OK')
       for (const expected of ['8', '7', '6', '5']) {
         const answer = await call()
         expect(answer).toMatchObject({ status: 200, remaining: expected })
@@ -423,8 +428,30 @@ describe('rate limits', () => {
       expect(waited).toMatchObject({ status: 200, remaining: '4' })
       expect(performance.now() - pausedAt).toBeGreaterThan(1_000)
     } finally {
-      server.kill()
-      await server.exited
+      await redis.stop()
+    }
+  }, 30_000)
+
+  test("the calls let through without waiting are counted together: one script call for a caller's burst", async () => {
+    const redis = await privateRedis(4202)
+    try {
+      const gateway = await startGateway({ ...limited, RATE_LIMIT_ANONYMOUS_PER_MINUTE: '100', REDIS_URL: redis.url })
+      const address = newAddress()
+      const call = () => fetch(`${gateway.url}/api/events`, { headers: address })
+      const scriptCalls = async () => {
+        const stats = await redis.cli('info', 'commandstats')
+        return ['evalsha', 'eval'].reduce((sum, name) => sum + Number(new RegExp(`cmdstat_${name}:calls=(\\d+)`).exec(stats)?.[1] ?? 0), 0)
+      }
+      expect((await call()).headers.get('ratelimit-remaining')).toBe('99')
+      const before = await scriptCalls()
+      const burst = await Promise.all(Array.from({ length: 20 }, call))
+      expect(burst.every((response) => response.status === 200)).toBe(true)
+      await Bun.sleep(100)
+      expect(await scriptCalls()).toBeLessThanOrEqual(before + 3)
+      // All 21 counted.
+      expect((await call()).headers.get('ratelimit-remaining')).toBe('78')
+    } finally {
+      await redis.stop()
     }
   }, 30_000)
 

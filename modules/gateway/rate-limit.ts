@@ -9,33 +9,36 @@ const MINUTE_MS = 60_000
 const COMMAND_TIMEOUT_MS = 2_000
 /** How old Redis's last answer about a caller may be for the caller's next request to go on without waiting. */
 const VIEW_FRESH_MS = 1_000
+/** How long calls let through without waiting may go uncounted in Redis (they are counted together). */
+const COUNT_DELAY_MS = 5
 
 /**
- * GCRA over one or two limits at once (the caller's overall limit, and the route's), in one round trip: a request is
- * admitted only when both allow it, and only then counts against both. The clock is Redis's, so every gateway
- * instance shares the same one. ARGV: period (ms), then each key's limit per period.
- * Returns {1, remaining, resetMs} or {0, retryAfterMs, index of the limit that refused}.
+ * GCRA over one or two limits at once (the caller's overall limit, and the route's), in one round trip: `cost` calls
+ * are admitted only when both limits allow them, and only then count against both; or, `counted` being 1, they count
+ * whatever the limits say (calls already let through). The clock is Redis's, so every gateway instance shares the
+ * same one. ARGV: period (ms), cost, counted, then each key's limit per period.
+ * Returns {1, remaining (negative past the limit), resetMs} or {0, retryAfterMs, index of the limit that refused}.
  */
 const GCRA = `
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-local period = tonumber(ARGV[1])
+local period, cost = tonumber(ARGV[1]), tonumber(ARGV[2])
 local tats, wait, refusedBy = {}, 0, 0
 for i, key in ipairs(KEYS) do
   local stored = redis.call('GET', key)
   local tat = math.max(stored and tonumber(stored) or now, now)
   tats[i] = tat
-  local waitFor = tat + period / tonumber(ARGV[i + 1]) - period - now
+  local waitFor = tat + cost * period / tonumber(ARGV[i + 3]) - period - now
   if waitFor > wait then wait, refusedBy = waitFor, i end
 end
-if wait > 0 then return {0, math.ceil(wait), refusedBy} end
-local remaining, reset = -1, 0
+if wait > 0 and ARGV[3] ~= '1' then return {0, math.ceil(wait), refusedBy} end
+local remaining, reset
 for i, key in ipairs(KEYS) do
-  local interval = period / tonumber(ARGV[i + 1])
-  local tat = tats[i] + interval
+  local interval = period / tonumber(ARGV[i + 3])
+  local tat = tats[i] + cost * interval
   redis.call('SET', key, tostring(tat), 'PX', math.ceil(tat - now))
   local left = math.floor((period - (tat - now)) / interval)
-  if remaining < 0 or left < remaining then remaining, reset = left, tat - now end
+  if remaining == nil or left < remaining then remaining, reset = left, tat - now end
 end
 return {1, remaining, math.ceil(reset)}
 `
@@ -129,14 +132,44 @@ export function createRateLimiter(options: { config: GatewayConfig; redis: Redis
   }
 
   /** One EVALSHA; the script text goes only when Redis does not know it yet (first call, or after a restart). */
-  async function gcra(keys: string[], limits: number[]): Promise<number[]> {
-    const args = [String(keys.length), ...keys, String(MINUTE_MS), ...limits.map(String)]
+  async function gcra(keys: string[], limits: number[], cost = 1, counted = false): Promise<number[]> {
+    const args = [String(keys.length), ...keys, String(MINUTE_MS), String(cost), counted ? '1' : '0', ...limits.map(String)]
     try {
       return (await withTimeout(client!.send('EVALSHA', [GCRA_SHA, ...args]))) as number[]
     } catch (error) {
       if (!String((error as Error)?.message).startsWith('NOSCRIPT')) throw error
       return (await withTimeout(client!.send('EVAL', [GCRA, ...args]))) as number[]
     }
+  }
+
+  // Calls let through without waiting, per caller, counted in Redis together: one script call per caller every
+  // COUNT_DELAY_MS at most, rather than one per call.
+  const uncounted = new Map<string, { keys: string[]; limits: number[]; view: BudgetView; calls: number }>()
+  let countTimer: Timer | undefined
+  function countLater(viewKey: string, keys: string[], limits: number[], view: BudgetView) {
+    const entry = uncounted.get(viewKey)
+    if (entry) entry.calls++
+    else uncounted.set(viewKey, { keys, limits, view, calls: 1 })
+    countTimer ??= setTimeout(countNow, COUNT_DELAY_MS)
+  }
+  function countNow(viewKey?: string) {
+    const entries = viewKey === undefined ? [...uncounted.values()] : [uncounted.get(viewKey)].filter((entry) => entry !== undefined)
+    if (viewKey === undefined) {
+      countTimer = undefined
+      uncounted.clear()
+    } else uncounted.delete(viewKey)
+    for (const { keys, limits, view, calls } of entries)
+      gcra(keys, limits, calls, true).then(
+        (answer) => {
+          view.unanswered -= calls
+          learn(view, answer)
+        },
+        (error) => {
+          view.unanswered -= calls
+          view.learntAt = 0
+          options.onRedisError?.(error)
+        },
+      )
   }
 
   async function limit(request: Request, apiPath: string, addressBucket: string): Promise<LimitDecision> {
@@ -172,30 +205,23 @@ export function createRateLimiter(options: { config: GatewayConfig; redis: Redis
     const smallest = Math.min(...limits)
     const goesOn = routeLimit === 0 && Date.now() - view.learntAt < VIEW_FRESH_MS && view.remaining - view.unanswered > smallest / 2
     view.unanswered++
-    const counted = gcra(keys, limits).then(
-      (answer) => {
-        view.unanswered--
-        learn(view, answer)
-        return answer
-      },
-      (error) => {
-        view.unanswered--
-        view.learntAt = 0
-        throw error
-      },
-    )
     if (goesOn) {
-      counted.catch((error) => options.onRedisError?.(error))
+      countLater(viewKey, keys, limits, view)
       const resetMs = view.resetAt + (view.unanswered * MINUTE_MS) / smallest - Date.now()
       return { headers: admittedHeaders(smallest, view.remaining - view.unanswered, resetMs) }
     }
+    // The caller's calls let through before are counted first (one connection: in order).
+    countNow(viewKey)
     let result: number[]
     try {
-      result = await counted
+      result = await gcra(keys, limits)
     } catch (error) {
       options.onRedisError?.(error)
       return { headers: {} }
+    } finally {
+      view.unanswered--
     }
+    learn(view, result)
     const [admitted, value, extra] = result as [number, number, number]
     if (admitted === 1) return { headers: admittedHeaders(smallest, value, extra) }
     const byRoute = routeLimit > 0 && extra === keys.length
@@ -217,6 +243,7 @@ export function createRateLimiter(options: { config: GatewayConfig; redis: Redis
     limit,
     close: () => {
       clearInterval(sweeper)
+      clearTimeout(countTimer)
       client?.close()
     },
   }
