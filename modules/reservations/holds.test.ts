@@ -194,6 +194,31 @@ describe('holds under contention (real PostgreSQL)', () => {
     const status = (await reservations.seatStatus(event.eventId))!
     expect(status.seats.filter((seat) => seat.status !== 'available').map((seat) => seat.id)).toEqual([b!.id])
   })
+
+  test('requests for seats already taken are refused without a transaction: two statements a batch (sale rules, seats)', async () => {
+    let statements = 0
+    const counted = reservationsForTest({ poolSize: 4, onQuery: () => statements++ })
+    try {
+      const event = await counted.seed(snapshot({ seats: 10 }))
+      const [a, b, c] = event.seats
+      await counted.reservations.hold({ userId: crypto.randomUUID(), eventId: event.eventId, seatIds: [b!.id] })
+      statements = 0
+      // The first request is a batch alone; the 29 sent meanwhile wait and go together in the second.
+      const refused = await Promise.allSettled(
+        Array.from({ length: 30 }, (_, i) => counted.reservations.hold({ userId: crypto.randomUUID(), eventId: event.eventId, seatIds: i % 2 ? [b!.id] : [c!.id, b!.id, a!.id] })),
+      )
+      for (const outcome of refused)
+        expect(outcome).toMatchObject({ status: 'rejected', reason: { status: 409, code: 'SEATS_UNAVAILABLE', message: `seats not available: ${b!.label}` } })
+      expect(statements).toBe(4)
+      // The free seats asked for beside the taken one are still for sale, and the event is not sold out.
+      const status = (await counted.reservations.seatStatus(event.eventId))!
+      expect(status.seats.filter((seat) => seat.status !== 'available').map((seat) => seat.id)).toEqual([b!.id])
+      const held = await counted.reservations.hold({ userId: crypto.randomUUID(), eventId: event.eventId, seatIds: [a!.id, c!.id] })
+      expect(held.seat_ids.sort()).toEqual([a!.id, c!.id].sort())
+    } finally {
+      await counted.db.$disconnect()
+    }
+  })
 })
 
 describe('expiry, cancel, confirm', () => {

@@ -37,8 +37,10 @@ export function snapshot(options: { seats?: number; ticketTypes?: Array<{ name: 
 }
 
 /** The reservations service against the test database, with its own pool (no HTTP, no jobs). */
-export function reservationsForTest(options: { holdSeconds?: number; poolSize?: number; admission?: Parameters<typeof createReservations>[0]['admission'] } = {}) {
-  const db: ReservationsDb = createReservationsDb(process.env.DATABASE_URL!, undefined, options.poolSize ?? 20)
+export function reservationsForTest(
+  options: { holdSeconds?: number; poolSize?: number; admission?: Parameters<typeof createReservations>[0]['admission']; onQuery?: () => void } = {},
+) {
+  const db: ReservationsDb = createReservationsDb(process.env.DATABASE_URL!, options.onQuery, options.poolSize ?? 20)
   const outbox = new Outbox(reservationsContract, buildCatalog(Object.values(REGISTRY.contracts)))
   const reservations = createReservations({
     db,

@@ -409,31 +409,64 @@ export function createReservations(deps: {
     waiting.delete(eventId)
   }
 
-  /** The requests of a batch that passed the sale's rules, and the event's per-buyer limit. */
-  type Checked = { admitted: Waiting[]; limit: number }
+  /**
+   * The requests of a batch that passed the sale's rules and asked for seats all free when read, the event's per-buyer
+   * limit, and the seats the refused requests asked for that were free (the transaction looks at them again).
+   */
+  type Checked = { admitted: Waiting[]; limit: number; freeOfRefused: string[] }
 
-  /** The sale's rules, read once for the batch: each request passes them (its admission token too) or is refused alone. Never throws. */
+  /** The seats of these requests, in seat-map order, and whether each is free (not blocked, not held or sold) now. */
+  const seatsNow = (eventId: string, batch: Waiting[]) =>
+    db.$queryRawUnsafe<Array<{ id: string; label: string; free: boolean }>>(
+      `SELECT id::text, label, NOT blocked AND (state = 'available' OR (state = 'held' AND held_until < now())) AS free
+       FROM reservations.seats WHERE event_id = $1::uuid AND id = ANY($2::uuid[]) ORDER BY ordinal`,
+      eventId,
+      [...new Set(batch.flatMap(({ request }) => request.seatIds!))],
+    )
+
+  /**
+   * The sale's rules, read once for the batch: each request passes them (its admission token too) or is refused alone.
+   * So is a request for a seat that is taken when read (a plain read, beside the previous batch's transaction): that
+   * 409 is true of the moment it was read, as a seat locked by another transaction is, and a batch of such requests
+   * (most of them once a hot event's seats are gone) needs no transaction. Seats free when read are decided in the
+   * transaction as before. Never throws.
+   */
   async function checkBatch(eventId: string, batch: Waiting[]): Promise<Checked> {
     try {
-      const event = await eventCopy(db, eventId)
+      const [event, seats] = await Promise.all([eventCopy(db, eventId), seatsNow(eventId, batch)])
       const checks = await Promise.allSettled(batch.map(({ request }) => checkSale(event, request)))
+      const known = new Map(seats.map((seat, position) => [seat.id, { ...seat, position }]))
+      const freeOfRefused = new Set<string>()
       const admitted = batch.filter((waiter, index) => {
         const check = checks[index]!
-        if (check.status === 'rejected') waiter.reject(check.reason)
-        return check.status === 'fulfilled'
+        if (check.status === 'rejected') return void waiter.reject(check.reason)
+        const seatIds = waiter.request.seatIds!
+        const missing = seatIds.filter((id) => !known.get(id)?.free)
+        if (missing.length === 0) return true
+        for (const id of seatIds) if (known.get(id)?.free) freeOfRefused.add(id)
+        waiter.reject(unavailable(missing, known))
+        return false
       })
-      return { admitted, limit: event?.per_user_limit ?? 0 }
+      return { admitted, limit: event?.per_user_limit ?? 0, freeOfRefused: [...freeOfRefused] }
     } catch (error) {
       for (const waiter of batch) waiter.reject(error)
-      return { admitted: [], limit: 0 }
+      return { admitted: [], limit: 0, freeOfRefused: [] }
     }
   }
 
+  /** The refusal of a request for these seats: ids the event does not have are a bad request; taken seats a 409 naming them in seat-map order. */
+  function unavailable(missing: string[], known: Map<string, { label: string; position: number }>): HttpError {
+    const unknown = missing.filter((id) => !known.has(id))
+    if (unknown.length > 0) return badRequest('UNKNOWN_SEATS', `no such seats in this event: ${unknown.join(', ')}`)
+    const names = [...missing].sort((a, b) => known.get(a)!.position - known.get(b)!.position).map((id) => known.get(id)!.label)
+    return conflict('SEATS_UNAVAILABLE', `seats not available: ${names.join(', ')}`)
+  }
+
   /** Settles every admitted request: a hold, or that request's own refusal. Never throws. */
-  async function claimChecked(eventId: string, { admitted, limit }: Checked) {
+  async function claimChecked(eventId: string, { admitted, limit, freeOfRefused }: Checked) {
     if (admitted.length === 0) return
     try {
-      const outcomes = await inTransaction((tx) => claimBatch(tx, eventId, limit, admitted.map(({ request }) => request)))
+      const outcomes = await inTransaction((tx) => claimBatch(tx, eventId, limit, admitted.map(({ request }) => request), freeOfRefused))
       const held = outcomes.filter((outcome): outcome is HeldRow => !(outcome instanceof HttpError))
       if (held.length > 0) await changed({ eventIds: [eventId], expiries: held.map((row) => ({ id: row.id, at: row.expires_at })) })
       admitted.forEach((waiter, index) => {
@@ -453,9 +486,10 @@ export function createReservations(deps: {
    * arrival order when the buyer stays within the limit and every seat asked for is free and not granted to an
    * earlier request of the batch. One UPDATE claims the granted seats, one INSERT records the reservations, one
    * INSERT their reservation.created.v1. A request not granted gets its own 409 (or 400 for seats the event does not
-   * have) and changes nothing.
+   * have) and changes nothing. `alsoFree`: seats of requests refused before the transaction that were free then;
+   * locked with the others when still free, they show the event is not sold out without looking further.
    */
-  async function claimBatch(tx: Tx, eventId: string, limit: number, requests: HoldRequest[]): Promise<Array<HeldRow | HttpError>> {
+  async function claimBatch(tx: Tx, eventId: string, limit: number, requests: HoldRequest[], alsoFree: string[] = []): Promise<Array<HeldRow | HttpError>> {
     const buyers = [...new Set(requests.map((request) => request.userId))]
     await lockBuyers(tx, eventId, buyers)
     const taken = await takenBy(tx, eventId, buyers)
@@ -471,10 +505,9 @@ export function createReservations(deps: {
        WHERE s.event_id = $1::uuid AND s.id = ANY($2::uuid[])
        ORDER BY s.ordinal`,
       eventId,
-      [...new Set(requests.flatMap((request) => request.seatIds!))],
+      [...new Set([...requests.flatMap((request) => request.seatIds!), ...alsoFree])],
     )
-    const known = new Map(seats.map(({ free: _, ...seat }) => [seat.id, seat]))
-    const position = new Map(seats.map((seat, index) => [seat.id, index]))
+    const known = new Map(seats.map(({ free: _, ...seat }, position) => [seat.id, { ...seat, position }]))
     const free = new Set(seats.filter((seat) => seat.free).map((seat) => seat.id))
     const granted = new Set<string>()
     type Grant = { id: string; userId: string; seats: SeatView[] }
@@ -486,7 +519,7 @@ export function createReservations(deps: {
       if (missing.length > 0) return { missing }
       for (const id of seatIds) granted.add(id)
       taken.set(request.userId, already + seatIds.length)
-      return { id: crypto.randomUUID(), userId: request.userId, seats: seatIds.map((id) => known.get(id)!) }
+      return { id: crypto.randomUUID(), userId: request.userId, seats: seatIds.map((id) => ({ id, label: known.get(id)!.label, price: known.get(id)!.price })) }
     })
 
     const grants = decisions.filter((decision): decision is Grant => 'seats' in decision)
@@ -531,13 +564,7 @@ export function createReservations(deps: {
 
     return decisions.map((decision) => {
       if (decision instanceof HttpError) return decision
-      if ('missing' in decision) {
-        // The seats are named in seat-map order; ids the event does not have are a bad request.
-        const unknown = decision.missing.filter((id) => !known.has(id))
-        if (unknown.length > 0) return badRequest('UNKNOWN_SEATS', `no such seats in this event: ${unknown.join(', ')}`)
-        const names = decision.missing.sort((a, b) => position.get(a)! - position.get(b)!).map((id) => known.get(id)!.label)
-        return conflict('SEATS_UNAVAILABLE', `seats not available: ${names.join(', ')}`)
-      }
+      if ('missing' in decision) return unavailable(decision.missing, known)
       return { ...rows.get(decision.id)!, seats: decision.seats }
     })
   }
