@@ -1,10 +1,11 @@
 // Contention benchmark: many buyers racing for the seats of one hot event through HTTP, beside pgbench's
 // simple-update transaction (`pgbench -N`) on the same PostgreSQL in the same sitting.
-// `bun bench/contention.ts [--buyers=10000] [--seats=2000] [--concurrency=64] [--pgbench-seconds=10] [--pgbench-clients=<concurrency>]`
+// `bun bench/contention.ts [--buyers=10000] [--seats=2000] [--concurrency=64] [--pgbench-seconds=10] [--pgbench-clients=<concurrency>] [--processes=1]`
 // Uses its own database (tiketi_bench_contention: TIKETI's schemas, pgbench's tables in public) and Redis database 12.
 // pgbench runs before TIKETI starts and again after it stopped (their mean is the baseline), so the two never share
 // the machine or PostgreSQL's connection slots. TIKETI runs auth, events, queue and reservations (the queue counts each
-// hold's buyer for its automatic waiting room: one Redis step per hold); the event (seats in rows
+// hold's buyer for its automatic waiting room: one Redis step per event and event-loop turn), as `--processes`
+// processes sharing one port (REUSE_PORT: the kernel spreads the connections); the event (seats in rows
 // of 20, 4 per buyer) is created and published through the API; buyers are 10,000 distinct accounts whose access
 // tokens the bench signs with auth's current key (registering 10,000 accounts hashes 10,000 passwords: minutes here).
 // Each buyer sends one `POST /api/reservations` for 1–4 random seats, `--concurrency` requests in flight. Prints
@@ -26,6 +27,7 @@ const seatCount = arg('seats', 2_000)
 const concurrency = arg('concurrency', 64)
 const pgbenchSeconds = arg('pgbench-seconds', 10)
 const pgbenchClients = arg('pgbench-clients', concurrency)
+const processCount = arg('processes', 1)
 const SEATS_PER_ROW = 20
 const DATABASE = 'tiketi_bench_contention'
 const DATABASE_URL = `postgresql://postgres@127.0.0.1:5432/${DATABASE}`
@@ -43,6 +45,11 @@ async function statements(url: string): Promise<number> {
 async function cpuSeconds(pid: number): Promise<number> {
   const fields = (await Bun.file(`/proc/${pid}/stat`).text()).split(') ')[1]!.split(' ')
   return (Number(fields[11]) + Number(fields[12])) / 100
+}
+
+/** Transactions committed in the bench's database so far (every client's: read while only TIKETI uses it). */
+async function commits(db: Client): Promise<number> {
+  return Number((await db.query('SELECT xact_commit FROM pg_stat_database WHERE datname = $1', [DATABASE])).rows[0].xact_commit)
 }
 
 const percentile = (sorted: Float64Array, p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? 0
@@ -74,26 +81,30 @@ if (init.exitCode !== 0) throw new Error(`pgbench -i failed: ${init.stderr}`)
 const load = [loadavg()[0]!]
 const pgbenchBefore = await pgbench()
 
-const tiketi = await startTiketi(
-  ['--modules=auth,events,queue,reservations'],
-  {
-    DATABASE_URL,
-    REDIS_URL,
-    REDIS_PREFIX: 'tiketi-contention',
-    AUTO_MIGRATE: 'true',
-    NODE_ENV: 'development',
-    ADMIN_EMAIL: ADMIN.email,
-    ADMIN_PASSWORD: ADMIN.password,
-    // The load comes from one address: rate limits off.
-    RATE_LIMIT_USER_PER_MINUTE: '0',
-    RATE_LIMIT_ANONYMOUS_PER_MINUTE: '0',
-    RATE_LIMIT_ROUTES: '',
-    // Every hold still counts its buyer for the automatic waiting room, which must not open mid-run: the bench
-    // measures holds, not admissions (waiting-room.ts does those).
-    QUEUE_AUTO_THRESHOLD: '10000000',
-  },
-  { timeoutMs: 60_000 },
-)
+const settings = {
+  DATABASE_URL,
+  REDIS_URL,
+  REDIS_PREFIX: 'tiketi-contention',
+  AUTO_MIGRATE: 'true',
+  NODE_ENV: 'development',
+  ADMIN_EMAIL: ADMIN.email,
+  ADMIN_PASSWORD: ADMIN.password,
+  // The load comes from one address: rate limits off.
+  RATE_LIMIT_USER_PER_MINUTE: '0',
+  RATE_LIMIT_ANONYMOUS_PER_MINUTE: '0',
+  RATE_LIMIT_ROUTES: '',
+  // Every hold still counts its buyer for the automatic waiting room, which must not open mid-run: the bench
+  // measures holds, not admissions (waiting-room.ts does those).
+  QUEUE_AUTO_THRESHOLD: '10000000',
+  REUSE_PORT: 'true',
+}
+const start = (env: Record<string, string>) => startTiketi(['--modules=auth,events,queue,reservations'], { ...settings, ...env }, { timeoutMs: 60_000 })
+// The first process migrates and picks the port; the others join it there.
+const processes = [await start({})]
+const port = new URL(processes[0]!.url).port
+for (let i = 1; i < processCount; i++) processes.push(await start({ PORT: port, AUTO_MIGRATE: 'false' }))
+const tiketi = processes[0]!
+const tiketiCpuSeconds = async () => (await Promise.all(processes.map((each) => cpuSeconds(each.process.pid)))).reduce((sum, seconds) => sum + seconds, 0)
 
 let exitCode = 0
 const db = new Client({ connectionString: DATABASE_URL })
@@ -103,7 +114,8 @@ const latencies = new Float64Array(buyers)
 const outcomes = new Map<string, number>()
 let seatsAnswered = 0
 const cpuPerRequestUs = { tiketi: 0, client: 0 }
-let statementsPerRequest = 0
+let statementsPerRequest: number | null = null
+let transactionsPerRequest = 0
 let eventId = ''
 try {
   const api = (method: string, path: string, token: string, body?: unknown) =>
@@ -169,7 +181,7 @@ try {
   })
 
   let next = 0
-  const cpuBefore = { tiketi: await cpuSeconds(tiketi.process.pid), client: process.cpuUsage(), statements: await statements(tiketi.url) }
+  const cpuBefore = { tiketi: await tiketiCpuSeconds(), client: process.cpuUsage(), statements: await statements(tiketi.url), commits: await commits(db) }
   const started = performance.now()
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
@@ -193,14 +205,16 @@ try {
   )
   holdSeconds = (performance.now() - started) / 1000
   const client = process.cpuUsage(cpuBefore.client)
-  cpuPerRequestUs.tiketi = ((await cpuSeconds(tiketi.process.pid)) - cpuBefore.tiketi) * 1e6 / buyers
+  cpuPerRequestUs.tiketi = ((await tiketiCpuSeconds()) - cpuBefore.tiketi) * 1e6 / buyers
   cpuPerRequestUs.client = (client.user + client.system) / buyers
   // Read after the relay has moved this run's outbox rows (it runs on after the last answer).
   await Bun.sleep(1_000)
-  statementsPerRequest = ((await statements(tiketi.url)) - cpuBefore.statements) / buyers
+  // A process's metrics count its own statements, and the shared port answers from either process: one process only.
+  if (processCount === 1) statementsPerRequest = ((await statements(tiketi.url)) - cpuBefore.statements) / buyers
+  transactionsPerRequest = ((await commits(db)) - cpuBefore.commits) / buyers
   load.push(loadavg()[0]!)
 } finally {
-  await tiketi.stop()
+  await Promise.all(processes.map((each) => each.stop()))
 }
 
 try {
@@ -234,6 +248,7 @@ try {
     buyers,
     seats: seatCount,
     concurrency,
+    processes: processCount,
     pgbench: { clients: pgbenchClients, seconds: pgbenchSeconds, before: pgbenchBefore, after: pgbenchAfter, mean: tps },
     seconds: holdSeconds,
     requestsPerSecond: buyers / holdSeconds,
@@ -246,16 +261,17 @@ try {
     outcomes: Object.fromEntries(outcomes),
     cpuPerRequestUs,
     statementsPerRequest,
+    transactionsPerRequest,
     loadAverage: load,
     violations,
   }
-  console.log(`\ncontention: ${buyers} buyers, ${seatCount} seats, 1–4 seats each, ${concurrency} in flight; pgbench -N -c ${pgbenchClients} -T ${pgbenchSeconds}`)
+  console.log(`\ncontention: ${buyers} buyers, ${seatCount} seats, 1–4 seats each, ${concurrency} in flight, ${processCount} TIKETI process${processCount > 1 ? 'es' : ''}; pgbench -N -c ${pgbenchClients} -T ${pgbenchSeconds}`)
   console.log(`pgbench -N tps               ${pgbenchBefore.toFixed(0)} before, ${pgbenchAfter.toFixed(0)} after, mean ${tps.toFixed(0)}`)
   console.log(`hold requests answered/s     ${result.requestsPerSecond.toFixed(0)} (${(result.requestsPerSecond / tps).toFixed(2)}× pgbench tps) in ${holdSeconds.toFixed(1)} s`)
   console.log(`successful holds/s           ${result.holdsPerSecond.toFixed(0)} (${(result.holdsPerSecond / tps).toFixed(2)}× pgbench tps): ${holds} holds, ${held} seats`)
   console.log(`conflicts (409)              ${conflicts}`)
   console.log(`latency                      p50 ${result.p50Ms.toFixed(1)} ms, p99 ${result.p99Ms.toFixed(1)} ms`)
-  console.log(`per request                  TIKETI CPU ${cpuPerRequestUs.tiketi.toFixed(0)} µs, load client CPU ${cpuPerRequestUs.client.toFixed(0)} µs, ${statementsPerRequest.toFixed(2)} SQL statements`)
+  console.log(`per request                  TIKETI CPU ${cpuPerRequestUs.tiketi.toFixed(0)} µs, load client CPU ${cpuPerRequestUs.client.toFixed(0)} µs, ${statementsPerRequest === null ? '' : `${statementsPerRequest.toFixed(2)} SQL statements, `}${transactionsPerRequest.toFixed(2)} transactions`)
   console.log(`load average (1 min)         ${load.map((l) => l.toFixed(1)).join(' → ')}`)
   console.log(`invariants                   ${violations.length === 0 ? 'clean: no seat in two live reservations' : `${violations.length} violations\n${violations.slice(0, 20).join('\n')}`}`)
   if (violations.length > 0) exitCode = 1
