@@ -3,6 +3,7 @@ import Redis from 'ioredis'
 import { t } from 'elysia'
 import { loadConfig } from './config'
 import { bodyLimits, MAX_JSON_DEPTH } from './kernel/http-edge'
+import { createResponseCache, keyPart } from './kernel/cache'
 import { createLogger } from './kernel/log'
 import { createPlatform } from './platform'
 import { eventually, readResponse, startTestPlatform, uniqueEmail, type TestPlatform } from './testing/platform'
@@ -345,5 +346,56 @@ describe('the HTTP edge: bodies, methods and query parameters', () => {
     expect(propfind.status).toBe(405)
     expect(propfind.headers.get('allow')).toBe('GET, HEAD, PUT, DELETE')
     expect((await edge.request('PATCH', '/api/nowhere')).status).toBe(404)
+  })
+})
+
+describe('hot reads before Elysia', () => {
+  test('a listening platform answers a hot URL before Elysia runs, with the headers the pipeline answers it with', async () => {
+    const silent = createLogger('silent')
+    const config = loadConfig({ ...process.env, PORT: '0', HOST: '127.0.0.1' }, ['--modules=auth'])
+    const own = await createPlatform(config, silent)
+    const redis = new Redis(process.env.REDIS_URL!, { keyPrefix: `${config.redisPrefix}:hot-before-elysia:` })
+    const cache = createResponseCache({ redis, name: 'things', ttlSeconds: 60, log: silent, local: { staleMs: 60_000 } })
+    // Large enough to be kept gzipped too: both representations, their ETags and Vary.
+    const thing = { seats: Array.from({ length: 200 }, (_, i) => ({ id: i, label: `A-${i}` })) }
+    own.app.get('/things/:id', ({ request, params }) => cache.respond(request, ['things'], ['thing', keyPart.exact(params.id)], async () => thing))
+    let throughElysia = 0
+    own.app.onRequest(() => void throughElysia++)
+    await own.start({ listen: true })
+    try {
+      const url = `http://127.0.0.1:${own.app.server!.port}/things/1`
+      const overHttp = (headers: Record<string, string>, method = 'GET') => fetch(url, { method, headers, decompress: false } as RequestInit)
+      const learnt = await overHttp({ 'accept-encoding': 'identity' })
+      expect(learnt.status).toBe(200)
+      expect(throughElysia).toBe(1)
+      // Whatever the server itself adds (Date, Content-Length) and the request id aside, the same headers as the pipeline's answer.
+      const headerSet = (response: Response) =>
+        [...response.headers].filter(([name]) => !['date', 'content-length', 'x-request-id'].includes(name)).sort(([a], [b]) => a.localeCompare(b))
+      const etag = learnt.headers.get('etag')!
+      for (const headers of <Record<string, string>[]>[
+        { 'accept-encoding': 'identity' },
+        { 'accept-encoding': 'gzip' },
+        { 'accept-encoding': 'identity', 'if-none-match': etag },
+        { 'accept-encoding': 'gzip', 'if-none-match': `${etag.slice(0, -1)}-gz"` },
+      ]) {
+        throughElysia = 0
+        const hot = await overHttp({ ...headers, 'x-request-id': 'hot-1' })
+        expect(throughElysia).toBe(0) // fails if the hot read went through Elysia's pipeline
+        const piped = await own.app.handle(new Request(url, { headers }))
+        expect(hot.status).toBe(piped.status)
+        expect(headerSet(hot)).toEqual(headerSet(piped))
+        expect(hot.headers.get('x-request-id')).toBe('hot-1')
+        expect(new Uint8Array(await hot.arrayBuffer())).toEqual(new Uint8Array(await piped.arrayBuffer()))
+      }
+      throughElysia = 0
+      // Another spelling and another method go through Elysia's pipeline, as before (a GET with a body: hot-reads.test.ts).
+      await fetch(`${url}?a=1`)
+      await overHttp({}, 'HEAD')
+      expect(throughElysia).toBe(2)
+    } finally {
+      await own.stop()
+      await cache.close()
+      await redis.quit()
+    }
   })
 })

@@ -1,4 +1,5 @@
 import { Elysia, ValidationError } from 'elysia'
+import type { Server } from 'bun'
 import type { Worker } from 'bullmq'
 import { Gauge } from 'prom-client'
 import { authHttpClient, type AuthClient } from '../modules/auth/contract'
@@ -36,10 +37,49 @@ function withTimeout<T>(promise: PromiseLike<T>, ms: number, what: string): Prom
 /** Raised when the HTTP server cannot listen; its message is the one line an operator needs. */
 export class ListenError extends Error {}
 
-function listen(app: Elysia<any, any, any, any, any, any, any>, config: Config) {
+type BunHandler = (request: Request, server: Server<unknown>) => unknown
+type ServeOptions = { fetch?: BunHandler; routes?: Record<string, unknown> }
+
+/**
+ * Starts Elysia's Bun server with `first` in front of every GET handler Elysia gives Bun.serve (its handler per route
+ * and its `fetch`): a request `first` answers never reaches Elysia (no context, hooks, routing or response mapping,
+ * which cost more than a cached read itself). Everything else goes to Elysia's handlers unchanged: other methods,
+ * WebSocket upgrades, static responses. Elysia builds those handlers inside `listen` and hands them straight to
+ * Bun.serve, then to `server.reload` once its lazy plugins have loaded; so Bun.serve is wrapped while `listen` runs.
+ */
+function listenWithFirst(app: Elysia<any, any, any, any, any, any, any>, options: { port: number; hostname: string; reusePort: boolean }, first: (request: Request) => Response | undefined) {
+  const inFront = (handler: BunHandler): BunHandler => (request, server) => first(request) ?? handler(request, server)
+  const route = (value: unknown) => {
+    if (typeof value === 'function') return inFront(value as BunHandler) // every method: `first` answers GETs only
+    const get = (value as { GET?: unknown } | undefined)?.GET
+    return typeof get === 'function' ? { ...(value as object), GET: inFront(get as BunHandler) } : value
+  }
+  const wrapped = <T extends ServeOptions>(serve: T): T => ({
+    ...serve,
+    fetch: serve.fetch && inFront(serve.fetch),
+    routes: serve.routes && Object.fromEntries(Object.entries(serve.routes).map(([path, value]) => [path, route(value)])),
+  })
+  const bun = Bun as { serve: (options: ServeOptions) => Server<unknown> }
+  const serve = bun.serve
+  bun.serve = (serveOptions) => {
+    const server = serve(wrapped(serveOptions))
+    const reload = server.reload.bind(server)
+    server.reload = ((reloadOptions: ServeOptions) => reload(wrapped(reloadOptions) as never)) as typeof server.reload
+    return server
+  }
+  try {
+    app.listen(options)
+  } finally {
+    bun.serve = serve
+  }
+}
+
+function listen(app: Elysia<any, any, any, any, any, any, any>, config: Config, first: ((request: Request) => Response | undefined) | undefined) {
   try {
     // Elysia asks for SO_REUSEPORT by default, which lets a second process silently share (and split) a busy port.
-    app.listen({ port: config.port, hostname: config.host, reusePort: config.reusePort })
+    const options = { port: config.port, hostname: config.host, reusePort: config.reusePort }
+    if (first) listenWithFirst(app, options, first)
+    else app.listen(options)
   } catch (error) {
     if ((error as { code?: string }).code === 'EADDRINUSE')
       throw new ListenError(`port ${config.port} on ${config.host} is already in use (set REUSE_PORT=true to share it on purpose)`)
@@ -168,14 +208,25 @@ export async function createPlatform(
     if (method === 'GET' && Number(status) < 400) log.debug('request', entry)
     else log.info('request', entry)
   }
-  /** A GET answered from a fresh in-process copy (see hot-reads.ts): what the route would answer, minus the pipeline. */
-  const hotRead = (request: Request, target: string, headers: Record<string, string>, at: number) => {
-    if (request.method !== 'GET') return undefined
-    const hot = hotReads.answer(request, target, headers)
+  const requestIdOf = (request: Request) => {
+    const incoming = request.headers.get('x-request-id')
+    return incoming && REQUEST_ID.test(incoming) ? incoming : crypto.randomUUID()
+  }
+  /**
+   * A GET answered from a fresh in-process copy (see hot-reads.ts): what the route would answer, minus the pipeline,
+   * with the request id and `headers`; or undefined. The request id is only made for an answer.
+   */
+  const hotRead = (request: Request, target: string, at: number, requestId: () => string, headers?: Record<string, string>) => {
+    const hot = hotReads.answer(request, target, requestId, headers)
     if (!hot) return undefined
-    answered('GET', hot.route, String(hot.response.status), headers['x-request-id'], (performance.now() - at) / 1000)
+    answered('GET', hot.route, String(hot.response.status), hot.requestId, (performance.now() - at) / 1000)
     return hot.response
   }
+  /**
+   * Hot reads before Elysia (see `listenWithFirst`), when the listening server has nothing to do before answering
+   * them; in-process gateway policies admit every request first, so then they are answered after admission instead.
+   */
+  const beforePipeline = policiesInProcess ? undefined : (request: Request) => hotRead(request, targetOf(request.url), performance.now(), () => requestIdOf(request))
 
   const edge = httpEdge({ defaultBodyLimit: config.maxBodyBytes, routes: () => app.routes })
   const app = new Elysia({
@@ -183,20 +234,14 @@ export async function createPlatform(
     // Bun's own limit would answer 413 with an empty body; the edge enforces each route's limit in the envelope.
     serve: { maxRequestBodySize: Number.MAX_SAFE_INTEGER, idleTimeout: 30 },
   })
-    // Not `async`: without in-process policies nothing here waits, and a hot read is answered in this turn.
+    // Not `async`: without in-process policies nothing here waits.
     .onRequest(({ request, set, server }) => {
       const at = performance.now()
-      const incoming = request.headers.get('x-request-id')
-      const requestId = incoming && REQUEST_ID.test(incoming) ? incoming : crypto.randomUUID()
-      const target = targetOf(request.url)
-      if (!policiesInProcess) {
-        // The request id goes straight into a hot answer: Elysia would copy a response to add `set.headers` to it.
-        const hot = hotRead(request, target, { 'x-request-id': requestId }, at)
-        if (hot) return hot
-      }
+      const requestId = requestIdOf(request)
       started.set(request, at)
       set.headers['x-request-id'] = requestId
       if (!policiesInProcess) return
+      const target = targetOf(request.url)
       const path = target.split('?')[0]!
       if (!path.startsWith('/api/')) return
       return policies.admit(request, path.slice('/api'.length), addressBucket(clientAddress(request, server, config.trustedProxyHops))).then((admission) => {
@@ -205,7 +250,8 @@ export async function createPlatform(
           admission.response.headers.set('x-request-id', requestId)
           return admission.response
         }
-        return hotRead(request, target, { ...admission.headers, 'x-request-id': requestId }, at)
+        // The request id goes straight into a hot answer: Elysia would copy a response to add `set.headers` to it.
+        return hotRead(request, target, at, () => requestId, admission.headers)
       })
     })
     .use(edge.plugin)
@@ -300,7 +346,7 @@ export async function createPlatform(
       housekeepingTimer = setInterval(housekeeping, 3_600_000)
       housekeepingTimer.unref()
       if (options.listen) {
-        listen(app, config)
+        listen(app, config, beforePipeline)
         log.info('listening', { host: config.host, port: app.server?.port, modules: selected })
       }
     },
