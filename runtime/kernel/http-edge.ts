@@ -40,7 +40,13 @@ export function nestsDeeperThan(text: string, max: number): boolean {
 export const isJsonMediaType = (contentType: string | null) => /^\s*application\/json\s*(;|$)/i.test(contentType ?? '')
 
 async function readAtMost(request: Request, limit: number): Promise<Uint8Array> {
-  if (Number(request.headers.get('content-length') ?? 0) > limit) throw tooLarge(limit)
+  const declared = request.headers.get('content-length')
+  if (declared !== null) {
+    if (Number(declared) > limit) throw tooLarge(limit)
+    // Within the limit, a declared length is read in one piece: a JavaScript stream costs per chunk (7% of a hold's
+    // CPU in the contention bench's profile). The server never reads past the declared length.
+    return new Uint8Array(await request.arrayBuffer())
+  }
   const reader = request.body!.getReader()
   const chunks: Uint8Array[] = []
   let size = 0
