@@ -99,18 +99,27 @@ describe('token verifier key cache', () => {
 })
 
 describe('verified tokens and revocation reads', () => {
-  /** Counts the signature checks (ECDSA verifications) and MGETs the verifier makes, on the real key set and Redis. */
-  function counting() {
-    const counts = { signatures: 0, mgets: 0 }
+  /**
+   * Counts the signature checks (ECDSA verifications) and MGETs the verifier makes, on the real key set and Redis
+   * (`client`: the test's connection, or another), and the MGETs asked through `mget()`, which an auto-pipelining
+   * client wraps in a pipeline.
+   */
+  function counting(client: Redis = redis) {
+    const counts = { signatures: 0, mgets: 0, mgetCalls: 0 }
     const subtle = crypto.subtle
     const verifySignature = subtle.verify.bind(subtle)
     subtle.verify = ((...args: Parameters<SubtleCrypto['verify']>) => {
       counts.signatures++
       return verifySignature(...args)
     }) as SubtleCrypto['verify']
-    const counted = new Proxy(redis, {
+    const counted = new Proxy(client, {
       get(target, property) {
-        if (property === 'mget') counts.mgets++
+        if (property === 'mget') counts.mgetCalls++
+        if (property === 'sendCommand')
+          return (command: { name: string }, ...rest: unknown[]) => {
+            if (command.name === 'mget') counts.mgets++
+            return (target.sendCommand as (...args: unknown[]) => unknown)(command, ...rest)
+          }
         const value = Reflect.get(target, property)
         return typeof value === 'function' ? value.bind(target) : value
       },
@@ -135,6 +144,24 @@ describe('verified tokens and revocation reads', () => {
       expect(spy.counts.mgets - mgetsBefore).toBeLessThanOrEqual(2) // 400 requests, one turn (two at most)
     } finally {
       spy.restore()
+    }
+  })
+
+  test('on an auto-pipelining client (the platform\'s), the MGET goes as a plain command, not in a pipeline of its own', async () => {
+    const key = await newKey('pipelining')
+    const pipelining = new Redis(process.env.REDIS_URL!, { keyPrefix: 'tiketi-test:', enableAutoPipelining: true })
+    const spy = counting(pipelining)
+    try {
+      const verify = createTokenVerifier({ redis: spy.redis, jwks: async () => ({ keys: [key.jwk] }) })
+      const token = await sign(key)
+      expect((await Promise.all([verify(token), verify(token)])).map((principal) => principal.jti)).toEqual(Array(2).fill(JSON.parse(atob(token.split('.')[1]!)).jti))
+      await revokeAccessToken(pipelining, await verify(token))
+      await expect(verify(token)).rejects.toMatchObject({ status: 401 })
+      expect(spy.counts.mgets).toBeGreaterThanOrEqual(3)
+      expect(spy.counts.mgetCalls).toBe(0)
+    } finally {
+      spy.restore()
+      await pipelining.quit()
     }
   })
 

@@ -1,6 +1,7 @@
 import { Elysia } from 'elysia'
 import { createLocalJWKSet, errors, jwtVerify, type JSONWebKeySet, type JWTPayload, type JWTVerifyGetKey } from 'jose'
 import type Redis from 'ioredis'
+import { Command } from 'ioredis'
 import { HttpError } from './errors'
 
 export type Role = 'user' | 'admin'
@@ -146,7 +147,9 @@ export function createTokenVerifier(options: {
     })
   }
 
-  // The revocation markers asked for during one event-loop turn, read with one MGET (the key epoch first).
+  // The revocation markers asked for during one event-loop turn, read with one MGET (the key epoch first). It is sent
+  // as a plain command: on a client with auto-pipelining, `mget()` would wrap this one command in a pipeline of its
+  // own, which copies every script the client defines (≈ 2 µs a request on the status poll, ~8% of its CPU).
   let markers: { keys: string[]; values: Promise<Array<string | null>> } | undefined
   function revocationMarkers(jti: string, signInId: string) {
     if (!markers) {
@@ -156,7 +159,8 @@ export function createTokenVerifier(options: {
         values: new Promise((resolve, reject) =>
           setImmediate(() => {
             markers = undefined
-            options.redis.mget(...keys).then(resolve, reject)
+            const mget = new Command('mget', keys, { replyEncoding: 'utf8', keyPrefix: options.redis.options.keyPrefix })
+            ;(options.redis.sendCommand(mget) as Promise<Array<string | null>>).then(resolve, reject)
           }),
         ),
       }
