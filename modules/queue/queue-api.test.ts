@@ -45,6 +45,9 @@ for (const mode of MODES)
         expect(joined.body).toMatchObject({ eventId: event.id, state: 'waiting', position: null })
         expect(joined.body.admissionToken).toBeUndefined()
       }
+      // The id in upper case names the same room (the status route lower-cases it itself, without EventParams).
+      const upper = await api.request('GET', `/api/queue/status/${event.id.toUpperCase()}`, { token: fans[0]!.token })
+      expect([upper.status, upper.body]).toEqual([200, { eventId: event.id, state: 'waiting', position: null, peopleAhead: null, etaSeconds: null, opensAt: room.opensAt }])
       const before = await api.request('GET', `/api/queue/proof/${event.id}`)
       expect(before.body).toMatchObject({ commitment, seed: null, entrants: [] })
       expect((await api.request('GET', `/api/queue/admin/${event.id}`, { token: admin })).body).toMatchObject({ waiting: 3, eventStatus: 'upcoming' })
