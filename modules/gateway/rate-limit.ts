@@ -150,7 +150,7 @@ export function createRateLimiter(options: { config: GatewayConfig; redis: Redis
     const entry = uncounted.get(viewKey)
     if (entry) entry.calls++
     else uncounted.set(viewKey, { keys, limits, view, calls: 1 })
-    countTimer ??= setTimeout(countNow, COUNT_DELAY_MS)
+    countTimer ??= setTimeout(() => countNow(), COUNT_DELAY_MS)
   }
   function countNow(viewKey?: string) {
     const entries = viewKey === undefined ? [...uncounted.values()] : [uncounted.get(viewKey)].filter((entry) => entry !== undefined)
