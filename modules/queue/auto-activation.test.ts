@@ -180,6 +180,8 @@ for (const mode of MODES)
         return response.status === 200 ? response.body : undefined
       }, 15_000, "the queue's copy")
       expect(room).toMatchObject({ active: false })
+      const adminView = async () => (await api.request('GET', `/api/queue/admin/${eventId}`, { token: admin })).body
+      expect(await adminView()).toMatchObject({ required: false, autoActivatedAt: null })
 
       const buyers: string[] = []
       while (buyers.length < THRESHOLD * 4) {
@@ -202,6 +204,10 @@ for (const mode of MODES)
 
       // The room is on: the first buyer's hold stands; a refused buyer joins, is let in and holds with the token.
       expect((await api.request('GET', `/api/queue/rooms/${eventId}`)).body).toMatchObject({ active: true })
+      // The operator sees that the crowd turned it on, and when.
+      const activated = await adminView()
+      expect(activated.required).toBe(true)
+      expect(Date.now() - Date.parse(activated.autoActivatedAt)).toBeLessThan(60_000)
       const mine = await api.request('GET', '/api/reservations/my', { token: buyers[0]! })
       expect(mine.body.items.find((item: { id: string }) => item.id === early.body.id)).toMatchObject({ state: 'pending' })
       const refused = buyers[1 + statuses.indexOf(403)]!

@@ -66,7 +66,10 @@ export const RateInput = t.Object(
 export const RoomAdminView = t.Object({
   eventId: Uuid,
   eventStatus: t.String(),
+  /** Holds need an admission token: the event requires a waiting room, or the crowd activated one. */
   required: t.Boolean(),
+  /** When the crowd of shoppers activated the room (QUEUE_AUTO_THRESHOLD); null if it never did. */
+  autoActivatedAt: t.Union([Instant, t.Null()]),
   paused: t.Boolean(),
   opensAt: Instant,
   closesAt: Instant,

@@ -249,11 +249,6 @@ export function createQueue(deps: {
       return { eventId, active, opensAt: row.sale_start.toISOString(), commitment: commitmentOf(row.seed) }
     },
 
-    async admissionRequired(eventId: string): Promise<boolean> {
-      const row = await rooms.find(db, eventId)
-      return !!row && !row.deleted && row.required && ['upcoming', 'on_sale', 'sold_out'].includes(row.status)
-    },
-
     /** The opening-order proof: the seed only once the room has opened; the first early arrivals as they were let in. */
     async proof(eventId: string, first: number) {
       const row = await roomRow(eventId)
@@ -278,6 +273,7 @@ export function createQueue(deps: {
         eventId,
         eventStatus: row.status,
         required: row.required,
+        autoActivatedAt: row.auto_activated_at?.toISOString() ?? null,
         paused: row.paused,
         opensAt: row.sale_start.toISOString(),
         closesAt: row.sale_end.toISOString(),
