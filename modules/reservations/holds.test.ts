@@ -316,6 +316,22 @@ describe('expiry, cancel, confirm', () => {
     expect(names).toEqual(['inventory.sold-out.v1', 'inventory.restocked.v1'])
   })
 
+  test('a blocked seat is never for sale: a hold asking for it gets a 409, best available passes it by, and it does not keep the event from selling out', async () => {
+    const payload = snapshot({ seats: 3 })
+    payload.seats[1]!.blocked = true
+    const event = await seed(payload)
+    const [first, blocked, third] = event.seats
+    const refused = reservations.hold({ userId: crypto.randomUUID(), eventId: event.eventId, seatIds: [first!.id, blocked!.id] })
+    await expect(refused).rejects.toMatchObject({ status: 409, code: 'SEATS_UNAVAILABLE', message: `seats not available: ${blocked!.label}` })
+    await expect(reservations.hold({ userId: crypto.randomUUID(), eventId: event.eventId, best: { quantity: 2 } })).rejects.toMatchObject({ code: 'NO_ADJACENT_SEATS' })
+    await reservations.hold({ userId: crypto.randomUUID(), eventId: event.eventId, seatIds: [first!.id] })
+    const best = await reservations.hold({ userId: crypto.randomUUID(), eventId: event.eventId, best: { quantity: 1 } })
+    expect(best.seat_ids).toEqual([third!.id])
+    expect((await reservations.seatStatus(event.eventId))!.seats.map((seat) => seat.status)).toEqual(['held', 'blocked', 'held'])
+    const names = (await published(event.eventId)).map((row) => row.event_name).filter((name) => name.startsWith('inventory.'))
+    expect(names).toEqual(['inventory.sold-out.v1'])
+  })
+
   test('the last seats taken at the same moment by different paths still make the event sold out (30 races)', async () => {
     for (let round = 0; round < 30; round++) {
       const event = await seed(snapshot({ seats: 3 }))

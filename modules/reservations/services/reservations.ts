@@ -81,6 +81,16 @@ function isLockTimeout(error: unknown): boolean {
   return [e?.meta?.code, e?.meta?.driverAdapterError?.cause?.originalCode, e?.cause?.originalCode].includes('55P03')
 }
 
+/**
+ * The rule for a seat that may be held now: not blocked, and available or held past its hold (a lapsed hold frees its
+ * seats at once; the expiry sweep only records it). `alias`: the seats table's name in a statement that joins others.
+ */
+function seatIsFree(alias?: string): string {
+  const column = alias ? `${alias}.` : ''
+  return `NOT ${column}blocked AND (${column}state = 'available' OR (${column}state = 'held' AND ${column}held_until < now()))`
+}
+const SEAT_IS_FREE = seatIsFree()
+
 const RESERVATION_COLUMNS = `id::text, number, event_id::text, user_id::text, state, seat_ids::text[] AS seat_ids, ticket_type_id::text,
   quantity, amount, expires_at, extended, payment_id, created_at, confirmed_at`
 
@@ -150,8 +160,7 @@ export function createReservations(deps: {
 
   async function anythingAvailable(tx: Tx, eventId: string): Promise<boolean> {
     const rows = await tx.$queryRawUnsafe<Array<{ available: boolean }>>(
-      `SELECT EXISTS (SELECT 1 FROM reservations.seats WHERE event_id = $1::uuid AND NOT blocked
-                        AND (state = 'available' OR (state = 'held' AND held_until < now())))
+      `SELECT EXISTS (SELECT 1 FROM reservations.seats WHERE event_id = $1::uuid AND ${SEAT_IS_FREE})
            OR EXISTS (SELECT 1 FROM reservations.ticket_types WHERE event_id = $1::uuid AND held + sold < quantity) AS available`,
       eventId,
     )
@@ -210,8 +219,7 @@ export function createReservations(deps: {
     return tx.$queryRawUnsafe<Array<{ id: string; price: number }>>(
       `UPDATE reservations.seats AS s SET state = 'held', reservation_id = $3::uuid, held_until = now() + make_interval(secs => $4)
        FROM (SELECT id FROM reservations.seats
-             WHERE event_id = $1::uuid AND id = ANY($2::uuid[]) AND NOT blocked
-               AND (state = 'available' OR (state = 'held' AND held_until < now()))
+             WHERE event_id = $1::uuid AND id = ANY($2::uuid[]) AND ${SEAT_IS_FREE}
              ORDER BY id FOR UPDATE SKIP LOCKED) AS free
        WHERE s.id = free.id
        RETURNING s.id::text, s.price`,
@@ -232,8 +240,7 @@ export function createReservations(deps: {
     for (let attempt = 0; attempt < 5; attempt++) {
       const free = await tx.$queryRawUnsafe<FreeSeat[]>(
         `SELECT id::text, section, "row", number, price, ordinal FROM reservations.seats
-         WHERE event_id = $1::uuid AND NOT blocked AND (state = 'available' OR (state = 'held' AND held_until < now()))
-           AND ($2::text IS NULL OR section = $2)`,
+         WHERE event_id = $1::uuid AND ${SEAT_IS_FREE} AND ($2::text IS NULL OR section = $2)`,
         eventId,
         best.section ?? null,
       )
@@ -418,7 +425,7 @@ export function createReservations(deps: {
   /** The seats of these requests, in seat-map order, and whether each is free (not blocked, not held or sold) now. */
   const seatsNow = (eventId: string, batch: Waiting[]) =>
     db.$queryRawUnsafe<Array<{ id: string; label: string; free: boolean }>>(
-      `SELECT id::text, label, NOT blocked AND (state = 'available' OR (state = 'held' AND held_until < now())) AS free
+      `SELECT id::text, label, ${SEAT_IS_FREE} AS free
        FROM reservations.seats WHERE event_id = $1::uuid AND id = ANY($2::uuid[]) ORDER BY ordinal`,
       eventId,
       [...new Set(batch.flatMap(({ request }) => request.seatIds!))],
@@ -499,8 +506,7 @@ export function createReservations(deps: {
       `SELECT s.id::text, s.label, s.price, free.id IS NOT NULL AS free
        FROM reservations.seats AS s
        LEFT JOIN (SELECT id FROM reservations.seats
-                  WHERE event_id = $1::uuid AND id = ANY($2::uuid[]) AND NOT blocked
-                    AND (state = 'available' OR (state = 'held' AND held_until < now()))
+                  WHERE event_id = $1::uuid AND id = ANY($2::uuid[]) AND ${SEAT_IS_FREE}
                   ORDER BY id FOR UPDATE SKIP LOCKED) AS free ON free.id = s.id
        WHERE s.event_id = $1::uuid AND s.id = ANY($2::uuid[])
        ORDER BY s.ordinal`,
@@ -529,8 +535,7 @@ export function createReservations(deps: {
       const claimed = await tx.$executeRawUnsafe(
         `UPDATE reservations.seats AS s SET state = 'held', reservation_id = c.reservation_id, held_until = now() + make_interval(secs => $4)
          FROM unnest($2::uuid[], $3::uuid[]) AS c(seat_id, reservation_id)
-         WHERE s.id = c.seat_id AND s.event_id = $1::uuid AND NOT s.blocked
-           AND (s.state = 'available' OR (s.state = 'held' AND s.held_until < now()))`,
+         WHERE s.id = c.seat_id AND s.event_id = $1::uuid AND ${seatIsFree('s')}`,
         eventId,
         seatIds,
         grants.flatMap((grant) => grant.seats.map(() => grant.id)),
@@ -702,8 +707,8 @@ export function createReservations(deps: {
   async function sell(tx: Tx, row: ReservationRow): Promise<boolean> {
     if (row.seat_ids.length > 0) {
       const free = await tx.$queryRawUnsafe<unknown[]>(
-        `SELECT id FROM reservations.seats WHERE id = ANY($1::uuid[]) AND NOT blocked
-           AND (reservation_id = $2::uuid OR state = 'available' OR (state = 'held' AND held_until < now()))
+        `SELECT id FROM reservations.seats WHERE id = ANY($1::uuid[])
+           AND ((reservation_id = $2::uuid AND NOT blocked) OR ${SEAT_IS_FREE})
          ORDER BY id FOR UPDATE`,
         row.seat_ids,
         row.id,
@@ -853,7 +858,7 @@ export function createReservations(deps: {
     const [seats, ticketTypes] = await Promise.all([
       db.$queryRawUnsafe<Array<{ id: string; label: string; section: string; row: string; number: number; price: number; status: 'available' | 'held' | 'sold' | 'blocked' }>>(
         `SELECT id::text, label, section, "row", number, price,
-           CASE WHEN blocked THEN 'blocked' WHEN state = 'held' AND held_until < now() THEN 'available' ELSE state END AS status
+           CASE WHEN blocked THEN 'blocked' WHEN ${SEAT_IS_FREE} THEN 'available' ELSE state END AS status
          FROM reservations.seats WHERE event_id = $1::uuid ORDER BY ordinal`,
         eventId,
       ),
