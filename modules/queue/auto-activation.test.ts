@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import Redis from 'ioredis'
+import { ADMIN_ENV, adminToken, eventOnSale } from '../../runtime/testing/catalog'
 import { MODES, startDeployment, type Deployment } from '../../runtime/testing/deployment'
 import { eventually, uniqueEmail } from '../../runtime/testing/platform'
 import { earlyScore, shuffleKey } from './domain/ordering'
@@ -144,36 +145,17 @@ for (const mode of MODES)
     let admin: string
     beforeAll(async () => {
       api = await startDeployment(mode, ['auth', 'events', 'queue', 'reservations'], {
-        ADMIN_EMAIL: 'auto-admin@tiketi.test',
-        ADMIN_PASSWORD: 'auto-admin-password',
+        ...ADMIN_ENV,
         QUEUE_ADMISSION_TICK_MS: '50',
         QUEUE_AUTO_THRESHOLD: String(THRESHOLD),
         INTERNAL_API_KEY,
       })
-      admin = (await api.request('POST', '/api/auth/login', { body: { email: 'auto-admin@tiketi.test', password: 'auto-admin-password' } })).body.accessToken
+      admin = await adminToken(api)
     }, 120_000)
     afterAll(() => api.stop())
 
     test(`${THRESHOLD * 4} buyers at once: ${THRESHOLD} hold without a token, the rest are sent to the waiting room, which admits them`, async () => {
-      const created = await api.request('POST', '/api/events', {
-        token: admin,
-        body: {
-          title: `Auto room ${crypto.randomUUID().slice(0, 8)}`,
-          venue: 'Olympic Hall',
-          eventDate: new Date(Date.now() + 10 * 86_400_000).toISOString(),
-          saleStart: new Date(Date.now() - 60_000).toISOString(),
-          saleEnd: new Date(Date.now() + 8 * 86_400_000).toISOString(),
-          perUserLimit: 4,
-          seatMap: { priceTiers: [{ name: 'R', price: 50_000 }], sections: [{ name: 'A', rows: 4, seatsPerRow: THRESHOLD * 2, priceTier: 'R' }] },
-        },
-      })
-      expect(created.status).toBe(201)
-      const eventId = created.body.id as string
-      expect((await api.request('POST', `/api/events/${eventId}/publish`, { token: admin })).status).toBe(200)
-      const seats = await eventually(async () => {
-        const response = await api.request('GET', `/api/seats/${eventId}`)
-        return response.status === 200 && response.body.seats.length > 0 ? (response.body.seats as Array<{ id: string }>) : undefined
-      }, 30_000, 'the inventory copy')
+      const { id: eventId, seats } = await eventOnSale(api, admin, THRESHOLD * 8)
       // The queue's copy of the sale rules arrives on its own: a room that is not active.
       const room = await eventually(async () => {
         const response = await api.request('GET', `/api/queue/rooms/${eventId}`)

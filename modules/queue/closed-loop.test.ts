@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { ADMIN_ENV, adminToken, eventOnSale } from '../../runtime/testing/catalog'
 import { startDeployment, type Deployment } from '../../runtime/testing/deployment'
 import { eventually, uniqueEmail } from '../../runtime/testing/platform'
-import { ADMIN_ENV, adminToken, publishedEvent } from './testing'
 
 // Closed-loop admission end to end: the queue learns from reservations' integration events who held seats in their
 // shopping window; only the others are replaced by an extra admission.
@@ -25,15 +25,10 @@ describe('closed-loop admission (monolith)', () => {
   }
 
   test('an admitted buyer who held seats is not replaced; one whose window ended unused is, at once and beyond the rate', async () => {
-    const event = await publishedEvent(api, admin, {
+    const event = await eventOnSale(api, admin, 6, {
       saleStart: new Date(Date.now() + 3_000).toISOString(),
-      seatMap: { priceTiers: [{ name: 'R', price: 100_000 }], sections: [{ name: 'A', rows: 1, seatsPerRow: 6, priceTier: 'R' }] },
       queue: { required: true, admissionRatePerMinute: 6_000 },
     })
-    const seats = await eventually(async () => {
-      const response = await api.request('GET', `/api/seats/${event.id}`)
-      return response.status === 200 && response.body.seats.length > 0 ? (response.body.seats as Array<{ id: string }>) : undefined
-    }, 15_000, 'the inventory copy')
     const status = (token: string) => api.request('GET', `/api/queue/status/${event.id}`, { token }).then((response) => response.body)
     const [shopper, idle] = [await fan(), await fan()]
     for (const token of [shopper, idle]) expect((await api.request('POST', `/api/queue/join/${event.id}`, { token })).status).toBe(200)
@@ -48,7 +43,7 @@ describe('closed-loop admission (monolith)', () => {
     for (const token of later) expect((await api.request('POST', `/api/queue/join/${event.id}`, { token })).status).toBe(200)
     const hold = await api.request('POST', '/api/reservations', {
       token: shopper,
-      body: { eventId: event.id, seatIds: [seats[0]!.id] },
+      body: { eventId: event.id, seatIds: [event.seats[0]!.id] },
       headers: { 'x-admission-token': admission },
     })
     expect(hold.status).toBe(201)

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { ADMIN, ADMIN_ENV, eventInput } from '../../runtime/testing/catalog'
 import { eventually, uniqueEmail } from '../../runtime/testing/platform'
 import { startTiketi, type TiketiProcess } from '../../runtime/testing/processes'
-import { ADMIN, ADMIN_ENV, eventInput } from './testing'
 import { admissionVerifier } from './contract'
 
 // Live updates across processes: auth, events and two queue processes. A runs the admission controller often and

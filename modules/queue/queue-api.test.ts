@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { ADMIN_ENV, adminToken, publishedEvent } from '../../runtime/testing/catalog'
 import { MODES, startDeployment, type Deployment } from '../../runtime/testing/deployment'
 import { eventually, uniqueEmail } from '../../runtime/testing/platform'
-import { ADMIN_ENV, adminToken, publishedEvent } from './testing'
 import { admissionVerifier } from './contract'
 import { commitmentOf } from './domain/ordering'
 

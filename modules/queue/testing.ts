@@ -3,7 +3,6 @@ import { Outbox } from '../../runtime/kernel/bus'
 import { buildCatalog } from '../../runtime/kernel/contract'
 import { createLogger } from '../../runtime/kernel/log'
 import { REGISTRY } from '../../runtime/modules'
-import type { ApiTarget } from '../../runtime/testing/platform'
 import { queueContract } from './contract'
 import { createQueueDb } from './db'
 import { loadAdmissionSigner } from './services/admission-tokens'
@@ -69,37 +68,3 @@ export function saleRules(overrides: Partial<SaleRules> = {}): SaleRules {
 }
 
 export const userIds = (count: number) => Array.from({ length: count }, () => crypto.randomUUID())
-
-// End-to-end helpers (the events module's own helpers are its internals: these talk to its public API only).
-export const ADMIN = { email: 'queue-admin@tiketi.test', password: 'queue-admin-password' }
-export const ADMIN_ENV = { ADMIN_EMAIL: ADMIN.email, ADMIN_PASSWORD: ADMIN.password }
-
-/** An event body for POST /api/events, on sale from tomorrow for a week, with one ticket type. */
-export function eventInput(overrides: Record<string, unknown> = {}) {
-  const inMs = (ms: number) => new Date(Date.now() + ms).toISOString()
-  const day = 86_400_000
-  return {
-    title: `Waiting room ${crypto.randomUUID().slice(0, 8)}`,
-    venue: 'Olympic Hall',
-    eventDate: inMs(10 * day),
-    saleStart: inMs(day),
-    saleEnd: inMs(8 * day),
-    ticketTypes: [{ name: 'Standing', price: 99_000, quantity: 500 }],
-    ...overrides,
-  }
-}
-
-export async function adminToken(api: ApiTarget): Promise<string> {
-  const login = await api.request('POST', '/api/auth/login', { body: ADMIN })
-  if (login.status !== 200) throw new Error(`admin login answered ${login.status}`)
-  return login.body.accessToken
-}
-
-/** Creates and publishes an event through the events API. */
-export async function publishedEvent(api: ApiTarget, token: string, overrides: Record<string, unknown> = {}): Promise<{ id: string }> {
-  const created = await api.request('POST', '/api/events', { token, body: eventInput(overrides) })
-  if (created.status !== 201) throw new Error(`creating the event answered ${created.status}: ${JSON.stringify(created.body)}`)
-  const published = await api.request('POST', `/api/events/${created.body.id}/publish`, { token })
-  if (published.status !== 200) throw new Error(`publishing the event answered ${published.status}`)
-  return { id: created.body.id }
-}

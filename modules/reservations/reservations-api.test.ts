@@ -1,10 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { ADMIN_ENV, adminToken, eventOnSale as catalogEventOnSale } from '../../runtime/testing/catalog'
 import { MODES, startDeployment, type Deployment } from '../../runtime/testing/deployment'
 import { eventually, uniqueEmail } from '../../runtime/testing/platform'
 
-const ADMIN = { email: 'admin@tiketi.test', password: 'admin-password-123' }
 const inMs = (ms: number) => new Date(Date.now() + ms).toISOString()
-const DAY = 86_400_000
 
 // The reservations API end to end, in one process and split (each module in its own process): events are
 // published through the events module and reach reservations as integration events.
@@ -14,12 +13,8 @@ for (const mode of MODES)
     let admin: string
 
     beforeAll(async () => {
-      api = await startDeployment(mode, ['auth', 'events', 'queue', 'reservations'], {
-        ADMIN_EMAIL: ADMIN.email,
-        ADMIN_PASSWORD: ADMIN.password,
-        QUEUE_ADMISSION_TICK_MS: '50',
-      })
-      admin = (await api.request('POST', '/api/auth/login', { body: ADMIN })).body.accessToken
+      api = await startDeployment(mode, ['auth', 'events', 'queue', 'reservations'], { ...ADMIN_ENV, QUEUE_ADMISSION_TICK_MS: '50' })
+      admin = await adminToken(api)
     }, 90_000)
     afterAll(() => api.stop())
 
@@ -29,30 +24,9 @@ for (const mode of MODES)
       return { token: response.body.accessToken as string, userId: response.body.user.id as string }
     }
 
-    /** An event published through the events module, on sale now unless told otherwise; resolves once reservations has its seats. */
-    async function eventOnSale(overrides: Record<string, unknown> = {}) {
-      const created = await api.request('POST', '/api/events', {
-        token: admin,
-        body: {
-          title: `Hold test ${crypto.randomUUID().slice(0, 8)}`,
-          venue: 'Olympic Hall',
-          eventDate: inMs(10 * DAY),
-          saleStart: inMs(-60_000),
-          saleEnd: inMs(8 * DAY),
-          perUserLimit: 4,
-          seatMap: { priceTiers: [{ name: 'R', price: 100_000 }], sections: [{ name: 'A', rows: 1, seatsPerRow: 6, priceTier: 'R' }] },
-          ticketTypes: [{ name: 'Standing', price: 50_000, quantity: 10 }],
-          ...overrides,
-        },
-      })
-      expect(created.status).toBe(201)
-      expect((await api.request('POST', `/api/events/${created.body.id}/publish`, { token: admin })).status).toBe(200)
-      const seats = await eventually(async () => {
-        const response = await api.request('GET', `/api/seats/${created.body.id}`)
-        return response.status === 200 && response.body.seats.length > 0 ? response.body : undefined
-      }, 15_000, 'the inventory copy')
-      return { id: created.body.id as string, seats: seats.seats as Array<{ id: string; label: string; price: number }>, ticketTypeId: seats.ticketTypes[0].id as string }
-    }
+    /** An event with 6 seats and 10 standing tickets, on sale now unless told otherwise; resolves once reservations has its seats. */
+    const eventOnSale = (overrides: Record<string, unknown> = {}) =>
+      catalogEventOnSale(api, admin, 6, { ticketTypes: [{ name: 'Standing', price: 50_000, quantity: 10 }], ...overrides })
 
     test('hold seats, a conflict names them, the owner sees and cancels it, the seats come back', async () => {
       const event = await eventOnSale()
@@ -89,7 +63,7 @@ for (const mode of MODES)
     test('general admission, the per-user limit, and the legacy seat lock/release', async () => {
       const event = await eventOnSale()
       const fan = await buyer()
-      const tickets = await api.request('POST', '/api/reservations', { token: fan.token, body: { eventId: event.id, ticketTypeId: event.ticketTypeId, quantity: 3 } })
+      const tickets = await api.request('POST', '/api/reservations', { token: fan.token, body: { eventId: event.id, ticketTypeId: event.ticketTypes[0]!.id, quantity: 3 } })
       expect(tickets.status).toBe(201)
       expect(tickets.body).toMatchObject({ quantity: 3, amount: 150_000, seats: [] })
       const over = await api.request('POST', '/api/seats/lock', { token: fan.token, body: { eventId: event.id, seatIds: [event.seats[0]!.id, event.seats[1]!.id] } })
@@ -123,7 +97,7 @@ for (const mode of MODES)
       const best = await api.request('POST', '/api/reservations', { token: bob.token, body: { eventId: event.id, best: { quantity: 2 } } })
       expect(best.status).toBe(201)
       expect(await statuses()).toBe('held held held held available available')
-      const tickets = await api.request('POST', '/api/reservations', { token: carol.token, body: { eventId: event.id, ticketTypeId: event.ticketTypeId, quantity: 3 } })
+      const tickets = await api.request('POST', '/api/reservations', { token: carol.token, body: { eventId: event.id, ticketTypeId: event.ticketTypes[0]!.id, quantity: 3 } })
       expect((await map()).ticketTypes[0].available).toBe(7)
 
       expect((await api.request('POST', '/api/seats/release', { token: alice.token, body: { eventId: event.id, seatIds: [a1!.id] } })).body).toEqual({ released: [held.body.id] })
@@ -140,8 +114,8 @@ for (const mode of MODES)
       const seat = event.seats[0]!.id
       const cases: Array<[unknown, number, string]> = [
         [{ eventId: event.id }, 400, 'INVALID_HOLD'],
-        [{ eventId: event.id, seatIds: [seat], ticketTypeId: event.ticketTypeId, quantity: 1 }, 400, 'INVALID_HOLD'],
-        [{ eventId: event.id, ticketTypeId: event.ticketTypeId }, 400, 'INVALID_HOLD'],
+        [{ eventId: event.id, seatIds: [seat], ticketTypeId: event.ticketTypes[0]!.id, quantity: 1 }, 400, 'INVALID_HOLD'],
+        [{ eventId: event.id, ticketTypeId: event.ticketTypes[0]!.id }, 400, 'INVALID_HOLD'],
         [{ eventId: event.id, seatIds: [seat], best: { quantity: 1 } }, 400, 'INVALID_HOLD'],
         [{ eventId: event.id, best: { quantity: 0 } }, 400, 'VALIDATION_FAILED'],
         [{ eventId: event.id, best: { quantity: 1, row: '1' } }, 400, 'VALIDATION_FAILED'],
@@ -150,7 +124,7 @@ for (const mode of MODES)
         [{ eventId: event.id, seatIds: [seat, seat.toUpperCase()] }, 400, 'VALIDATION_FAILED'],
         [{ eventId: 'nope', seatIds: [seat] }, 400, 'VALIDATION_FAILED'],
         [{ eventId: event.id, seatIds: [seat], extra: 1 }, 400, 'VALIDATION_FAILED'],
-        [{ eventId: event.id, ticketTypeId: event.ticketTypeId, quantity: 0 }, 400, 'VALIDATION_FAILED'],
+        [{ eventId: event.id, ticketTypeId: event.ticketTypes[0]!.id, quantity: 0 }, 400, 'VALIDATION_FAILED'],
         [{ eventId: event.id, seatIds: [crypto.randomUUID()] }, 400, 'UNKNOWN_SEATS'],
         [{ eventId: event.id, ticketTypeId: crypto.randomUUID(), quantity: 1 }, 400, 'UNKNOWN_TICKET_TYPE'],
         [{ eventId: crypto.randomUUID(), seatIds: [seat] }, 404, 'NOT_FOUND'],

@@ -54,7 +54,8 @@ export async function publishedEvent(platform: ApiTarget, token: string, overrid
 
 /**
  * An event on sale since a minute ago with one row of `seatCount` seats at 100,000 (per-user limit 4 unless
- * overridden), published, once the reservations module's inventory copy shows its seats.
+ * overridden), published, once the reservations module's inventory copy shows its seats; with the seats and ticket
+ * types as that copy first showed them.
  */
 export async function eventOnSale(platform: ApiTarget, token: string, seatCount: number, overrides: Record<string, unknown> = {}) {
   const created = await platform.request('POST', '/api/events', {
@@ -73,9 +74,13 @@ export async function eventOnSale(platform: ApiTarget, token: string, seatCount:
   expect(created.status).toBe(201)
   const id = created.body.id as string
   expect((await platform.request('POST', `/api/events/${id}/publish`, { token })).status).toBe(200)
-  const seats = await eventually(async () => {
+  const copy = await eventually(async () => {
     const response = await platform.request('GET', `/api/seats/${id}`)
-    return response.status === 200 && response.body.seats.length > 0 ? (response.body.seats as Array<{ id: string; status: string }>) : undefined
+    return response.status === 200 && response.body.seats.length > 0 ? response.body : undefined
   }, 30_000, 'the inventory copy')
-  return { id, seats }
+  return {
+    id,
+    seats: copy.seats as Array<{ id: string; label: string; price: number; status: string }>,
+    ticketTypes: copy.ticketTypes as Array<{ id: string; name: string; price: number; available: number }>,
+  }
 }
