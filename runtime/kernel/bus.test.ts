@@ -8,6 +8,7 @@ import { createAuthDb } from '../../modules/auth/db'
 import { eventually } from '../testing/platform'
 import {
   countDeadLetters,
+  type Database,
   deadLettersTableSql,
   inboxJobOptions,
   inboxQueueName,
@@ -255,6 +256,46 @@ describe('transactional outbox', () => {
       refused.disconnect()
       await producer.call('ACL', 'DELUSER', user)
     }
+  })
+})
+
+describe('relay loop', () => {
+  test('a running relay moves each wake’s events in one transaction, without another to find the outbox empty, and loses no wake that comes mid-batch', async () => {
+    await db.$executeRawUnsafe('UPDATE bus_test_pub.outbox SET sent_at = now() WHERE sent_at IS NULL')
+    let transactions = 0
+    let afterNextBatch: (() => Promise<void>) | undefined
+    const counted: Database = {
+      $executeRawUnsafe: (query, ...values) => db.$executeRawUnsafe(query, ...values),
+      $queryRawUnsafe: (query, ...values) => db.$queryRawUnsafe(query, ...values),
+      $transaction: (fn, options) => {
+        transactions++
+        const after = afterNextBatch
+        afterNextBatch = undefined
+        return db.$transaction(async (tx: SqlClient) => {
+          const result = await fn(tx)
+          await after?.()
+          return result
+        }, options)
+      },
+    }
+    // Polls once a minute: only wakes can move these events within the test.
+    const relay = new OutboxRelay('bus_test_pub', counted, catalog, queues, 60_000, log)
+    relays.push(relay)
+    relay.start()
+    await eventually(async () => transactions === 1, 5_000, 'the first look at the outbox')
+
+    const first = await publishCommitted(201)
+    // While that event is relayed, another commits (too late for the batch) and wakes the relay.
+    let second = ''
+    afterNextBatch = async () => {
+      second = await publishCommitted(202)
+      relay.wake()
+    }
+    relay.wake()
+    await eventually(async () => second !== '' && (await effectsOf(first)) === 1 && (await effectsOf(second)) === 1, 5_000, 'both events')
+    await Bun.sleep(300)
+    expect(transactions).toBe(3)
+    await relay.stop()
   })
 })
 

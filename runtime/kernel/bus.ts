@@ -190,6 +190,8 @@ export class OutboxRelay {
   private running = false
   private loop?: Promise<void>
   private wakeUp?: () => void
+  /** A wake came while a batch was being relayed: its events may have committed too late for that batch. */
+  private wokenWhileBusy = false
   private readonly table: string
   private readonly batchSize: number
   private readonly batchBytes: number
@@ -210,6 +212,11 @@ export class OutboxRelay {
 
   /** Relays one batch; returns how many events it moved. */
   async relayOnce(): Promise<number> {
+    return (await this.relayBatch()).moved
+  }
+
+  /** Relays one batch; `more`: it stopped at its size or byte budget with events left behind. */
+  private relayBatch(): Promise<{ moved: number; more: boolean }> {
     return this.db.$transaction(async (tx: SqlClient) => {
       const pending = await tx.$queryRawUnsafe<PendingRow[]>(
         `SELECT id::text, event_name, pg_column_size(payload)::int AS bytes FROM ${this.table}
@@ -218,17 +225,21 @@ export class OutboxRelay {
       const batch: string[] = []
       const toRead: string[] = []
       let bytes = 0
+      let more = pending.length === this.batchSize
       for (const row of pending) {
         const entry = this.catalog.get(row.event_name)
         if (!entry) continue
         if (entry.subscribers.length > 0) {
-          if (toRead.length > 0 && bytes + row.bytes > this.batchBytes) break
+          if (toRead.length > 0 && bytes + row.bytes > this.batchBytes) {
+            more = true
+            break
+          }
           bytes += row.bytes
           toRead.push(row.id)
         }
         batch.push(row.id)
       }
-      if (batch.length === 0) return 0
+      if (batch.length === 0) return { moved: 0, more: false }
       const rows =
         toRead.length === 0
           ? []
@@ -257,7 +268,7 @@ export class OutboxRelay {
         else await queue.add(INBOX_BATCH, { events } satisfies InboxBatch, inboxJobOptions(inboxBatchJobId(events, subscriber)))
       }
       await tx.$executeRawUnsafe(`UPDATE ${this.table} SET sent_at = now() WHERE id = ANY($1::uuid[])`, batch)
-      return batch.length
+      return { moved: batch.length, more }
     }, { timeout: 30_000 }) // large snapshots (a 50,000-seat event is 8.7 MB of JSON) can outlast Prisma's 5 s default
   }
 
@@ -270,7 +281,8 @@ export class OutboxRelay {
 
   /** Relay now rather than at the next poll (called after a publishing transaction commits). */
   wake(): void {
-    this.wakeUp?.()
+    if (this.wakeUp) this.wakeUp()
+    else this.wokenWhileBusy = true
   }
 
   start(): void {
@@ -278,14 +290,15 @@ export class OutboxRelay {
     this.running = true
     this.loop = (async () => {
       while (this.running) {
-        let moved = 0
+        this.wokenWhileBusy = false
+        let more = false
         try {
-          moved = await this.relayOnce()
+          more = (await this.relayBatch()).more
         } catch (error) {
           this.log.warn('outbox relay failed; will retry', { module: this.module, error: describeError(error) })
         }
-        // A batch may end at its byte budget with rows left: poll again at once until nothing moves.
-        if (moved > 0 || !this.running) continue
+        // Again at once only when events are known to be waiting, not to find an empty outbox after every batch.
+        if (more || this.wokenWhileBusy || !this.running) continue
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, this.pollMs)
           this.wakeUp = () => {
