@@ -2,11 +2,13 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from 'bun:test
 import Redis from 'ioredis'
 import { exportJWK, generateKeyPair, SignJWT } from 'jose'
 import { loadConfig } from '../../runtime/config'
+import { createTokenVerifier } from '../../runtime/kernel/auth-guard'
 import type { ModuleContract } from '../../runtime/kernel/contract'
 import { createLogger } from '../../runtime/kernel/log'
 import { REGISTRY } from '../../runtime/modules'
 import { eventually } from '../../runtime/testing/platform'
 import { createGateway, type Gateway } from './gateway'
+import { createRateLimiter } from './rate-limit'
 
 /** A stand-in upstream: tells what it received, or runs the test's handler for special paths. */
 type Handler = (request: Request) => Response | Promise<Response>
@@ -451,6 +453,34 @@ describe('rate limits', () => {
       // All 21 counted.
       expect((await call()).headers.get('ratelimit-remaining')).toBe('78')
     } finally {
+      await redis.stop()
+    }
+  }, 30_000)
+
+  test('the checks asked for during one event-loop turn reach Redis together: one read, however many requests asked', async () => {
+    const redis = await privateRedis(3951)
+    const connection = new Redis(redis.url, { lazyConnect: true })
+    const env = { ...process.env, AUTH_URL: auth.url.origin, REDIS_URL: redis.url, RATE_LIMIT_ANONYMOUS_PER_MINUTE: '1000', RATE_LIMIT_ROUTES: 'POST /reservations=1000' }
+    const limiter = createRateLimiter({
+      config: loadConfig(env, ['--modules=gateway'], REGISTRY.names).gateway,
+      redis: connection,
+      verify: createTokenVerifier({ jwks: async () => ({ keys: [jwk] }), redis: connection }),
+    })
+    try {
+      // A listed route: every check waits for the script's answer.
+      const hold = () => limiter.limit(new Request('http://localhost/api/reservations', { method: 'POST' }), '/reservations', '198.51.100.250')
+      await eventually(async () => (await hold()).headers['ratelimit-limit'] === '1000', 5_000, 'the limiter to reach Redis')
+      const left = Number((await hold()).headers['ratelimit-remaining'])
+      const reads = async () => Number(/total_reads_processed:(\d+)/.exec(await redis.cli('info', 'stats'))![1])
+      const before = await reads()
+      // Each check from a callback of its own, as requests arrive.
+      const decisions = await Promise.all(Array.from({ length: 20 }, () => new Promise<Awaited<ReturnType<typeof hold>>>((resolve) => setTimeout(() => resolve(hold()), 0))))
+      expect(decisions.map((decision) => Number(decision.headers['ratelimit-remaining']))).toEqual(Array.from({ length: 20 }, (_, i) => left - 1 - i))
+      // The twenty calls' read (or a few, should the callbacks span turns), and this INFO's own.
+      expect((await reads()) - before).toBeLessThanOrEqual(4)
+    } finally {
+      limiter.close()
+      connection.disconnect()
       await redis.stop()
     }
   }, 30_000)

@@ -66,12 +66,6 @@ function scriptClient(redis: Redis): RedisClient {
   return client
 }
 
-function withTimeout<T>(promise: Promise<T>): Promise<T> {
-  let timer: Timer
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`Redis did not answer in ${COMMAND_TIMEOUT_MS} ms`)), COMMAND_TIMEOUT_MS)))
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
-}
-
 /**
  * What this instance last learnt from Redis about one caller's budget (one set of keys): `remaining` after the
  * answered calls, and its calls sent since and not yet answered (they come back in order: one connection).
@@ -132,14 +126,47 @@ export function createRateLimiter(options: { config: GatewayConfig; redis: Redis
   }
 
   /** One EVALSHA; the script text goes only when Redis does not know it yet (first call, or after a restart). */
-  async function gcra(keys: string[], limits: number[], cost = 1, counted = false): Promise<number[]> {
-    const args = [String(keys.length), ...keys, String(MINUTE_MS), String(cost), counted ? '1' : '0', ...limits.map(String)]
+  async function runScript(args: string[]): Promise<number[]> {
     try {
-      return (await withTimeout(client!.send('EVALSHA', [GCRA_SHA, ...args]))) as number[]
+      return (await client!.send('EVALSHA', [GCRA_SHA, ...args])) as number[]
     } catch (error) {
       if (!String((error as Error)?.message).startsWith('NOSCRIPT')) throw error
-      return (await withTimeout(client!.send('EVAL', [GCRA, ...args]))) as number[]
+      return (await client!.send('EVAL', [GCRA, ...args])) as number[]
     }
+  }
+
+  // The script calls asked for during one event-loop turn leave together, in the order asked. Bun's client writes the
+  // calls made in one synchronous run as one pipeline; each request's callback calling on its own was one write to
+  // Redis, and one read of its answer, per request (seen with strace on the hold route, where every call waits).
+  let batch: Array<{ args: string[]; resolve: (answer: number[]) => void; reject: (error: unknown) => void }> = []
+  function sendBatch() {
+    const calls = batch
+    batch = []
+    const timer = setTimeout(() => {
+      const error = new Error(`Redis did not answer in ${COMMAND_TIMEOUT_MS} ms`)
+      for (const call of calls) call.reject(error)
+    }, COMMAND_TIMEOUT_MS)
+    let unanswered = calls.length
+    const answered = () => {
+      if (--unanswered === 0) clearTimeout(timer)
+    }
+    for (const call of calls)
+      runScript(call.args).then(
+        (answer) => {
+          answered()
+          call.resolve(answer)
+        },
+        (error) => {
+          answered()
+          call.reject(error)
+        },
+      )
+  }
+  function gcra(keys: string[], limits: number[], cost = 1, counted = false): Promise<number[]> {
+    const args = [String(keys.length), ...keys, String(MINUTE_MS), String(cost), counted ? '1' : '0', ...limits.map(String)]
+    return new Promise((resolve, reject) => {
+      if (batch.push({ args, resolve, reject }) === 1) setImmediate(sendBatch)
+    })
   }
 
   // Calls let through without waiting, per caller, counted in Redis together: one script call per caller every
@@ -150,15 +177,13 @@ export function createRateLimiter(options: { config: GatewayConfig; redis: Redis
     const entry = uncounted.get(viewKey)
     if (entry) entry.calls++
     else uncounted.set(viewKey, { keys, limits, view, calls: 1 })
-    countTimer ??= setTimeout(() => countNow(), COUNT_DELAY_MS)
+    countTimer ??= setTimeout(countNow, COUNT_DELAY_MS)
   }
-  function countNow(viewKey?: string) {
-    const entries = viewKey === undefined ? [...uncounted.values()] : [uncounted.get(viewKey)].filter((entry) => entry !== undefined)
-    if (viewKey === undefined) {
-      countTimer = undefined
-      uncounted.clear()
-    } else uncounted.delete(viewKey)
-    for (const { keys, limits, view, calls } of entries)
+  /** Sends every caller's uncounted calls. */
+  function countNow() {
+    clearTimeout(countTimer)
+    countTimer = undefined
+    for (const { keys, limits, view, calls } of uncounted.values())
       gcra(keys, limits, calls, true).then(
         (answer) => {
           view.unanswered -= calls
@@ -170,6 +195,7 @@ export function createRateLimiter(options: { config: GatewayConfig; redis: Redis
           options.onRedisError?.(error)
         },
       )
+    uncounted.clear()
   }
 
   async function limit(request: Request, apiPath: string, addressBucket: string): Promise<LimitDecision> {
@@ -210,8 +236,8 @@ export function createRateLimiter(options: { config: GatewayConfig; redis: Redis
       const resetMs = view.resetAt + (view.unanswered * MINUTE_MS) / smallest - Date.now()
       return { headers: admittedHeaders(smallest, view.remaining - view.unanswered, resetMs) }
     }
-    // The caller's calls let through before are counted first (one connection: in order).
-    countNow(viewKey)
+    // The calls let through before (this caller's among them) are counted first: one connection, in order.
+    countNow()
     let result: number[]
     try {
       result = await gcra(keys, limits)
