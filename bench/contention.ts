@@ -15,13 +15,13 @@
 import { mkdir } from 'node:fs/promises'
 import { loadavg } from 'node:os'
 import { join } from 'node:path'
-import Redis from 'ioredis'
 import { importJWK, SignJWT, type JWK } from 'jose'
 import { Client } from 'pg'
 import { ACCESS_TOKEN_ALGORITHM, ACCESS_TOKEN_AUDIENCE, ACCESS_TOKEN_ISSUER } from '../runtime/kernel/auth-guard'
 import { startTiketi } from '../runtime/testing/processes'
+import { percentile } from './load'
+import { arg, BENCH_ADMIN, cpuMs, databaseUrl, freshStores, tiketiSettings } from './setup'
 
-const arg = (name: string, fallback: number) => Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? fallback)
 const buyers = arg('buyers', 10_000)
 const seatCount = arg('seats', 2_000)
 const concurrency = arg('concurrency', 64)
@@ -29,10 +29,7 @@ const pgbenchSeconds = arg('pgbench-seconds', 10)
 const pgbenchClients = arg('pgbench-clients', concurrency)
 const processCount = arg('processes', 1)
 const SEATS_PER_ROW = 20
-const DATABASE = 'tiketi_bench_contention'
-const DATABASE_URL = `postgresql://postgres@127.0.0.1:5432/${DATABASE}`
-const REDIS_URL = 'redis://127.0.0.1:6379/12'
-const ADMIN = { email: 'bench-admin@tiketi.test', password: 'bench-admin-password' }
+const STORES = { database: 'tiketi_bench_contention', redisUrl: 'redis://127.0.0.1:6379/12', prefix: 'tiketi-contention' }
 const LIVE = `(r.state = 'confirmed' OR (r.state = 'pending' AND r.expires_at > now()))`
 
 /** SQL statements TIKETI's modules have sent so far (its metrics). */
@@ -41,23 +38,15 @@ async function statements(url: string): Promise<number> {
   return [...text.matchAll(/^tiketi_db_queries_total\{[^}]*\} (\d+)/gm)].reduce((sum, match) => sum + Number(match[1]), 0)
 }
 
-/** CPU seconds a process has used so far (user + system), from /proc. */
-async function cpuSeconds(pid: number): Promise<number> {
-  const fields = (await Bun.file(`/proc/${pid}/stat`).text()).split(') ')[1]!.split(' ')
-  return (Number(fields[11]) + Number(fields[12])) / 100
-}
-
 /** Transactions committed in the bench's database so far (every client's: read while only TIKETI uses it). */
 async function commits(db: Client): Promise<number> {
-  return Number((await db.query('SELECT xact_commit FROM pg_stat_database WHERE datname = $1', [DATABASE])).rows[0].xact_commit)
+  return Number((await db.query('SELECT xact_commit FROM pg_stat_database WHERE datname = $1', [STORES.database])).rows[0].xact_commit)
 }
-
-const percentile = (sorted: Float64Array, p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? 0
 
 /** pgbench's simple-update transaction (one UPDATE, one SELECT, one INSERT) on the same PostgreSQL: its tps. */
 async function pgbench(): Promise<number> {
   const run = Bun.spawn(
-    ['pgbench', '-h', '127.0.0.1', '-U', 'postgres', '-N', '-c', String(pgbenchClients), '-j', '2', '-T', String(pgbenchSeconds), DATABASE],
+    ['pgbench', '-h', '127.0.0.1', '-U', 'postgres', '-N', '-c', String(pgbenchClients), '-j', '2', '-T', String(pgbenchSeconds), STORES.database],
     { stdout: 'pipe', stderr: 'pipe' },
   )
   const [out, err, code] = await Promise.all([new Response(run.stdout).text(), new Response(run.stderr).text(), run.exited])
@@ -66,33 +55,15 @@ async function pgbench(): Promise<number> {
   return Number(tps[1])
 }
 
-// Every run starts from an empty database and Redis database, so runs compare.
-const admin = new Client({ connectionString: 'postgresql://postgres@127.0.0.1:5432/postgres' })
-await admin.connect()
-await admin.query(`DROP DATABASE IF EXISTS ${DATABASE} WITH (FORCE)`)
-await admin.query(`CREATE DATABASE ${DATABASE}`)
-await admin.end()
-const redis = new Redis(REDIS_URL)
-await redis.flushdb()
-await redis.quit()
-
-const init = Bun.spawnSync(['pgbench', '-h', '127.0.0.1', '-U', 'postgres', '-i', '-q', DATABASE], { stderr: 'pipe' })
+// Created empty: pgbench's tables go in first.
+await freshStores(STORES, { create: true })
+const init = Bun.spawnSync(['pgbench', '-h', '127.0.0.1', '-U', 'postgres', '-i', '-q', STORES.database], { stderr: 'pipe' })
 if (init.exitCode !== 0) throw new Error(`pgbench -i failed: ${init.stderr}`)
 const load = [loadavg()[0]!]
 const pgbenchBefore = await pgbench()
 
 const settings = {
-  DATABASE_URL,
-  REDIS_URL,
-  REDIS_PREFIX: 'tiketi-contention',
-  AUTO_MIGRATE: 'true',
-  NODE_ENV: 'development',
-  ADMIN_EMAIL: ADMIN.email,
-  ADMIN_PASSWORD: ADMIN.password,
-  // The load comes from one address: rate limits off.
-  RATE_LIMIT_USER_PER_MINUTE: '0',
-  RATE_LIMIT_ANONYMOUS_PER_MINUTE: '0',
-  RATE_LIMIT_ROUTES: '',
+  ...tiketiSettings(STORES),
   // Every hold still counts its buyer for the automatic waiting room, which must not open mid-run: the bench
   // measures holds, not admissions (waiting-room.ts does those).
   QUEUE_AUTO_THRESHOLD: '10000000',
@@ -104,10 +75,10 @@ const processes = [await start({})]
 const port = new URL(processes[0]!.url).port
 for (let i = 1; i < processCount; i++) processes.push(await start({ PORT: port, AUTO_MIGRATE: 'false' }))
 const tiketi = processes[0]!
-const tiketiCpuSeconds = async () => (await Promise.all(processes.map((each) => cpuSeconds(each.process.pid)))).reduce((sum, seconds) => sum + seconds, 0)
+const tiketiCpuMs = () => processes.reduce((sum, each) => sum + cpuMs(each.process.pid), 0)
 
 let exitCode = 0
-const db = new Client({ connectionString: DATABASE_URL })
+const db = new Client({ connectionString: databaseUrl(STORES) })
 await db.connect()
 let holdSeconds = 0
 const latencies = new Float64Array(buyers)
@@ -124,7 +95,7 @@ try {
       headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
       body: body === undefined ? undefined : JSON.stringify(body),
     })
-  const login = await fetch(`${tiketi.url}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(ADMIN) })
+  const login = await fetch(`${tiketi.url}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(BENCH_ADMIN) })
   const { accessToken } = (await login.json()) as { accessToken: string }
   const day = 86_400_000
   const rows = Math.ceil(seatCount / SEATS_PER_ROW)
@@ -181,7 +152,7 @@ try {
   })
 
   let next = 0
-  const cpuBefore = { tiketi: await tiketiCpuSeconds(), client: process.cpuUsage(), statements: await statements(tiketi.url), commits: await commits(db) }
+  const cpuBefore = { tiketi: tiketiCpuMs(), client: process.cpuUsage(), statements: await statements(tiketi.url), commits: await commits(db) }
   const started = performance.now()
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
@@ -205,7 +176,7 @@ try {
   )
   holdSeconds = (performance.now() - started) / 1000
   const client = process.cpuUsage(cpuBefore.client)
-  cpuPerRequestUs.tiketi = ((await tiketiCpuSeconds()) - cpuBefore.tiketi) * 1e6 / buyers
+  cpuPerRequestUs.tiketi = (tiketiCpuMs() - cpuBefore.tiketi) * 1000 / buyers
   cpuPerRequestUs.client = (client.user + client.system) / buyers
   // Read after the relay has moved this run's outbox rows (it runs on after the last answer).
   await Bun.sleep(1_000)

@@ -8,9 +8,15 @@ export interface LoadResult {
   p99Ms: number
 }
 
-const percentile = (sorted: Float64Array, p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? 0
+/** The value at fraction `p` (0.99: the 99th percentile) of values sorted ascending; 0 when there are none. */
+export const percentile = (sorted: Float64Array, p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? 0
 
-export async function load(url: string, options: { concurrency: number; seconds: number; headers?: Record<string, string> }): Promise<LoadResult> {
+export function load(url: string, options: { concurrency: number; seconds: number; headers?: Record<string, string> }): Promise<LoadResult> {
+  return loadWith(() => fetch(url, { headers: options.headers }), options)
+}
+
+/** The same for requests that differ each time: `next` sends one (false: nothing left to send, that client stops). */
+export async function loadWith(next: () => Promise<Response> | false, options: { concurrency: number; seconds: number }): Promise<LoadResult> {
   const latencies: number[] = []
   let errors = 0
   const deadline = performance.now() + options.seconds * 1000
@@ -20,7 +26,9 @@ export async function load(url: string, options: { concurrency: number; seconds:
       while (performance.now() < deadline) {
         const sent = performance.now()
         try {
-          const response = await fetch(url, { headers: options.headers })
+          const pending = next()
+          if (!pending) return
+          const response = await pending
           await response.arrayBuffer()
           if (response.status >= 400) errors++
         } catch {

@@ -15,11 +15,10 @@ import { mkdir } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Redis from 'ioredis'
-import { Client } from 'pg'
 import { startTiketi } from '../runtime/testing/processes'
+import { apiClient, arg, BENCH_ADMIN, freshStores, tiketiSettings } from './setup'
 
 const progress = (what: string) => console.error(`${new Date().toISOString().slice(11, 19)} ${what}`)
-const arg = (name: string, fallback: number) => Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? fallback)
 
 if (process.argv.includes('--client')) await client()
 else await main()
@@ -97,50 +96,21 @@ async function main() {
   const seconds = arg('seconds', 30)
   const pushMs = arg('push-ms', 2_000)
   const rate = arg('rate', 600)
-  const ADMIN = { email: 'bench-admin@tiketi.test', password: 'bench-admin-password' }
-  const DATABASE_URL = 'postgresql://postgres@127.0.0.1:5432/tiketi_bench_sockets'
-  const REDIS_URL = 'redis://127.0.0.1:6379/14'
+  const STORES = { database: 'tiketi_bench_sockets', redisUrl: 'redis://127.0.0.1:6379/14', prefix: 'tiketi-bench' }
   const openFiles = Number(Bun.spawnSync(['sh', '-c', 'ulimit -n']).stdout.toString().trim())
   if (Math.ceil(sockets / clients) + 100 > openFiles) throw new Error(`${Math.ceil(sockets / clients)} sockets per client process: over its open-file limit ${openFiles}`)
 
-  const pgAdmin = new Client({ connectionString: 'postgresql://postgres@127.0.0.1:5432/postgres' })
-  await pgAdmin.connect()
-  await pgAdmin.query('DROP DATABASE IF EXISTS tiketi_bench_sockets WITH (FORCE)')
-  await pgAdmin.end()
-  const redis = new Redis(REDIS_URL)
-  await redis.flushdb()
-
+  await freshStores(STORES)
+  const redis = new Redis(STORES.redisUrl)
   const tiketi = await startTiketi(
     ['--modules=auth,events,queue'],
-    {
-      DATABASE_URL,
-      REDIS_URL,
-      REDIS_PREFIX: 'tiketi-bench',
-      AUTO_MIGRATE: 'true',
-      NODE_ENV: 'development',
-      ADMIN_EMAIL: ADMIN.email,
-      ADMIN_PASSWORD: ADMIN.password,
-      QUEUE_MAX_WEBSOCKETS: String(cap),
-      QUEUE_PUSH_INTERVAL_MS: String(pushMs),
-      // All the load comes from one address and a few users: the per-user and per-address limits are off.
-      RATE_LIMIT_USER_PER_MINUTE: '0',
-      RATE_LIMIT_ANONYMOUS_PER_MINUTE: '0',
-      RATE_LIMIT_ROUTES: '',
-      REGISTRATIONS_PER_ADDRESS_PER_HOUR: '0',
-    },
+    { ...tiketiSettings(STORES), QUEUE_MAX_WEBSOCKETS: String(cap), QUEUE_PUSH_INTERVAL_MS: String(pushMs) },
     { timeoutMs: 60_000 },
   )
   const children: Array<Awaited<ReturnType<typeof spawnClient>>> = []
   const results: Record<string, unknown> = { date: new Date().toISOString(), sockets, cap, users, clients, seconds, pushMs, rate, openFiles }
   try {
-    const api = async (method: string, path: string, token?: string, body?: unknown) => {
-      const response = await fetch(`${tiketi.url}/api${path}`, {
-        method,
-        headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body ? { 'content-type': 'application/json' } : {}) },
-        body: body ? JSON.stringify(body) : undefined,
-      })
-      return { status: response.status, body: (await response.json().catch(() => undefined)) as any }
-    }
+    const api = apiClient(tiketi.url)
     const rss = async () => {
       const status = await Bun.file(`/proc/${tiketi.process.pid}/status`).text()
       return Number(status.match(/VmRSS:\s+(\d+) kB/)![1]) * 1024
@@ -177,7 +147,7 @@ async function main() {
       }),
     )
     progress(`${users} buyers registered`)
-    const admin = (await api('POST', '/auth/login', undefined, ADMIN)).body.accessToken
+    const admin = (await api('POST', '/auth/login', undefined, BENCH_ADMIN)).body.accessToken
     const day = 86_400_000
     const opening = Date.now() + 10_000
     const created = await api('POST', '/events', admin, {

@@ -8,12 +8,10 @@
 import { mkdir } from 'node:fs/promises'
 import { cpus, loadavg } from 'node:os'
 import { join } from 'node:path'
-import Redis from 'ioredis'
-import { Client } from 'pg'
 import { startTiketi } from '../runtime/testing/processes'
 import { load, type LoadResult } from './load'
+import { arg, BENCH_ADMIN, cpuMs, databaseUrl, freshStores, tiketiSettings } from './setup'
 
-const arg = (name: string, fallback: number) => Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? fallback)
 const seconds = arg('seconds', 5)
 const concurrency = arg('concurrency', 64)
 
@@ -26,17 +24,6 @@ const CLIENT = WRK
 /** Moves every thread of a server process to core 1 (when pinning). */
 async function pinServer(pid: number) {
   if (pinned) await Bun.spawn(['taskset', '-a', '-p', '-c', '1', String(pid)], { stdout: 'ignore' }).exited
-}
-
-/**
- * CPU time (user + system, ms) a process has used, from /proc (Linux); undefined elsewhere. Per request, it compares
- * servers even when other work on the machine takes their core away for part of a run.
- */
-async function cpuMs(pid: number): Promise<number | undefined> {
-  const stat = await Bun.file(`/proc/${pid}/stat`).text().catch(() => undefined)
-  const fields = stat?.slice(stat.lastIndexOf(')') + 2).split(' ')
-  // utime and stime, fields 14 and 15 of stat(5), in clock ticks (100 a second on Linux).
-  return fields ? (Number(fields[11]) + Number(fields[12])) * 10 : undefined
 }
 
 /** wrk's latency figure in milliseconds (`812.00us`, `1.23ms`, `2.01s`). */
@@ -66,37 +53,10 @@ async function wrkLoad(url: string, options: { concurrency: number; seconds: num
   }
 }
 const measure = WRK ? wrkLoad : load
-const ADMIN = { email: 'bench-admin@tiketi.test', password: 'bench-admin-password' }
 
-const DATABASE_URL = 'postgresql://postgres@127.0.0.1:5432/tiketi_bench'
-const REDIS_URL = 'redis://127.0.0.1:6379/8'
-
-// Every run starts from an empty database and Redis database, so runs compare.
-const admin = new Client({ connectionString: 'postgresql://postgres@127.0.0.1:5432/postgres' })
-await admin.connect()
-await admin.query('DROP DATABASE IF EXISTS tiketi_bench WITH (FORCE)')
-await admin.end()
-const redis = new Redis(REDIS_URL)
-await redis.flushdb()
-await redis.quit()
-
-const tiketi = await startTiketi(
-  ['--modules=auth,events,reservations'],
-  {
-    DATABASE_URL,
-    REDIS_URL,
-    REDIS_PREFIX: 'tiketi-bench',
-    AUTO_MIGRATE: 'true',
-    NODE_ENV: 'development',
-    ADMIN_EMAIL: ADMIN.email,
-    ADMIN_PASSWORD: ADMIN.password,
-    // The load comes from one address: rate limits off (they cost a Redis round trip per request when on).
-    RATE_LIMIT_USER_PER_MINUTE: '0',
-    RATE_LIMIT_ANONYMOUS_PER_MINUTE: '0',
-    RATE_LIMIT_ROUTES: '',
-  },
-  { timeoutMs: 60_000 },
-)
+const STORES = { database: 'tiketi_bench', redisUrl: 'redis://127.0.0.1:6379/8', prefix: 'tiketi-bench' }
+await freshStores(STORES)
+const tiketi = await startTiketi(['--modules=auth,events,reservations'], tiketiSettings(STORES), { timeoutMs: 60_000 })
 await pinServer(tiketi.process.pid)
 
 try {
@@ -109,7 +69,7 @@ try {
     if (!response.ok) throw new Error(`POST ${path}: ${response.status} ${await response.text()}`)
     return response
   }
-  const login = (await (await fetch(`${tiketi.url}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(ADMIN) })).json()) as { accessToken: string }
+  const login = (await (await fetch(`${tiketi.url}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(BENCH_ADMIN) })).json()) as { accessToken: string }
   const day = 86_400_000
   let eventId = ''
   for (let i = 0; i < 30; i++) {
@@ -171,19 +131,18 @@ try {
   const baselineUrl = `http://127.0.0.1:${JSON.parse(new TextDecoder().decode(value)).port}/`
   reader.releaseLock()
   await pinServer(baseline.pid)
-  const legacy = Bun.spawn(['bun', join(import.meta.dir, 'legacy-seat-map.ts'), DATABASE_URL], { stdout: 'pipe' })
+  const legacy = Bun.spawn(['bun', join(import.meta.dir, 'legacy-seat-map.ts'), databaseUrl(STORES)], { stdout: 'pipe' })
   const legacyReader = legacy.stdout.getReader()
   const legacyUrl = `http://127.0.0.1:${JSON.parse(new TextDecoder().decode((await legacyReader.read()).value)).port}/${hall.id}`
   legacyReader.releaseLock()
   await pinServer(legacy.pid)
 
-  const results: Record<string, LoadResult & { serverCpuUsPerRequest?: number }> = {}
+  const results: Record<string, LoadResult & { serverCpuUsPerRequest: number }> = {}
   const run = async (name: string, server: number, url: string, headers?: Record<string, string>) => {
     await measure(url, { concurrency, seconds: 1, headers }) // warm-up, not counted
-    const cpuBefore = await cpuMs(server)
+    const cpuBefore = cpuMs(server)
     const result = await measure(url, { concurrency, seconds, headers })
-    const cpuAfter = await cpuMs(server)
-    results[name] = { ...result, serverCpuUsPerRequest: cpuBefore === undefined || cpuAfter === undefined ? undefined : ((cpuAfter - cpuBefore) * 1000) / result.requests }
+    results[name] = { ...result, serverCpuUsPerRequest: ((cpuMs(server) - cpuBefore) * 1000) / result.requests }
   }
   // Interleaved so that drift in the machine's load affects both sides alike.
   await run('baseline (Bun.serve, same body)', baseline.pid, baselineUrl)
@@ -204,11 +163,11 @@ try {
   const load1 = loadavg()[0]!.toFixed(1)
   console.log(`\nread path, ${concurrency} concurrent clients, ${seconds} s each, detail body ${detailBody.length} bytes, seat map ${seatMapBytes} bytes (${seatMapGzipBytes} gzipped), live seat map ${liveMapBytes} bytes (${liveMapGzipBytes} gzipped)`)
   console.log(`client: ${CLIENT}; load average ${load1} on ${cpus().length} cores at the end\n`)
-  const baseCpu = ((results['baseline (Bun.serve, same body)']!.serverCpuUsPerRequest ?? NaN) + (results['baseline again']!.serverCpuUsPerRequest ?? NaN)) / 2
+  const baseCpu = (results['baseline (Bun.serve, same body)']!.serverCpuUsPerRequest + results['baseline again']!.serverCpuUsPerRequest) / 2
   console.log('target                               req/s     p50 ms   p99 ms   errors   req/s vs baseline   p99 vs baseline   server CPU µs/req (vs baseline)')
   for (const [name, result] of Object.entries(results))
     console.log(
-      `${name.padEnd(36)} ${result.requestsPerSecond.toFixed(0).padStart(7)} ${result.p50Ms.toFixed(2).padStart(9)} ${result.p99Ms.toFixed(2).padStart(8)} ${String(result.errors).padStart(8)} ${(result.requestsPerSecond / base).toFixed(2).padStart(19)} ${(result.p99Ms / baseP99).toFixed(2).padStart(17)} ${(result.serverCpuUsPerRequest ?? NaN).toFixed(1).padStart(12)} (${((result.serverCpuUsPerRequest ?? NaN) / baseCpu).toFixed(2)})`,
+      `${name.padEnd(36)} ${result.requestsPerSecond.toFixed(0).padStart(7)} ${result.p50Ms.toFixed(2).padStart(9)} ${result.p99Ms.toFixed(2).padStart(8)} ${String(result.errors).padStart(8)} ${(result.requestsPerSecond / base).toFixed(2).padStart(19)} ${(result.p99Ms / baseP99).toFixed(2).padStart(17)} ${result.serverCpuUsPerRequest.toFixed(1).padStart(12)} (${(result.serverCpuUsPerRequest / baseCpu).toFixed(2)})`,
     )
   console.log("(server CPU: the serving process's user + system time per request, from /proc; the legacy stand-in's excludes PostgreSQL)")
   const legacyRate = results['legacy stand-in seat map (DB read, no cache)']!.requestsPerSecond

@@ -12,24 +12,20 @@
 // run, the CPU a request costs much less. The HTTP client is wrk when installed (a C client, like redis-benchmark;
 // one thread, `concurrency` connections, each request carrying the next user's token), else Bun's fetch in this
 // process, which spends more of the two cores than the server it measures.
-import { readFileSync, writeFileSync } from 'node:fs'
+import { writeFileSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import Redis from 'ioredis'
-import { Client } from 'pg'
 import { earlyScore, newSeed, shuffleKey } from '../modules/queue/domain/ordering'
 import { createWaitingRoom, roomKeys } from '../modules/queue/services/waiting-room'
 import { startTiketi } from '../runtime/testing/processes'
+import { apiClient, arg, BENCH_ADMIN, cpuMs, freshStores, tiketiSettings } from './setup'
 
-const arg = (name: string, fallback: number) => Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? fallback)
 const seconds = arg('seconds', 5)
 const concurrency = arg('concurrency', 64)
 const entrants = arg('entrants', 1_000_000)
-const ADMIN = { email: 'bench-admin@tiketi.test', password: 'bench-admin-password' }
-const DATABASE_URL = 'postgresql://postgres@127.0.0.1:5432/tiketi_bench_queue'
-const REDIS_URL = 'redis://127.0.0.1:6379/13'
-const PREFIX = 'tiketi-bench'
+const STORES = { database: 'tiketi_bench_queue', redisUrl: 'redis://127.0.0.1:6379/13', prefix: 'tiketi-bench' }
 
 function redisBenchmarkGet(): number {
   const run = Bun.spawnSync(['redis-benchmark', '-h', '127.0.0.1', '-p', '6379', '-n', String(20_000 * seconds), '-c', String(concurrency), '-t', 'get', '-q'])
@@ -84,48 +80,13 @@ async function wrkLoop(url: string, method: 'GET' | 'POST', tokens: string[]) {
   return { perSecond: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0), errors, done }
 }
 
-/** CPU time (ms) a process has used so far, from /proc (Linux; clock ticks of 10 ms). */
-const cpuMsOf = (pid: number) => {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
-  return (Number(fields[11]) + Number(fields[12])) * 10
-}
-
-const pgAdmin = new Client({ connectionString: 'postgresql://postgres@127.0.0.1:5432/postgres' })
-await pgAdmin.connect()
-await pgAdmin.query('DROP DATABASE IF EXISTS tiketi_bench_queue WITH (FORCE)')
-await pgAdmin.end()
-const redis = new Redis(REDIS_URL)
-await redis.flushdb()
-
-const tiketi = await startTiketi(
-  ['--modules=auth,events,queue'],
-  {
-    DATABASE_URL,
-    REDIS_URL,
-    REDIS_PREFIX: PREFIX,
-    AUTO_MIGRATE: 'true',
-    NODE_ENV: 'development',
-    ADMIN_EMAIL: ADMIN.email,
-    ADMIN_PASSWORD: ADMIN.password,
-    // One client address and a handful of users make all the load: the per-user and per-address limits are off.
-    RATE_LIMIT_USER_PER_MINUTE: '0',
-    RATE_LIMIT_ANONYMOUS_PER_MINUTE: '0',
-    RATE_LIMIT_ROUTES: '',
-    REGISTRATIONS_PER_ADDRESS_PER_HOUR: '0',
-  },
-  { timeoutMs: 60_000 },
-)
+await freshStores(STORES)
+const redis = new Redis(STORES.redisUrl)
+const tiketi = await startTiketi(['--modules=auth,events,queue'], tiketiSettings(STORES), { timeoutMs: 60_000 })
 const results: Record<string, unknown> = { date: new Date().toISOString(), seconds, concurrency }
 try {
-  const api = async (method: string, path: string, token?: string, body?: unknown) => {
-    const response = await fetch(`${tiketi.url}/api${path}`, {
-      method,
-      headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body ? { 'content-type': 'application/json' } : {}) },
-      body: body ? JSON.stringify(body) : undefined,
-    })
-    return { status: response.status, body: (await response.json()) as any }
-  }
-  const admin = (await api('POST', '/auth/login', undefined, ADMIN)).body.accessToken
+  const api = apiClient(tiketi.url)
+  const admin = (await api('POST', '/auth/login', undefined, BENCH_ADMIN)).body.accessToken
   const day = 86_400_000
   const event = (
     await api('POST', '/events', admin, {
@@ -153,7 +114,7 @@ try {
   const getBefore = redisBenchmarkGet()
   // The server's CPU time per request over a closed loop.
   const measured = async (url: string, method: 'GET' | 'POST', withTokens: boolean) => {
-    const before = cpuMsOf(tiketi.process.pid)
+    const before = cpuMs(tiketi.process.pid)
     const result = WRK
       ? await wrkLoop(url, method, withTokens ? tokens : [])
       : await closedLoop(async (client) => {
@@ -161,7 +122,7 @@ try {
           await response.arrayBuffer()
           return response.status === 200
         })
-    return { ...result, cpuMicros: ((cpuMsOf(tiketi.process.pid) - before) * 1000) / result.done }
+    return { ...result, cpuMicros: ((cpuMs(tiketi.process.pid) - before) * 1000) / result.done }
   }
   const health = await measured(`${tiketi.url}/health`, 'GET', false)
   const statusReads = await measured(`${tiketi.url}/api/queue/status/${event.id}`, 'GET', true)
@@ -171,7 +132,7 @@ try {
   if (after.status !== 200 || after.body.state !== 'waiting') throw new Error(`after the load, a status read answered ${after.status}: ${JSON.stringify(after.body)}`)
 
   // The join step on Redis alone: a room of our own, fresh user ids.
-  const keys = new Redis(REDIS_URL, { keyPrefix: `${PREFIX}:`, enableAutoPipelining: true })
+  const keys = new Redis(STORES.redisUrl, { keyPrefix: `${STORES.prefix}:`, enableAutoPipelining: true })
   const room = createWaitingRoom(keys)
   const seed = newSeed()
   const mirror = (id: string) =>
@@ -201,7 +162,7 @@ try {
     if (failed) throw new Error(`a join failed: ${JSON.stringify(failed)}`)
   }
   let roomBytes = 0
-  for (const key of roomKeyNames) roomBytes += Number((await redis.call('MEMORY', 'USAGE', `${PREFIX}:${key}`, 'SAMPLES', '0')) ?? 0)
+  for (const key of roomKeyNames) roomBytes += Number((await redis.call('MEMORY', 'USAGE', `${STORES.prefix}:${key}`, 'SAMPLES', '0')) ?? 0)
   const waiting = await keys.zcard(roomKeyNames[1])
   if (waiting !== entrants) throw new Error(`${waiting} entrants in the room, ${entrants} expected`)
   const bytesPerEntrant = roomBytes / entrants
