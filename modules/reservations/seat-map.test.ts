@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { eventually, startTestPlatform, uniqueEmail, type TestPlatform } from '../../runtime/testing/platform'
-import { ADMIN_ENV, adminToken, publishedEvent } from '../../runtime/testing/catalog'
+import { ADMIN_ENV, adminToken, eventOnSale as catalogEventOnSale } from '../../runtime/testing/catalog'
 import type { ReservationsClient } from './contract'
 import type { ReservationsDb } from './db'
 
@@ -20,20 +20,8 @@ afterAll(() => Promise.all([first.stop(), second.stop()]))
 
 type SeatStatus = { id: string; label: string; status: string }
 
-/** An event on sale now, published through the events module; resolves once reservations has its seats. */
-async function eventOnSale(overrides: Record<string, unknown> = {}) {
-  const event = await publishedEvent(first, admin, {
-    saleStart: new Date(Date.now() - 60_000).toISOString(),
-    seatMap: { priceTiers: [{ name: 'R', price: 100_000 }], sections: [{ name: 'A', rows: 1, seatsPerRow: 6, priceTier: 'R' }] },
-    ticketTypes: [{ name: 'Standing', price: 50_000, quantity: 10 }],
-    ...overrides,
-  })
-  const map = await eventually(async () => {
-    const response = await first.request('GET', `/api/seats/${event.id}`)
-    return response.status === 200 && response.body.seats.length > 0 ? response.body : undefined
-  }, 15_000, 'the inventory copy')
-  return { id: event.id, seats: map.seats as SeatStatus[] }
-}
+/** An event with 6 seats on sale now, published through the events module; resolves once reservations has its seats. */
+const eventOnSale = (overrides: Record<string, unknown> = {}) => catalogEventOnSale(first, admin, 6, overrides)
 
 async function buyer(): Promise<string> {
   const response = await first.request('POST', '/api/auth/register', { body: { email: uniqueEmail('seat-map'), password: 'buyer-password-1', name: 'Buyer' } })
