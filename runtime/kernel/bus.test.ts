@@ -327,6 +327,41 @@ describe('relay memory', () => {
     await eventually(async () => (await countIn('bus_test_sub2', ids)) === 3, 10_000, 'the three big events')
   })
 
+  test('a batch of small events is one read of the outbox; a payload beyond the small size is read after, within the budget', async () => {
+    await db.$executeRawUnsafe('UPDATE bus_test_pub.outbox SET sent_at = now() WHERE sent_at IS NULL')
+    let reads = 0
+    const counted: Database = {
+      $executeRawUnsafe: (query, ...values) => db.$executeRawUnsafe(query, ...values),
+      $queryRawUnsafe: (query, ...values) => db.$queryRawUnsafe(query, ...values),
+      $transaction: (fn, options) =>
+        db.$transaction((tx: SqlClient) => {
+          const counting: SqlClient = {
+            $executeRawUnsafe: (query, ...values) => tx.$executeRawUnsafe(query, ...values),
+            $queryRawUnsafe: (query, ...values) => {
+              reads++
+              return tx.$queryRawUnsafe(query, ...values)
+            },
+          }
+          return fn(counting)
+        }, options),
+    }
+    // Small here: at most 250,000 / 200 = 1,250 bytes.
+    const relay = new OutboxRelay('bus_test_pub', counted, catalog, queues, 20, log, { batchBytes: 250_000 })
+    relays.push(relay)
+    const small = await db.$transaction((tx: SqlClient) => outbox.publishMany(tx, 'ticket.tested.v1', [{ n: 301 }, { n: 302 }, { n: 303 }]))
+    expect(await relay.relayOnce()).toBe(3)
+    expect(reads).toBe(1)
+
+    reads = 0
+    const larger = await publishCommitted(304)
+    await db.$executeRawUnsafe(`UPDATE bus_test_pub.outbox SET payload = payload || jsonb_build_object('pad', $2::text) WHERE id = $1::uuid`, larger, blob(2_000))
+    expect(await relay.relayOnce()).toBe(1)
+    expect(reads).toBe(2)
+    await eventually(async () => (await countIn('bus_test_sub2', [...small, larger])) === 4, 10_000, 'the four events')
+    const applied = await db.$queryRawUnsafe<Array<{ n: number }>>('SELECT n FROM bus_test_sub2.effects WHERE event_id = ANY($1::uuid[]) ORDER BY n', [...small, larger])
+    expect(applied.map((row) => row.n)).toEqual([301, 302, 303, 304])
+  })
+
   test('a running relay takes the next batch at once when one ended at its budget, not at the next poll', async () => {
     const ids = await Promise.all([10, 11, 12].map((n) => publishCommitted(n)))
     await db.$executeRawUnsafe(`UPDATE bus_test_pub.outbox SET payload = payload || jsonb_build_object('pad', $2::text) WHERE id = ANY($1::uuid[])`, ids, blob(200_000))

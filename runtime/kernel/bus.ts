@@ -158,8 +158,11 @@ export class Outbox<C extends ModuleContract> {
 interface PendingRow {
   id: string
   event_name: string
+  occurred_at: Date
   /** Stored (possibly compressed) size of the payload: known without reading it. */
   bytes: number
+  /** Read with the row only when it is small (see OutboxRelay.inlineBytes); null otherwise. */
+  payload: unknown
 }
 
 interface OutboxRow {
@@ -182,9 +185,11 @@ export interface RelayOptions {
  * subscriber), or a lone event as a job of its own (jobId = event id + subscriber). A crash after the jobs were added
  * and before the commit re-sends them later; the job ids and the subscribers' inbox make that harmless.
  *
- * Memory is bounded by bytes, not rows: a batch reads payloads up to `batchBytes` (snapshots of big events are
- * megabytes each), and an event nobody subscribes to is marked sent without its payload ever being read. An event
- * this process does not know (written by a newer version during a rolling deploy) is left to a relay that does.
+ * Memory is bounded by bytes, not rows: payloads of at most `batchBytes / batchSize` come with the rows (a batch of
+ * small events is one read), larger ones are read up to `batchBytes` (snapshots of big events are megabytes each), so
+ * a batch holds at most twice `batchBytes`; a larger event nobody subscribes to is marked sent without its payload
+ * ever being read. An event this process does not know (written by a newer version during a rolling deploy) is left
+ * to a relay that does.
  */
 export class OutboxRelay {
   private running = false
@@ -195,6 +200,8 @@ export class OutboxRelay {
   private readonly table: string
   private readonly batchSize: number
   private readonly batchBytes: number
+  /** Payloads up to this size come with the rows: a whole batch of them is at most `batchBytes`. */
+  private readonly inlineBytes: number
 
   constructor(
     private readonly module: string,
@@ -208,6 +215,7 @@ export class OutboxRelay {
     this.table = `${quoteIdent(module)}.outbox`
     this.batchSize = options.batchSize ?? 200
     this.batchBytes = options.batchBytes ?? 8 * 1024 * 1024
+    this.inlineBytes = Math.floor(this.batchBytes / this.batchSize)
   }
 
   /** Relays one batch; returns how many events it moved. */
@@ -219,10 +227,13 @@ export class OutboxRelay {
   private relayBatch(): Promise<{ moved: number; more: boolean }> {
     return this.db.$transaction(async (tx: SqlClient) => {
       const pending = await tx.$queryRawUnsafe<PendingRow[]>(
-        `SELECT id::text, event_name, pg_column_size(payload)::int AS bytes FROM ${this.table}
-         WHERE sent_at IS NULL ORDER BY seq LIMIT ${this.batchSize} FOR UPDATE SKIP LOCKED`,
+        `SELECT id::text, event_name, occurred_at, pg_column_size(payload)::int AS bytes,
+           CASE WHEN pg_column_size(payload) <= $1 THEN payload END AS payload
+         FROM ${this.table} WHERE sent_at IS NULL ORDER BY seq LIMIT ${this.batchSize} FOR UPDATE SKIP LOCKED`,
+        this.inlineBytes,
       )
       const batch: string[] = []
+      const delivered: PendingRow[] = []
       const toRead: string[] = []
       let bytes = 0
       let more = pending.length === this.batchSize
@@ -230,31 +241,33 @@ export class OutboxRelay {
         const entry = this.catalog.get(row.event_name)
         if (!entry) continue
         if (entry.subscribers.length > 0) {
-          if (toRead.length > 0 && bytes + row.bytes > this.batchBytes) {
+          if (delivered.length > 0 && bytes + row.bytes > this.batchBytes) {
             more = true
             break
           }
           bytes += row.bytes
-          toRead.push(row.id)
+          delivered.push(row)
+          if (row.payload === null) toRead.push(row.id)
         }
         batch.push(row.id)
       }
       if (batch.length === 0) return { moved: 0, more: false }
-      const rows =
+      const larger =
         toRead.length === 0
           ? []
-          : await tx.$queryRawUnsafe<OutboxRow[]>(
-              `SELECT id::text, event_name, payload, occurred_at FROM ${this.table} WHERE id = ANY($1::uuid[]) ORDER BY seq`,
+          : await tx.$queryRawUnsafe<Array<{ id: string; payload: unknown }>>(
+              `SELECT id::text, payload FROM ${this.table} WHERE id = ANY($1::uuid[])`,
               toRead,
             )
+      const payloads = new Map(larger.map((row) => [row.id, row.payload]))
       const eventsBySubscriber = new Map<string, EventEnvelope[]>()
-      for (const row of rows) {
+      for (const row of delivered) {
         const envelope: EventEnvelope = {
           id: row.id,
           name: row.event_name,
           publisher: this.module,
           occurredAt: new Date(row.occurred_at).toISOString(),
-          payload: row.payload,
+          payload: row.payload ?? payloads.get(row.id),
         }
         for (const subscriber of this.catalog.get(row.event_name)!.subscribers) {
           const events = eventsBySubscriber.get(subscriber) ?? []
