@@ -6,8 +6,10 @@
 // 2. split versus monolith: the same modules as one process, and as one process per module behind the gateway
 //    (runtime/testing/deployment.ts, the gateway's cache at its default), both applying the rate limits, on the read
 //    path (GET /api/events/:id, GET /api/events?limit=20) and on holds (POST /api/reservations: many users, one free
-//    seat each time, so it measures holds, not conflicts).
-// Every target runs twice, interleaved with the others, so drift in the machine's load hits all alike.
+//    seat each time, so it measures holds, not conflicts; after a one-second warm-up on another event, as reads warm up).
+// Every target runs twice, interleaved with the others, so drift in the machine's load hits all alike. Each target's
+// processes are sampled (/proc/<pid>/stat) around its runs: the CPU µs a request in each process says where a request's
+// time goes, which the request rates on a shared machine cannot.
 // `bun bench/gateway.ts [--seconds=5] [--concurrency=64]`
 // Uses its own database (tiketi_bench_gateway) and key prefix in Redis database 9; prints tables and writes
 // bench/results/gateway.json.
@@ -71,11 +73,42 @@ async function loadWith(next: () => Promise<Response> | false, options: { concur
   return { requests: latencies.length, errors, seconds: elapsed, requestsPerSecond: latencies.length / elapsed, p50Ms: at(0.5), p99Ms: at(0.99) }
 }
 
+const CLOCK_TICKS_PER_SECOND = Number(Bun.spawnSync(['getconf', 'CLK_TCK']).stdout.toString().trim()) || 100
+/** CPU time (user + system, all threads) a process has used so far, in µs. */
+async function cpuMicros(pid: number): Promise<number> {
+  const stat = await Bun.file(`/proc/${pid}/stat`).text()
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLOCK_TICKS_PER_SECOND
+}
+/** The processes serving a target, by name (the gateway, a module's process, the monolith). */
+type Serving = Record<string, { process: { pid: number } }>
+
 const results: Record<string, LoadResult> = {}
-/** Runs one target (after an uncounted warm-up when `warm`); a second run of the same name is summed with the first. */
-async function measure(name: string, send: () => Promise<LoadResult>, warm?: () => Promise<LoadResult>) {
+/** CPU µs each serving process spent in a target's measured runs (summed over its runs). */
+const cpuSpent: Record<string, Record<string, number>> = {}
+/** CPU µs a request in each process serving the target, and their sum. */
+function cpuPerRequest(name: string): Record<string, number> {
+  const perProcess = Object.fromEntries(Object.entries(cpuSpent[name] ?? {}).map(([process, micros]) => [process, micros / results[name]!.requests]))
+  return { ...perProcess, total: Object.values(perProcess).reduce((sum, micros) => sum + micros, 0) }
+}
+const cpuReport = () => Object.fromEntries(Object.keys(results).map((name) => [name, cpuPerRequest(name)]))
+const cpuColumn = (name: string) =>
+  Object.entries(cpuPerRequest(name))
+    .map(([process, micros]) => `${process} ${micros.toFixed(0)}`)
+    .join(', ')
+
+/**
+ * Runs one target (after an uncounted warm-up when `warm`), sampling the CPU of the processes serving it; a second run
+ * of the same name is summed with the first.
+ */
+async function measure(name: string, serving: Serving, send: () => Promise<LoadResult>, warm?: () => Promise<LoadResult>) {
   if (warm) await warm()
+  const sample = () => Promise.all(Object.values(serving).map(({ process }) => cpuMicros(process.pid)))
+  const before = await sample()
   const result = await send()
+  const after = await sample()
+  const spent = (cpuSpent[name] ??= {})
+  Object.keys(serving).forEach((process, i) => (spent[process] = (spent[process] ?? 0) + after[i]! - before[i]!))
   const previous = results[name]
   results[name] = previous
     ? {
@@ -135,21 +168,23 @@ try {
     for (let round = 0; round < 2; round++)
       for (const [name, target] of Object.entries(gatewayTargets)) {
         const url = `${target.url}${detail}`
-        await measure(`${name}, ${clients} client(s)`, () => load(url, { concurrency: clients, seconds }), () => load(url, { concurrency: clients, seconds: 1 }))
+        const serving: Serving = target === module ? { module } : { gateway: target, module }
+        await measure(`${name}, ${clients} client(s)`, serving, () => load(url, { concurrency: clients, seconds }), () => load(url, { concurrency: clients, seconds: 1 }))
       }
   const report: Record<string, unknown> = { concurrency, seconds }
   console.log(`\n1. gateway vs direct, GET /api/events/:id (cached), ${seconds} s × 2 rounds each\n`)
-  console.log(`${'target'.padEnd(44)}   req/s   p50 ms   p99 ms  errors   req/s ×direct   added p50 ms   added p99 ms`)
+  console.log(`${'target'.padEnd(44)}   req/s   p50 ms   p99 ms  errors   req/s ×direct   added p50 ms   added p99 ms   CPU µs a request`)
   const gatewayRatios: Record<string, unknown> = {}
   for (const [name, result] of Object.entries(results)) {
     const direct = results[`direct, ${name.split(', ').at(-1)}`]!
     const ratio = { throughput: result.requestsPerSecond / direct.requestsPerSecond, addedP50Ms: result.p50Ms - direct.p50Ms, addedP99Ms: result.p99Ms - direct.p99Ms }
     gatewayRatios[name] = ratio
-    console.log(row(name, result, `${ratio.throughput.toFixed(2).padStart(15)} ${ratio.addedP50Ms.toFixed(3).padStart(14)} ${ratio.addedP99Ms.toFixed(3).padStart(14)}`))
+    console.log(row(name, result, `${ratio.throughput.toFixed(2).padStart(15)} ${ratio.addedP50Ms.toFixed(3).padStart(14)} ${ratio.addedP99Ms.toFixed(3).padStart(14)}   ${cpuColumn(name)}`))
   }
-  report.gateway = { results: { ...results }, ratios: gatewayRatios }
+  report.gateway = { results: { ...results }, ratios: gatewayRatios, cpuMicrosPerRequest: cpuReport() }
   await Promise.all(processes.splice(0).map((process) => process.stop()))
   for (const name of Object.keys(results)) delete results[name]
+  for (const name of Object.keys(cpuSpent)) delete cpuSpent[name]
 
   // --- 2. split versus monolith, sharing the database and Redis (two deployments of the same data) ---
   const modules = ['auth', 'events', 'reservations']
@@ -160,6 +195,7 @@ try {
   const split: SplitProcesses = await startSplit(modules, env)
   processes.push(split)
   const deployments = { monolith: monolith.url, split: split.gateway.url }
+  const servingOf: Record<keyof typeof deployments, Serving> = { monolith: { monolith }, split: { gateway: split.gateway, ...Object.fromEntries(split.processes) } }
 
   const login = (await call(monolith.url, 'POST', '/auth/login', undefined, ADMIN)).accessToken as string
   const buyers: string[] = []
@@ -198,6 +234,8 @@ try {
     }
   }
   const holdEvents = { monolith: [await onSale(), await onSale()], split: [await onSale(), await onSale()] }
+  // Where each round's holds warm up first, as the reads do (the split's connections to its modules are opened then).
+  const warmUpEvents = { monolith: await onSale(), split: await onSale() }
   await Bun.sleep(2_500) // the sales open
   const readEvent = await call(monolith.url, 'POST', '/events', login, {
     title: 'Bench read',
@@ -213,34 +251,42 @@ try {
   for (const base of Object.values(deployments))
     for (const path of Object.values(readTargets)) if ((await fetch(`${base}${path}`)).status !== 200) throw new Error(`${base}${path} does not answer 200`)
 
+  /** Holds of the event's free seats one after another, each buyer in turn (false once every seat was asked for). */
+  const holds = (base: string, { eventId, seatIds }: { eventId: string; seatIds: string[] }) => {
+    let taken = 0
+    return () => {
+      if (taken >= seatIds.length) return false
+      const seat = taken++
+      return fetch(`${base}/api/reservations`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${buyers[seat % BUYERS]}` },
+        body: JSON.stringify({ eventId, seatIds: [seatIds[seat]] }),
+      })
+    }
+  }
   for (let round = 0; round < 2; round++)
-    for (const [name, base] of Object.entries(deployments)) {
+    for (const [name, base] of Object.entries(deployments) as Array<[keyof typeof deployments, string]>) {
       for (const [label, path] of Object.entries(readTargets))
-        await measure(`${label}, ${name}`, () => load(`${base}${path}`, { concurrency, seconds }), () => load(`${base}${path}`, { concurrency, seconds: 1 }))
-      const { eventId, seatIds } = holdEvents[name as keyof typeof holdEvents][round]!
-      let taken = 0
-      const hold = () => {
-        if (taken >= seatIds.length) return false
-        const seat = taken++
-        return fetch(`${base}/api/reservations`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', authorization: `Bearer ${buyers[seat % BUYERS]}` },
-          body: JSON.stringify({ eventId, seatIds: [seatIds[seat]] }),
-        })
-      }
-      await measure(`POST /api/reservations, ${name}`, () => loadWith(hold, { concurrency, seconds }))
+        await measure(`${label}, ${name}`, servingOf[name], () => load(`${base}${path}`, { concurrency, seconds }), () => load(`${base}${path}`, { concurrency, seconds: 1 }))
+      const warmUp = holds(base, warmUpEvents[name])
+      await measure(
+        `POST /api/reservations, ${name}`,
+        servingOf[name],
+        () => loadWith(holds(base, holdEvents[name][round]!), { concurrency, seconds }),
+        () => loadWith(warmUp, { concurrency, seconds: 1 }),
+      )
     }
 
   console.log(`\n2. split (one process per module + gateway) vs monolith, ${concurrency} clients, ${seconds} s × 2 rounds each\n`)
-  console.log(`${'target'.padEnd(44)}   req/s   p50 ms   p99 ms  errors   req/s ×monolith`)
+  console.log(`${'target'.padEnd(44)}   req/s   p50 ms   p99 ms  errors   req/s ×monolith   CPU µs a request`)
   const splitRatios: Record<string, number> = {}
   for (const [name, result] of Object.entries(results)) {
     const monolithResult = results[name.replace(/split$/, 'monolith')]!
     const ratio = result.requestsPerSecond / monolithResult.requestsPerSecond
     if (name.endsWith('split')) splitRatios[name.replace(/, split$/, '')] = ratio
-    console.log(row(name, result, ratio.toFixed(2).padStart(17)))
+    console.log(row(name, result, `${ratio.toFixed(2).padStart(17)}   ${cpuColumn(name)}`))
   }
-  report.split = { modules, results, ratios: splitRatios }
+  report.split = { modules, results, ratios: splitRatios, cpuMicrosPerRequest: cpuReport() }
   const loadAverage = (await Bun.file('/proc/loadavg').text().catch(() => '')).split(' ').slice(0, 3).join(' ')
   console.log(`\nload average at the end: ${loadAverage}`)
   await mkdir(join(import.meta.dir, 'results'), { recursive: true })
