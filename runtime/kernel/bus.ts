@@ -458,7 +458,9 @@ export function startInboxWorker(options: {
     }
     splitQueue ??= new Queue(inboxQueueName(module), { connection: options.connection, prefix: options.prefix })
     await splitQueue.addBulk(events.map((envelope) => ({ name: envelope.name, data: envelope, opts: inboxJobOptions(`${envelope.id}-${module}`) })))
-    log.warn('a batch of events could not be applied together; each goes on alone', { module, events: events.length, error: describeError(failure) })
+    // Not a warning: routine when an event waits for another in the same batch (a status change published just
+    // before the snapshot it needs); each event that fails again on its own warns then.
+    log.info('a batch of events could not be applied together; each goes on alone', { module, events: events.length, error: describeError(failure) })
   }
   const worker = new Worker(
     inboxQueueName(module),
