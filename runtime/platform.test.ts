@@ -6,8 +6,8 @@ import { bodyLimits, MAX_JSON_DEPTH } from './kernel/http-edge'
 import { createResponseCache, keyPart } from './kernel/cache'
 import { createLogger } from './kernel/log'
 import { createPlatform } from './platform'
-import { eventually, readResponse, startTestPlatform, uniqueEmail, type TestPlatform } from './testing/platform'
-import { ADMIN_ENV, adminToken, eventInput } from './testing/catalog'
+import { buildRequest, eventually, readResponse, startTestPlatform, uniqueEmail, type TestPlatform } from './testing/platform'
+import { ADMIN_ENV, adminToken, eventInput, publishedEvent } from './testing/catalog'
 
 let platform: TestPlatform
 beforeAll(async () => {
@@ -398,4 +398,68 @@ describe('hot reads before Elysia', () => {
       await redis.quit()
     }
   })
+})
+
+describe('direct reads before Elysia', () => {
+  test('a signed-in status poll is answered without the pipeline, as the pipeline answers it; anything else goes through it', async () => {
+    const config = loadConfig({ ...process.env, ...ADMIN_ENV, PORT: '0', HOST: '127.0.0.1' }, ['--modules=auth,events,queue'])
+    const own = await createPlatform(config, createLogger('silent'))
+    let throughElysia = 0
+    own.app.onRequest(() => void throughElysia++)
+    await own.start({ listen: true })
+    try {
+      const base = `http://127.0.0.1:${own.app.server!.port}`
+      const api = { request: (method: string, path: string, options = {}) => own.app.handle(buildRequest(base, method, path, options)).then(readResponse) }
+      const admin = await adminToken(api)
+      const event = await publishedEvent(api, admin, { saleStart: new Date(Date.now() + 60_000).toISOString(), queue: { required: true } })
+      await eventually(async () => (await api.request('GET', `/api/queue/rooms/${event.id}`)).status === 200, 10_000, 'the waiting room')
+      const fan = await api.request('POST', '/api/auth/register', { body: { email: uniqueEmail('direct'), password: 'fan-password-123', name: 'Fan' } })
+      const auth = { authorization: `Bearer ${fan.body.accessToken}` }
+      expect((await api.request('POST', `/api/queue/join/${event.id}`, { token: fan.body.accessToken })).status).toBe(200)
+      const headerSet = (response: Response) =>
+        [...response.headers].filter(([name]) => !['date', 'content-length', 'x-request-id'].includes(name)).sort(([a], [b]) => a.localeCompare(b))
+      const polled = () => own.app.handle(new Request(`${base}/metrics`)).then(async (response) =>
+        Number(/tiketi_http_requests_total\{method="GET",route="\/api\/queue\/status\/:eventId",status="200"\} (\d+)/.exec(await response.text())?.[1] ?? 0))
+
+      for (const id of [event.id, event.id.toUpperCase()]) {
+        const before = await polled()
+        throughElysia = 0
+        const direct = await fetch(`${base}/api/queue/status/${id}`, { headers: { ...auth, 'x-request-id': 'direct-1' } })
+        expect(throughElysia).toBe(0) // fails if the poll went through Elysia's pipeline
+        const piped = await own.app.handle(new Request(`${base}/api/queue/status/${id}`, { headers: auth }))
+        expect([direct.status, piped.status]).toEqual([200, 200])
+        expect(headerSet(direct)).toEqual(headerSet(piped))
+        expect(direct.headers.get('x-request-id')).toBe('direct-1')
+        const [directBody, pipedBody] = [await direct.json(), await piped.json()]
+        expect(directBody).toEqual(pipedBody)
+        expect(directBody).toMatchObject({ eventId: event.id, state: 'waiting' })
+        expect((await polled()) - before).toBe(2) // counted under the route, like the pipeline's answer
+      }
+
+      // No token, a bad one, another scheme, an id the route refuses, an event without a room, a query:
+      // the pipeline answers, as it would have.
+      const others: Array<[string, Record<string, string>, number]> = [
+        [`/api/queue/status/${event.id}`, {}, 401],
+        [`/api/queue/status/${event.id}`, { authorization: 'Bearer not.a.token' }, 401],
+        [`/api/queue/status/${event.id}`, { authorization: `Basic ${btoa('a:b')}` }, 401],
+        ['/api/queue/status/not-a-uuid', auth, 400],
+        [`/api/queue/status/${event.id}0`, auth, 400],
+        [`/api/queue/status/${crypto.randomUUID()}`, auth, 404],
+        [`/api/queue/status/${event.id}?a=1`, auth, 200],
+      ]
+      for (const [path, headers, status] of others) {
+        throughElysia = 0
+        const answer = await fetch(`${base}${path}`, { headers })
+        expect(throughElysia).toBe(1)
+        const piped = await own.app.handle(new Request(`${base}${path}`, { headers }))
+        const code = async (response: Response) => ((await response.json()) as { error?: { code: string } }).error?.code
+        expect([answer.status, await code(answer)]).toEqual([status, await code(piped)])
+      }
+      throughElysia = 0
+      expect((await fetch(`${base}/api/queue/status/${event.id}`, { headers: auth, method: 'HEAD' })).status).toBe(200)
+      expect(throughElysia).toBe(1)
+    } finally {
+      await own.stop()
+    }
+  }, 60_000)
 })

@@ -6,7 +6,7 @@ import { authHttpClient, type AuthClient } from '../modules/auth/contract'
 import { createGatewayPolicies } from '../modules/gateway/module'
 import type { Config } from './config'
 import { apiDocs } from './kernel/api-docs'
-import { authGuard, createTokenVerifier } from './kernel/auth-guard'
+import { authGuard, bearerToken, createTokenVerifier } from './kernel/auth-guard'
 import { OutboxRelay, pruneDelivered, QueueRegistry, startInboxWorker } from './kernel/bus'
 import { addressBucket, clientAddress } from './kernel/client-address'
 import { buildCatalog } from './kernel/contract'
@@ -47,8 +47,14 @@ type ServeOptions = { fetch?: BunHandler; routes?: Record<string, unknown> }
  * WebSocket upgrades, static responses. Elysia builds those handlers inside `listen` and hands them straight to
  * Bun.serve, then to `server.reload` once its lazy plugins have loaded; so Bun.serve is wrapped while `listen` runs.
  */
-function listenWithFirst(app: Elysia<any, any, any, any, any, any, any>, options: { port: number; hostname: string; reusePort: boolean }, first: (request: Request) => Response | undefined) {
-  const inFront = (handler: BunHandler): BunHandler => (request, server) => first(request) ?? handler(request, server)
+function listenWithFirst(app: Elysia<any, any, any, any, any, any, any>, options: { port: number; hostname: string; reusePort: boolean }, first: AnswerFirst) {
+  const inFront =
+    (handler: BunHandler): BunHandler =>
+    (request, server) => {
+      const answer = first(request)
+      if (answer === undefined) return handler(request, server)
+      return answer instanceof Response ? answer : answer.then((response) => response ?? handler(request, server))
+    }
   const route = (value: unknown) => {
     if (typeof value === 'function') return inFront(value as BunHandler) // every method: `first` answers GETs only
     const get = (value as { GET?: unknown } | undefined)?.GET
@@ -74,7 +80,10 @@ function listenWithFirst(app: Elysia<any, any, any, any, any, any, any>, options
   }
 }
 
-function listen(app: Elysia<any, any, any, any, any, any, any>, config: Config, first: ((request: Request) => Response | undefined) | undefined) {
+/** An answer before Elysia's pipeline, at once or once known; undefined (or a promise of it): the pipeline answers. */
+type AnswerFirst = (request: Request) => Response | Promise<Response | undefined> | undefined
+
+function listen(app: Elysia<any, any, any, any, any, any, any>, config: Config, first: AnswerFirst | undefined) {
   try {
     // Elysia asks for SO_REUSEPORT by default, which lets a second process silently share (and split) a busy port.
     const options = { port: config.port, hostname: config.host, reusePort: config.reusePort }
@@ -222,11 +231,45 @@ export async function createPlatform(
     answered('GET', hot.route, String(hot.response.status), hot.requestId, (performance.now() - at) / 1000)
     return hot.response
   }
+  const directReads = selected.flatMap((name) => instances[name]!.directReads ?? [])
   /**
-   * Hot reads before Elysia (see `listenWithFirst`), when the listening server has nothing to do before answering
-   * them; in-process gateway policies admit every request first, so then they are answered after admission instead.
+   * A signed-in caller's GET of a module's direct read (see DirectRead in kernel/module.ts) answered without the
+   * pipeline, or undefined. Whatever it leaves (no or a bad token, a parameter the read refuses, an error) the pipeline
+   * answers in full, verifying again: only the rare failure pays twice.
    */
-  const beforePipeline = policiesInProcess ? undefined : (request: Request) => hotRead(request, targetOf(request.url), performance.now(), () => requestIdOf(request))
+  const directRead = (request: Request, target: string, at: number, requestId: () => string, headers?: Record<string, string>) => {
+    if (directReads.length === 0 || request.method !== 'GET' || !target.startsWith('/api/')) return undefined
+    const path = target.slice('/api'.length)
+    for (const read of directReads) {
+      const parameter = read.match(path)
+      if (parameter === undefined) continue
+      const token = bearerToken(request.headers.get('authorization'))
+      // A GET with a body goes through the edge's body rules.
+      if (!token || request.headers.has('content-length') || request.headers.has('transfer-encoding')) return undefined
+      return verify(token)
+        .then((principal) => read.answer(principal, parameter))
+        .then(
+          (body) => {
+            const id = requestId()
+            const response = Response.json(body, { headers: { ...headers, 'x-request-id': id } })
+            answered('GET', `/api${read.route}`, '200', id, (performance.now() - at) / 1000)
+            return response
+          },
+          () => undefined,
+        )
+    }
+    return undefined
+  }
+  /**
+   * Hot and direct reads before Elysia (see `listenWithFirst`), when the listening server has nothing to do before
+   * answering them; in-process gateway policies admit every request first, so then they are answered after admission.
+   */
+  const beforePipeline = policiesInProcess
+    ? undefined
+    : (request: Request) => {
+        const [target, at, requestId] = [targetOf(request.url), performance.now(), () => requestIdOf(request)]
+        return hotRead(request, target, at, requestId) ?? directRead(request, target, at, requestId)
+      }
 
   const edge = httpEdge({ defaultBodyLimit: config.maxBodyBytes, routes: () => app.routes })
   const app = new Elysia({
@@ -251,7 +294,7 @@ export async function createPlatform(
           return admission.response
         }
         // The request id goes straight into a hot answer: Elysia would copy a response to add `set.headers` to it.
-        return hotRead(request, target, at, () => requestId, admission.headers)
+        return hotRead(request, target, at, () => requestId, admission.headers) ?? directRead(request, target, at, () => requestId, admission.headers)
       })
     })
     .use(edge.plugin)

@@ -2,6 +2,8 @@ import { timingSafeEqual } from 'node:crypto'
 import { Elysia, t } from 'elysia'
 import { notFound } from '../../runtime/kernel/errors'
 import type { AuthGuard } from '../../runtime/kernel/auth-guard'
+import type { DirectRead } from '../../runtime/kernel/module'
+import { isUuid } from '../../runtime/kernel/schema'
 import {
   EventParams,
   INTERNAL_KEY_HEADER,
@@ -22,6 +24,23 @@ const LeaveResult = t.Object({ eventId: t.String({ format: 'uuid' }), left: t.Bo
  * route lower-cases the id itself, since TypeBox decodes a transform by walking the whole schema (≈ 0.8 µs a poll).
  */
 const StatusParams = t.Object({ eventId: t.String({ format: 'uuid', description: 'The event whose waiting room this is' }) }, { additionalProperties: false })
+
+const STATUS_PATH = '/queue/status/'
+
+/**
+ * The status poll (below) answered before the pipeline when it would succeed: every waiting person polls every few
+ * seconds, and the pipeline's hooks and checks were about a third of a poll's CPU. The route stays the reference.
+ */
+export function statusDirectRead(queue: Queue): DirectRead {
+  return {
+    route: `${STATUS_PATH}:eventId`,
+    match: (path) => {
+      const eventId = path.startsWith(STATUS_PATH) ? path.slice(STATUS_PATH.length) : ''
+      return isUuid(eventId) ? eventId.toLowerCase() : undefined
+    },
+    answer: (principal, eventId) => queue.status(principal.userId, eventId),
+  }
+}
 
 /** Whether a module-to-module call carries the deployment's internal key (compared in constant time). */
 function internalCaller(expected: string | undefined, given: string | undefined): boolean {

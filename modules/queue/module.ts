@@ -4,7 +4,7 @@ import { eventsContract } from '../events/contract'
 import { reservationsContract } from '../reservations/contract'
 import { admissionVerifier, queueContract, type QueueClient } from './contract'
 import { createQueueDb, type QueueTx } from './db'
-import { queueHttp } from './http'
+import { queueHttp, statusDirectRead } from './http'
 import { loadAdmissionSigner } from './services/admission-tokens'
 import Redis from 'ioredis'
 import { Counter, Gauge, Histogram } from 'prom-client'
@@ -102,6 +102,7 @@ export const queueModule = defineModule({
       db,
       client,
       http: queueHttp({ queue, live, signer, guard: ctx.guard, client, internalKey: ctx.config.internalApiKey }),
+      directReads: [statusDirectRead(queue)],
       subscriptions: [
         on(eventsContract, 'event.published.v1', async (event, { tx }) => {
           await rooms.applySnapshot(tx, event)

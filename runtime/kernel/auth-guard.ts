@@ -207,11 +207,15 @@ export function createTokenVerifier(options: {
 
 export type TokenVerifier = ReturnType<typeof createTokenVerifier>
 
-/** The token of an `Authorization: Bearer <token>` header; the scheme is case-insensitive (RFC 7235 §2.1). */
+/** The token of an `Authorization: Bearer <token>` header, or undefined; the scheme is case-insensitive (RFC 7235 §2.1). */
+export function bearerToken(header: string | null | undefined): string | undefined {
+  return header?.match(/^bearer +([A-Za-z0-9._~+/-]+=*) *$/i)?.[1]
+}
+
 function bearer(header: string | undefined): string {
-  const match = header?.match(/^bearer +([A-Za-z0-9._~+/-]+=*) *$/i)
-  if (!match) throw rejected('missing bearer token')
-  return match[1]!
+  const token = bearerToken(header)
+  if (!token) throw rejected('missing bearer token')
+  return token
 }
 
 /**

@@ -2,7 +2,7 @@ import type { AnyElysia } from 'elysia'
 import type { ConnectionOptions } from 'bullmq'
 import type Redis from 'ioredis'
 import type { Config } from '../config'
-import type { AuthGuard } from './auth-guard'
+import type { AuthGuard, Principal } from './auth-guard'
 import type { Database, QueueRegistry, Subscription } from './bus'
 import type { EventCatalog, ModuleContract } from './contract'
 import type { Logger } from './log'
@@ -31,11 +31,29 @@ export interface ModuleContext {
   clientOf(module: string): unknown
 }
 
+/**
+ * A signed-in caller's GET answered before the framework's pipeline: for the hottest per-user reads (the waiting
+ * room's status poll), whose answer depends on nothing but the caller and one path parameter. The same route must be
+ * in the module's `http`, which stays the reference: whatever the direct answer does not handle (no or bad token, a
+ * parameter `match` refuses, any error thrown) goes through the pipeline, which answers it as usual. The platform
+ * adds what the pipeline would (request id, metrics, access log); the answer is JSON with status 200.
+ */
+export interface DirectRead {
+  /** The route as declared under `/api`, e.g. `/queue/status/:eventId` (metrics and logs). */
+  route: string
+  /** The route's one parameter, from a path under `/api` (`/queue/status/<id>`); undefined when the path is not this route's or the parameter would not pass the route's validation. */
+  match(path: string): string | undefined
+  /** The body the route's handler would answer for `principal` (any signed-in user). */
+  answer(principal: Principal, parameter: string): Promise<unknown>
+}
+
 export interface ModuleInstance {
   /** The module's Prisma client: used by the runtime for readiness, the outbox relay and the inbox. */
   db: Database & { $disconnect(): Promise<void> }
   /** Elysia plugin with the module's routes (mounted under `/api`). */
   http?: AnyElysia
+  /** Routes of `http` also answered before the pipeline for a signed-in caller (see DirectRead). */
+  directReads?: DirectRead[]
   subscriptions?: Subscription[]
   /** In-process implementation of the client interface declared in the module's contract, if it offers one. */
   client?: unknown

@@ -203,7 +203,8 @@ export function Integer(docs: FieldDocs = {}) {
  * `format: 'uuid'` means the 8-4-4-4-12 hex form only, in every module. Elysia's own check also takes a `urn:uuid:`
  * prefix, which PostgreSQL's uuid type refuses and which would make a second Redis key for one id.
  */
-FormatRegistry.Set('uuid', (value) => /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value))
+export const isUuid = (value: string) => /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value)
+FormatRegistry.Set('uuid', isUuid)
 
 /**
  * A UUID in a path or body, handed to the handler in lower case: Redis keys and cache keys are case-sensitive, so
