@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto'
+import { randomUUID } from 'node:crypto'
 import { Queue, UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq'
 import type Redis from 'ioredis'
 import { firstViolation, type EventCatalog, type EventEnvelope, type EventName, type EventPayload, type ModuleContract } from './contract'
@@ -42,19 +42,6 @@ export const inboxJobOptions = (jobId: string) => ({
   backoff: { type: INBOX_BACKOFF },
   removeOnFail: false,
 })
-
-/** The name of an inbox job carrying several events (never an event's name: those end in a version). */
-const INBOX_BATCH = 'inbox-batch'
-/** The data of an INBOX_BATCH job: events of one relay batch for one subscriber, in the order they were published. */
-interface InboxBatch {
-  events: EventEnvelope[]
-}
-/**
- * A batch's job id names its exact events, so that a relay re-sending the same rows after a crash adds nothing; a
- * re-send that groups them differently is another job, and the subscriber's inbox skips what was already applied.
- */
-const inboxBatchJobId = (events: EventEnvelope[], subscriber: string) =>
-  `batch-${createHash('sha256').update(events.map((event) => event.id).join(',')).digest('hex')}-${subscriber}`
 
 /**
  * Events a module could not apply and will not retry by itself (a payload that breaks the publisher's schema, or a
@@ -180,10 +167,9 @@ export interface RelayOptions {
 }
 
 /**
- * Moves committed outbox rows to BullMQ, then marks them sent, in the same transaction that locked them. Each
- * subscriber queue gets one job per batch: the batch's events for it together (applied in one transaction by the
- * subscriber), or a lone event as a job of its own (jobId = event id + subscriber). A crash after the jobs were added
- * and before the commit re-sends them later; the job ids and the subscribers' inbox make that harmless.
+ * Moves committed outbox rows to one BullMQ job per subscriber queue (jobId = event id + subscriber), then marks
+ * them sent, in the same transaction that locked them. A crash after the jobs were added and before the commit
+ * re-sends them later; the jobId and the subscribers' inbox make that harmless.
  *
  * Memory is bounded by bytes, not rows: payloads of at most `batchBytes / batchSize` come with the rows (a batch of
  * small events is one read), larger ones are read up to `batchBytes` (snapshots of big events are megabytes each), so
@@ -260,7 +246,7 @@ export class OutboxRelay {
               toRead,
             )
       const payloads = new Map(larger.map((row) => [row.id, row.payload]))
-      const eventsBySubscriber = new Map<string, EventEnvelope[]>()
+      const jobsByQueue = new Map<string, Parameters<Queue['addBulk']>[0]>()
       for (const row of delivered) {
         const envelope: EventEnvelope = {
           id: row.id,
@@ -270,16 +256,13 @@ export class OutboxRelay {
           payload: row.payload ?? payloads.get(row.id),
         }
         for (const subscriber of this.catalog.get(row.event_name)!.subscribers) {
-          const events = eventsBySubscriber.get(subscriber) ?? []
-          events.push(envelope)
-          eventsBySubscriber.set(subscriber, events)
+          const queue = inboxQueueName(subscriber)
+          const jobs = jobsByQueue.get(queue) ?? []
+          jobs.push({ name: row.event_name, data: envelope, opts: inboxJobOptions(`${row.id}-${subscriber}`) })
+          jobsByQueue.set(queue, jobs)
         }
       }
-      for (const [subscriber, events] of eventsBySubscriber) {
-        const queue = this.queues.get(inboxQueueName(subscriber))
-        if (events.length === 1) await queue.add(events[0]!.name, events[0]!, inboxJobOptions(`${events[0]!.id}-${subscriber}`))
-        else await queue.add(INBOX_BATCH, { events } satisfies InboxBatch, inboxJobOptions(inboxBatchJobId(events, subscriber)))
-      }
+      for (const [queue, jobs] of jobsByQueue) await this.queues.get(queue).addBulk(jobs)
       await tx.$executeRawUnsafe(`UPDATE ${this.table} SET sent_at = now() WHERE id = ANY($1::uuid[])`, batch)
       return { moved: batch.length, more }
     }, { timeout: 30_000 }) // large snapshots (a 50,000-seat event is 8.7 MB of JSON) can outlast Prisma's 5 s default
@@ -364,9 +347,7 @@ export const subscribe = subscriber<SqlClient>()
 
 /**
  * Consumes a module's inbox queue. Each event is applied at most once per module: its id goes into the module's
- * `inbox` table in the same transaction as the handler's effect; a redelivered id is acknowledged and skipped. A job
- * carrying a relay batch's events applies them all in one transaction; one that cannot is split into single-event
- * jobs, which the rules below then treat one by one.
+ * `inbox` table in the same transaction as the handler's effect; a redelivered id is acknowledged and skipped.
  *
  * Delivery is at-least-once, for as long as it takes: a failing handler (database away, a bug being fixed) and an
  * event this process does not know yet (its publisher was deployed first) are retried with capped backoff, never
@@ -396,77 +377,37 @@ export function startInboxWorker(options: {
     await recordDeadLetter(db, module, envelope, reason)
     log.error('event dead-lettered; replay it with `bun run dead-letters replay`', { module, event: envelope.name, eventId: envelope.id, reason })
   }
-  /**
-   * Applies events in one transaction: every id into the inbox at once, then the handler of each one the inbox did
-   * not hold yet, in order; after-commit effects once it committed.
-   */
-  const applyTogether = async (envelopes: EventEnvelope[]) => {
-    const committed: Array<{ event: string; effect: () => Promise<void> }> = []
-    await db.$transaction(
-      async (tx: SqlClient) => {
-        const inserted = await tx.$queryRawUnsafe<Array<{ event_id: string }>>(
-          `INSERT INTO ${inbox} (event_id, event_name) SELECT * FROM unnest($1::uuid[], $2::text[]) ON CONFLICT DO NOTHING RETURNING event_id::text`,
-          envelopes.map((envelope) => envelope.id),
-          envelopes.map((envelope) => envelope.name),
-        )
-        const fresh = new Set(inserted.map((row) => row.event_id))
-        for (const envelope of envelopes) {
-          if (!fresh.has(envelope.id.toLowerCase())) continue
-          const afterCommit = (effect: () => Promise<void>) => committed.push({ event: envelope.name, effect })
-          await handlers.get(envelope.name)!.handle(envelope.payload, { tx, event: envelope, afterCommit })
-        }
-      },
-      // A batch holds its transaction for every event in it (up to a relay batch: 200).
-      envelopes.length > 1 ? { timeout: 30_000 } : undefined,
-    )
-    for (const { event, effect } of committed) {
-      await effect().catch((error) => log.warn('an after-commit effect failed', { module, event, error: describeError(error) }))
-    }
-  }
-  const applyOne = async (job: Job<EventEnvelope>) => {
+  const apply = async (job: Job<EventEnvelope>) => {
     const envelope = job.data
     const entry = catalog.get(job.name)
-    if (!entry || !handlers.has(job.name)) throw new Error(`${module} has no handler for ${job.name} yet`)
+    const handler = handlers.get(job.name)
+    if (!entry || !handler) throw new Error(`${module} has no handler for ${job.name} yet`)
     const violation = firstViolation(entry.check, envelope.payload)
     if (violation) return deadLetter(envelope, `payload is invalid: ${violation}`)
+    const committed: Array<() => Promise<void>> = []
     try {
-      await applyTogether([envelope])
+      await db.$transaction(async (tx: SqlClient) => {
+        const fresh = await tx.$executeRawUnsafe(
+          `INSERT INTO ${inbox} (event_id, event_name) VALUES ($1::uuid, $2) ON CONFLICT DO NOTHING`,
+          envelope.id,
+          envelope.name,
+        )
+        if (fresh === 0) return
+        await handler.handle(envelope.payload, { tx, event: envelope, afterCommit: (effect) => committed.push(effect) })
+      })
     } catch (error) {
       if (error instanceof UnrecoverableError) return deadLetter(envelope, error.message)
       throw error
     }
-  }
-  const applicable = (envelope: EventEnvelope) => {
-    const entry = catalog.get(envelope.name)
-    return entry !== undefined && handlers.has(envelope.name) && firstViolation(entry.check, envelope.payload) === undefined
-  }
-  let splitQueue: Queue | undefined
-  /**
-   * A batch is applied whole or not at all. One that cannot be (an event unknown or invalid, a handler failing) is
-   * split into one job per event, and each is then retried or dead-lettered on its own, so that one bad event
-   * neither holds up nor loses the others.
-   */
-  const applyBatch = async (job: Job<InboxBatch>) => {
-    const { events } = job.data
-    let failure: unknown = 'an event in it is unknown here or breaks its schema'
-    if (events.every(applicable)) {
-      try {
-        return await applyTogether(events)
-      } catch (error) {
-        failure = error
-      }
+    for (const effect of committed) {
+      await effect().catch((error) => log.warn('an after-commit effect failed', { module, event: envelope.name, error: describeError(error) }))
     }
-    splitQueue ??= new Queue(inboxQueueName(module), { connection: options.connection, prefix: options.prefix })
-    await splitQueue.addBulk(events.map((envelope) => ({ name: envelope.name, data: envelope, opts: inboxJobOptions(`${envelope.id}-${module}`) })))
-    // Not a warning: routine when an event waits for another in the same batch (a status change published just
-    // before the snapshot it needs); each event that fails again on its own warns then.
-    log.info('a batch of events could not be applied together; each goes on alone', { module, events: events.length, error: describeError(failure) })
   }
   const worker = new Worker(
     inboxQueueName(module),
-    async (job: Job) => {
+    async (job: Job<EventEnvelope>) => {
       try {
-        await (job.name === INBOX_BATCH ? applyBatch(job) : applyOne(job))
+        await apply(job)
       } catch (error) {
         metrics?.inboxRetries.inc({ module, event: job.name })
         throw error
@@ -482,7 +423,6 @@ export function startInboxWorker(options: {
       ...(options.lockMs ? { lockDuration: options.lockMs, stalledInterval: options.lockMs } : {}),
     },
   )
-  worker.on('closed', () => void splitQueue?.close())
   worker.on('failed', (job, error) =>
     log.warn('event handling failed; will retry', {
       module,
