@@ -19,12 +19,11 @@ import Redis from 'ioredis'
 import { Client } from 'pg'
 import { startSplit, type SplitProcesses } from '../runtime/testing/deployment'
 import { startTiketi, type TiketiProcess } from '../runtime/testing/processes'
-import { load, type LoadResult } from './load'
+import { load, loadWith, type LoadResult } from './load'
+import { arg, BENCH_ADMIN as ADMIN, cpuMs } from './setup'
 
-const arg = (name: string, fallback: number) => Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? fallback)
 const seconds = arg('seconds', 5)
 const concurrency = arg('concurrency', 64)
-const ADMIN = { email: 'bench-admin@tiketi.test', password: 'bench-admin-password' }
 const DATABASE_URL = 'postgresql://postgres@127.0.0.1:5432/tiketi_bench_gateway'
 const REDIS_URL = 'redis://127.0.0.1:6379/9'
 const PREFIX = 'tiketi-bench-gateway'
@@ -44,42 +43,6 @@ const stale = await redis.keys(`${PREFIX}:*`)
 if (stale.length > 0) await redis.del(...stale)
 await redis.quit()
 
-/** Closed-loop load like ./load, for requests that differ each time (`next` sends one; false: nothing left to send). */
-async function loadWith(next: () => Promise<Response> | false, options: { concurrency: number; seconds: number }): Promise<LoadResult> {
-  const latencies: number[] = []
-  let errors = 0
-  const deadline = performance.now() + options.seconds * 1000
-  const started = performance.now()
-  await Promise.all(
-    Array.from({ length: options.concurrency }, async () => {
-      while (performance.now() < deadline) {
-        const sent = performance.now()
-        const pending = next()
-        if (!pending) return
-        try {
-          const response = await pending
-          await response.arrayBuffer()
-          if (response.status >= 400) errors++
-        } catch {
-          errors++
-        }
-        latencies.push(performance.now() - sent)
-      }
-    }),
-  )
-  const elapsed = (performance.now() - started) / 1000
-  const sorted = Float64Array.from(latencies).sort()
-  const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? 0
-  return { requests: latencies.length, errors, seconds: elapsed, requestsPerSecond: latencies.length / elapsed, p50Ms: at(0.5), p99Ms: at(0.99) }
-}
-
-const CLOCK_TICKS_PER_SECOND = Number(Bun.spawnSync(['getconf', 'CLK_TCK']).stdout.toString().trim()) || 100
-/** CPU time (user + system, all threads) a process has used so far, in µs. */
-async function cpuMicros(pid: number): Promise<number> {
-  const stat = await Bun.file(`/proc/${pid}/stat`).text()
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  return ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLOCK_TICKS_PER_SECOND
-}
 /** The processes serving a target, by name (the gateway, a module's process, the monolith). */
 type Serving = Record<string, { process: { pid: number } }>
 
@@ -103,10 +66,10 @@ const cpuColumn = (name: string) =>
  */
 async function measure(name: string, serving: Serving, send: () => Promise<LoadResult>, warm?: () => Promise<LoadResult>) {
   if (warm) await warm()
-  const sample = () => Promise.all(Object.values(serving).map(({ process }) => cpuMicros(process.pid)))
-  const before = await sample()
+  const sample = () => Object.values(serving).map(({ process }) => cpuMs(process.pid) * 1000)
+  const before = sample()
   const result = await send()
-  const after = await sample()
+  const after = sample()
   const spent = (cpuSpent[name] ??= {})
   Object.keys(serving).forEach((process, i) => (spent[process] = (spent[process] ?? 0) + after[i]! - before[i]!))
   const previous = results[name]
