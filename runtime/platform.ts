@@ -267,7 +267,9 @@ export async function createPlatform(
   const beforePipeline = policiesInProcess
     ? undefined
     : (request: Request) => {
-        const [target, at, requestId] = [targetOf(request.url), performance.now(), () => requestIdOf(request)]
+        const target = targetOf(request.url)
+        const at = performance.now()
+        const requestId = () => requestIdOf(request)
         return hotRead(request, target, at, requestId) ?? directRead(request, target, at, requestId)
       }
 
@@ -294,7 +296,8 @@ export async function createPlatform(
           return admission.response
         }
         // The request id goes straight into a hot answer: Elysia would copy a response to add `set.headers` to it.
-        return hotRead(request, target, at, () => requestId, admission.headers) ?? directRead(request, target, at, () => requestId, admission.headers)
+        const knownId = () => requestId
+        return hotRead(request, target, at, knownId, admission.headers) ?? directRead(request, target, at, knownId, admission.headers)
       })
     })
     .use(edge.plugin)

@@ -60,7 +60,7 @@ export function queueHttp(deps: { queue: Queue; live: Live; signer: AdmissionSig
       response: { 200: QueueStatus },
       detail: { summary: 'Join the event\'s waiting room (joining again keeps your place)' },
     })
-    .get('/queue/status/:eventId', ({ params, principal }) => queue.status(principal.userId, params.eventId.toLowerCase()), {
+    .get(`${STATUS_PATH}:eventId`, ({ params, principal }) => queue.status(principal.userId, params.eventId.toLowerCase()), {
       auth: 'user',
       params: StatusParams,
       response: { 200: QueueStatus },
