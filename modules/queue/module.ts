@@ -1,4 +1,4 @@
-import { Outbox, subscriber } from '../../runtime/kernel/bus'
+import { idempotentSubscription, Outbox, subscriber } from '../../runtime/kernel/bus'
 import { defineModule } from '../../runtime/kernel/module'
 import { eventsContract } from '../events/contract'
 import { reservationsContract } from '../reservations/contract'
@@ -115,7 +115,8 @@ export const queueModule = defineModule({
         on(eventsContract, 'event.status-changed.v1', (event, { tx }) => status(event.eventId, event.version, event.to, tx)),
         on(eventsContract, 'event.cancelled.v1', (event, { tx }) => status(event.eventId, event.version, 'cancelled', tx)),
         on(eventsContract, 'event.deleted.v1', (event, { tx }) => status(event.eventId, event.version, 'cancelled', tx, true)),
-        on(reservationsContract, 'reservation.created.v1', async (hold) => {
+        // Adding the buyer to the room's set of shoppers again changes nothing: no inbox record needed.
+        idempotentSubscription(reservationsContract, 'reservation.created.v1', async (hold) => {
           await room.used(hold.eventId, hold.userId)
         }),
       ],

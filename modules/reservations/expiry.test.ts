@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { eventually, startTestPlatform, uniqueEmail, type TestPlatform } from '../../runtime/testing/platform'
-import { reservationsForTest, snapshot } from './testing'
+import { buyerTokens, reservationsForTest, snapshot } from './testing'
 
 const { db, seed, published } = reservationsForTest({ poolSize: 2 })
 
@@ -32,5 +32,26 @@ describe('hold expiry jobs', () => {
     expect((await platform.request('GET', `/api/seats/${event.eventId}`)).body.seats[0].status).toBe('available')
     const names = (await published(event.eventId)).map((row) => row.event_name)
     expect(names).toEqual(['reservation.created.v1', 'inventory.sold-out.v1', 'reservation.expired.v1', 'inventory.restocked.v1'])
+  }, 20_000)
+
+  test('holds taken together in batches (60 buyers at once) all expire on time by their jobs, one job per batch', async () => {
+    const event = await seed(snapshot({ seats: 60 }))
+    const tokens = await buyerTokens(db, 60)
+    const held = await Promise.all(
+      tokens.map((token, i) => platform.request('POST', '/api/reservations', { token, body: { eventId: event.eventId, seatIds: [event.seats[i]!.id] } })),
+    )
+    expect(held.map((answer) => answer.status)).toEqual(tokens.map(() => 201))
+    const lastExpiry = Math.max(...held.map((answer) => new Date(answer.body.expiresAt).getTime()))
+    const instants = new Set(held.map((answer) => answer.body.expiresAt)).size
+    expect(instants).toBeLessThan(60) // batched: holds of one batch share their expiry instant
+    const allExpired = await eventually(async () => {
+      const [row] = await db.$queryRawUnsafe<Array<{ pending: number }>>(
+        `SELECT count(*) FILTER (WHERE state <> 'expired')::int AS pending FROM reservations.reservations WHERE event_id = $1::uuid`,
+        event.eventId,
+      )
+      return row!.pending === 0 ? Date.now() : undefined
+    }, 5_000, 'every hold to expire')
+    expect(allExpired - lastExpiry).toBeLessThan(1_500)
+    expect((await platform.request('GET', `/api/seats/${event.eventId}`)).body.seats.every((seat: { status: string }) => seat.status === 'available')).toBe(true)
   }, 20_000)
 })

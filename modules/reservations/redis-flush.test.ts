@@ -1,9 +1,7 @@
 import { afterAll, beforeAll, expect, test } from 'bun:test'
 import Redis from 'ioredis'
-import { importJWK, SignJWT, type JWK } from 'jose'
-import { ACCESS_TOKEN_ALGORITHM, ACCESS_TOKEN_AUDIENCE, ACCESS_TOKEN_ISSUER } from '../../runtime/kernel/auth-guard'
 import { eventually, startTestPlatform, type TestPlatform } from '../../runtime/testing/platform'
-import { reservationsForTest, snapshot } from './testing'
+import { buyerTokens, reservationsForTest, snapshot } from './testing'
 
 // What a hold does when Redis is gone: nothing of the decision is in Redis. PostgreSQL decides (buyer locks, seats
 // locked free, the claiming UPDATE's condition); Redis carries only what follows a commit — the outbox relay's jobs,
@@ -20,32 +18,10 @@ afterAll(async () => {
   await db.$disconnect()
 })
 
-/** Access tokens for `count` distinct buyers, signed with auth's current key as auth would sign them. */
-async function buyers(count: number): Promise<string[]> {
-  const [key] = await db.$queryRawUnsafe<Array<{ kid: string; private_jwk: JWK }>>(
-    'SELECT kid, private_jwk FROM auth.signing_keys WHERE revoked_at IS NULL AND not_before <= now() ORDER BY not_before DESC LIMIT 1',
-  )
-  const privateKey = await importJWK(key!.private_jwk, ACCESS_TOKEN_ALGORITHM)
-  const now = Math.floor(Date.now() / 1000)
-  return Promise.all(
-    Array.from({ length: count }, () =>
-      new SignJWT({ role: 'user' })
-        .setProtectedHeader({ alg: ACCESS_TOKEN_ALGORITHM, kid: key!.kid, typ: 'JWT' })
-        .setSubject(crypto.randomUUID())
-        .setJti(crypto.randomUUID())
-        .setIssuer(ACCESS_TOKEN_ISSUER)
-        .setAudience(ACCESS_TOKEN_AUDIENCE)
-        .setIssuedAt(now)
-        .setExpirationTime(now + 600)
-        .sign(privateKey),
-    ),
-  )
-}
-
 test('flushing Redis twice while 400 buyers race for 100 seats: no seat in two live reservations, every answer a hold or a clean 409/503', async () => {
   const event = await seed(snapshot({ seats: 100, perUserLimit: 4 }))
   const seatIds = event.seats.map((seat) => seat.id)
-  const tokens = await buyers(400)
+  const tokens = await buyerTokens(db, 400)
   const redis = new Redis(process.env.REDIS_URL!)
   const answers: Array<{ status: number; body: any }> = []
   let next = 0

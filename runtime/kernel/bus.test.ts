@@ -9,6 +9,7 @@ import { eventually } from '../testing/platform'
 import {
   countDeadLetters,
   type Database,
+  idempotentSubscription,
   deadLettersTableSql,
   inboxJobOptions,
   inboxQueueName,
@@ -498,6 +499,20 @@ describe('inbox delivery: at least once, for as long as it takes', () => {
     expect(await job.getState()).toBe('completed')
     expect(job.stalledCounter).toBeGreaterThanOrEqual(3)
   }, 60_000)
+
+  test('an idempotent subscription is applied on every delivery, with no inbox record or transaction (its module has no inbox table here)', async () => {
+    const applied: number[] = []
+    startWorker('bus_test_idem', [idempotentSubscription(publisher, 'ticket.tested.v1', async ({ n }) => void applied.push(n))])
+    const envelope = envelopeOf('ticket.tested.v1', { n: 31 })
+    const first = await deliver('bus_test_idem', envelope)
+    await eventually(async () => (await first.getState()) === 'completed', 10_000, 'first delivery applied')
+    expect(applied).toEqual([31])
+    // A redelivery once the job is gone applies it again: why such an effect must be idempotent.
+    const again = await queues.get(inboxQueueName('bus_test_idem')).add(envelope.name, envelope, inboxJobOptions(`${envelope.id}-again`))
+    await eventually(async () => (await again.getState()) === 'completed', 10_000, 'redelivery applied')
+    expect(applied).toEqual([31, 31])
+    expect(again.attemptsMade).toBe(0)
+  })
 
   test('a payload that breaks the publisher’s schema is dead-lettered, not applied and not retried; a replay that fails again comes back', async () => {
     const envelope = envelopeOf('ticket.tested.v1', { n: 'seven' })

@@ -8,15 +8,16 @@ export const EXPIRY_QUEUE = 'reservations-expiry'
 const PLAN_TIMEOUT_MS = 1_000
 
 interface ExpiryJob {
-  reservationId: string
+  /** Holds due at the same instant (a batch's, or one extended hold). */
+  reservationIds: string[]
   dueAt: number
 }
 
 /**
- * Holds end on time: a delayed job per hold expiry (its id names the instant, so an extension plans a new one), and
- * a periodic sweep that expires whatever is due whatever happened to its job. Neither is needed for correctness:
- * the claiming statement already treats a hold past its expiry as free. They record EXPIRED, publish
- * reservation.expired.v1 and put general-admission tickets back.
+ * Holds end on time: a delayed job per instant holds expire at (a batch's holds share one; its id names the instant,
+ * so an extension plans a new one), and a periodic sweep that expires whatever is due whatever happened to its job.
+ * Neither is needed for correctness: the claiming statement already treats a hold past its expiry as free. They
+ * record EXPIRED, publish reservation.expired.v1 and put general-admission tickets back.
  */
 export function createExpiry(deps: { reservations: Reservations; queue: Queue; redis: Redis; log: Logger; sweepMs: number }) {
   const { reservations, queue, log } = deps
@@ -24,15 +25,16 @@ export function createExpiry(deps: { reservations: Reservations; queue: Queue; r
 
   /** Plans expiry jobs without letting Redis hold the caller: a plan that fails is left to the sweep. */
   async function plan(expiries: Array<{ id: string; at: Date }>) {
+    const byInstant = Map.groupBy(expiries, ({ at }) => at.getTime())
     try {
       await within(
         PLAN_TIMEOUT_MS,
         'planning hold expiry',
         queue.addBulk(
-          expiries.map(({ id, at }) => ({
+          [...byInstant].map(([dueAt, holds]) => ({
             name: 'expire',
-            data: { reservationId: id, dueAt: at.getTime() } satisfies ExpiryJob,
-            opts: { ...DURABLE_JOB_OPTIONS, jobId: `${id}-${at.getTime()}`, delay: Math.max(0, at.getTime() - Date.now()) },
+            data: { reservationIds: holds.map(({ id }) => id), dueAt } satisfies ExpiryJob,
+            opts: { ...DURABLE_JOB_OPTIONS, jobId: `${holds[0]!.id}-${dueAt}`, delay: Math.max(0, dueAt - Date.now()) },
           })),
         ),
       )
@@ -45,7 +47,7 @@ export function createExpiry(deps: { reservations: Reservations; queue: Queue; r
     // BullMQ may hand a delayed job out a little early; the database decides, so wait for the instant.
     const early = job.data.dueAt - Date.now()
     if (early > 0) await Bun.sleep(early + 5)
-    await reservations.expireBatch({ id: job.data.reservationId })
+    await reservations.expireBatch({ ids: job.data.reservationIds })
   }
 
   /** Expires every hold that is due, in batches. Safe to repeat and to run on several instances at once. */
@@ -66,7 +68,7 @@ export function createExpiry(deps: { reservations: Reservations; queue: Queue; r
         settings: { backoffStrategy: cappedBackoff(1_000, 60_000) },
       })
       worker.on('error', (error) => log.warn('hold expiry worker error', { error: describeError(error) }))
-      worker.on('failed', (job, error) => log.warn('hold expiry failed, will retry', { reservationId: job?.data.reservationId, error: describeError(error) }))
+      worker.on('failed', (job, error) => log.warn('hold expiry failed, will retry', { reservationIds: job?.data.reservationIds, error: describeError(error) }))
       await sweeper.start()
     },
     async stop() {

@@ -576,41 +576,53 @@ export function createReservations(deps: {
 
   // --- releasing ---
 
-  /** Gives a reservation's seats and tickets back to the sale (only those it still holds or bought). */
-  async function release(tx: Tx, row: Pick<ReservationRow, 'id' | 'event_id' | 'state' | 'ticket_type_id' | 'quantity'>) {
-    const released = await tx.$queryRawUnsafe<Array<{ id: string }>>(
-      `UPDATE reservations.seats SET state = 'available', reservation_id = NULL, held_until = NULL WHERE reservation_id = $1::uuid RETURNING id::text`,
-      row.id,
+  /** Gives reservations' seats and tickets back to the sale (only those they still hold or bought): two statements for any number. */
+  async function release(tx: Tx, rows: Array<Pick<ReservationRow, 'id' | 'event_id' | 'state' | 'ticket_type_id' | 'quantity'>>) {
+    const released = await tx.$queryRawUnsafe<Array<{ id: string; event_id: string }>>(
+      `UPDATE reservations.seats SET state = 'available', reservation_id = NULL, held_until = NULL
+       WHERE reservation_id = ANY($1::uuid[]) RETURNING id::text, event_id::text`,
+      rows.map((row) => row.id),
     )
-    noteSeats(tx, row.event_id, released.map((seat) => seat.id), 'available')
-    if (row.ticket_type_id) {
-      const counter = row.state === 'confirmed' ? 'sold' : 'held'
-      await tx.$executeRawUnsafe(`UPDATE reservations.ticket_types SET ${counter} = ${counter} - $2 WHERE id = $1::uuid`, row.ticket_type_id, row.quantity)
-    }
+    for (const seat of released) noteSeats(tx, seat.event_id, [seat.id], 'available')
+    const tickets = rows.filter((row) => row.ticket_type_id)
+    if (tickets.length > 0)
+      await tx.$executeRawUnsafe(
+        `UPDATE reservations.ticket_types AS t
+         SET held = t.held - r.held, sold = t.sold - r.sold
+         FROM (SELECT type_id, coalesce(sum(quantity) FILTER (WHERE NOT confirmed), 0) AS held, coalesce(sum(quantity) FILTER (WHERE confirmed), 0) AS sold
+               FROM unnest($1::uuid[], $2::int[], $3::boolean[]) AS r(type_id, quantity, confirmed) GROUP BY type_id) AS r
+         WHERE t.id = r.type_id`,
+        tickets.map((row) => row.ticket_type_id),
+        tickets.map((row) => row.quantity),
+        tickets.map((row) => row.state === 'confirmed'),
+      )
   }
 
   /**
    * Records pending holds past their expiry as EXPIRED and puts what they still hold back on sale. Rows another
    * transaction is working on are skipped (the next sweep takes them). Returns the event of each hold that expired.
    */
-  async function expireDue(tx: Tx, filter: { id?: string; ticketTypeId?: string } = {}, limit = 500): Promise<string[]> {
+  async function expireDue(tx: Tx, filter: { ids?: string[]; ticketTypeId?: string } = {}, limit = 500): Promise<string[]> {
     const expired = await tx.$queryRawUnsafe<ReservationRow[]>(
       `UPDATE reservations.reservations AS r SET state = 'expired', closed_at = now()
        FROM (SELECT id AS due_id FROM reservations.reservations
              WHERE state = 'pending' AND expires_at <= now()
-               AND ($1::uuid IS NULL OR id = $1::uuid) AND ($2::uuid IS NULL OR ticket_type_id = $2::uuid)
+               AND ($1::uuid[] IS NULL OR id = ANY($1::uuid[])) AND ($2::uuid IS NULL OR ticket_type_id = $2::uuid)
              ORDER BY expires_at LIMIT $3 FOR UPDATE SKIP LOCKED) AS due
        WHERE r.id = due.due_id
        RETURNING ${RESERVATION_COLUMNS}`,
-      filter.id ?? null,
+      filter.ids ?? null,
       filter.ticketTypeId ?? null,
       limit,
     )
+    if (expired.length === 0) return []
     const at = new Date().toISOString()
-    for (const row of expired) {
-      await release(tx, { ...row, state: 'pending' })
-      await outbox.publish(tx, 'reservation.expired.v1', { reservationId: row.id, number: row.number, eventId: row.event_id, userId: row.user_id, at })
-    }
+    await release(tx, expired.map((row) => ({ ...row, state: 'pending' as const })))
+    await outbox.publishMany(
+      tx,
+      'reservation.expired.v1',
+      expired.map((row) => ({ reservationId: row.id, number: row.number, eventId: row.event_id, userId: row.user_id, at })),
+    )
     for (const eventId of new Set(expired.map((row) => row.event_id))) await updateSoldOut(tx, eventId)
     return expired.map((row) => row.event_id)
   }
@@ -630,7 +642,7 @@ export function createReservations(deps: {
         const event = await eventCopy(tx, row.event_id)
         if (event?.event_date && event.event_date.getTime() <= Date.now()) throw conflict('EVENT_STARTED', 'the event has started: it can no longer be cancelled')
       }
-      await release(tx, row)
+      await release(tx, [row])
       const [updated] = await tx.$queryRawUnsafe<ReservationRow[]>(
         `UPDATE reservations.reservations SET state = 'cancelled', closed_at = now() WHERE id = $1::uuid RETURNING ${RESERVATION_COLUMNS}`,
         id,
@@ -680,12 +692,20 @@ export function createReservations(deps: {
     await tx.$executeRawUnsafe(`UPDATE reservations.seats SET state = 'available', reservation_id = NULL, held_until = NULL WHERE event_id = $1::uuid AND state <> 'available'`, eventId)
     await tx.$executeRawUnsafe('UPDATE reservations.ticket_types SET held = 0, sold = 0 WHERE event_id = $1::uuid', eventId)
     const at = new Date().toISOString()
-    for (const row of rows) {
-      const facts = { reservationId: row.id, number: row.number, eventId, userId: row.user_id }
-      const paid = row.confirmed_at !== null
-      await outbox.publish(tx, 'reservation.cancelled.v1', { ...facts, reason: 'event_cancelled', wasConfirmed: paid, at })
-      if (paid) await outbox.publish(tx, 'reservation.refund-due.v1', { ...facts, paymentId: row.payment_id, amount: row.amount, reason: 'event_cancelled', at })
-    }
+    const facts = (row: ReservationRow) => ({ reservationId: row.id, number: row.number, eventId, userId: row.user_id })
+    const paid = rows.filter((row) => row.confirmed_at !== null)
+    if (rows.length > 0)
+      await outbox.publishMany(
+        tx,
+        'reservation.cancelled.v1',
+        rows.map((row) => ({ ...facts(row), reason: 'event_cancelled' as const, wasConfirmed: row.confirmed_at !== null, at })),
+      )
+    if (paid.length > 0)
+      await outbox.publishMany(
+        tx,
+        'reservation.refund-due.v1',
+        paid.map((row) => ({ ...facts(row), paymentId: row.payment_id, amount: row.amount, reason: 'event_cancelled' as const, at })),
+      )
   }
 
   // --- the payments module's questions ---
@@ -750,7 +770,7 @@ export function createReservations(deps: {
       if (!event || event.status === 'cancelled') return refund('event_cancelled')
 
       if (!(await sell(tx, row))) {
-        if (row.state === 'pending') await expireDue(tx, { id })
+        if (row.state === 'pending') await expireDue(tx, { ids: [id] })
         return refund('paid_after_expiry')
       }
       const [updated] = await tx.$queryRawUnsafe<ReservationRow[]>(
@@ -870,7 +890,7 @@ export function createReservations(deps: {
     return { eventId, seats, ticketTypes }
   }
 
-  async function expireBatch(filter: { id?: string } = {}): Promise<{ count: number; eventIds: string[] }> {
+  async function expireBatch(filter: { ids?: string[] } = {}): Promise<{ count: number; eventIds: string[] }> {
     const expired = await inTransaction((tx) => expireDue(tx, filter))
     const eventIds = [...new Set(expired)]
     if (expired.length > 0) await changed({ eventIds })
