@@ -1,8 +1,8 @@
-import type { Outbox } from '../../../runtime/kernel/bus'
+import type { Outbox, SqlClient as Tx } from '../../../runtime/kernel/bus'
 import { conflict, HttpError, notFound, badRequest } from '../../../runtime/kernel/errors'
 import type { AdmissionCheck } from '../../queue/contract'
 import type { ConfirmOutcome, ExtendOutcome, reservationsContract, ReservationStateName, ReservationSummary } from '../contract'
-import type { ReservationsDb, ReservationsTx as Tx } from '../db'
+import type { ReservationsDb } from '../db'
 import { chooseBestSeats, type FreeSeat } from '../domain/best-available'
 import { effectiveState, reservationNumber } from '../domain/reservation'
 
@@ -75,10 +75,10 @@ const SELLING = new Set(['on_sale', 'sold_out'])
 /** A hot lock fails fast (503, retry) instead of queueing requests behind it. */
 const LOCK_TIMEOUT = `SET LOCAL lock_timeout = '2s'`
 
-/** PostgreSQL's lock_not_available (55P03), however Prisma wraps it. */
+/** PostgreSQL's lock_not_available (55P03), from pg or however Prisma wraps it. */
 function isLockTimeout(error: unknown): boolean {
-  const e = error as { meta?: { code?: string; driverAdapterError?: { cause?: { originalCode?: string } } }; cause?: { originalCode?: string } }
-  return [e?.meta?.code, e?.meta?.driverAdapterError?.cause?.originalCode, e?.cause?.originalCode].includes('55P03')
+  const e = error as { code?: string; meta?: { code?: string; driverAdapterError?: { cause?: { originalCode?: string } } }; cause?: { originalCode?: string } }
+  return [e?.code, e?.meta?.code, e?.meta?.driverAdapterError?.cause?.originalCode, e?.cause?.originalCode].includes('55P03')
 }
 
 /**
@@ -130,14 +130,10 @@ export function createReservations(deps: {
   async function inTransaction<T>(work: (tx: Tx) => Promise<T>): Promise<T> {
     const changes: SeatChange[] = []
     try {
-      const result = await db.$transaction(
-        async (tx) => {
-          seatChanges.set(tx, changes)
-          await tx.$executeRawUnsafe(LOCK_TIMEOUT)
-          return work(tx)
-        },
-        { maxWait: 5_000, timeout: 15_000 },
-      )
+      const result = await db.direct.transaction((tx) => {
+        seatChanges.set(tx, changes)
+        return work(tx)
+      }, LOCK_TIMEOUT)
       if (changes.length > 0) deps.seatsChanged?.(changes)
       return result
     } catch (error) {
@@ -146,7 +142,7 @@ export function createReservations(deps: {
     }
   }
 
-  async function eventCopy(client: Tx | ReservationsDb, eventId: string): Promise<EventCopy | undefined> {
+  async function eventCopy(client: Tx, eventId: string): Promise<EventCopy | undefined> {
     const rows = await client.$queryRawUnsafe<EventCopy[]>(
       `SELECT status, sale_start, sale_end, event_date, per_user_limit, queue_required, rules_version, deleted, sales_paused_at
        FROM reservations.events WHERE event_id = $1::uuid`,
@@ -325,7 +321,7 @@ export function createReservations(deps: {
     checkRequest(request)
     if (request.seatIds) return holdSeatsInBatch(request)
     const { userId, eventId } = request
-    const event = await checkSale(await eventCopy(db, eventId), request)
+    const event = await checkSale(await eventCopy(db.direct, eventId), request)
     const requested = request.best?.quantity ?? request.quantity!
     const id = crypto.randomUUID()
     const row = await inTransaction(async (tx) => {
@@ -424,7 +420,7 @@ export function createReservations(deps: {
 
   /** The seats of these requests, in seat-map order, and whether each is free (not blocked, not held or sold) now. */
   const seatsNow = (eventId: string, batch: Waiting[]) =>
-    db.$queryRawUnsafe<Array<{ id: string; label: string; free: boolean }>>(
+    db.direct.$queryRawUnsafe<Array<{ id: string; label: string; free: boolean }>>(
       `SELECT id::text, label, ${SEAT_IS_FREE} AS free
        FROM reservations.seats WHERE event_id = $1::uuid AND id = ANY($2::uuid[]) ORDER BY ordinal`,
       eventId,
@@ -440,7 +436,7 @@ export function createReservations(deps: {
    */
   async function checkBatch(eventId: string, batch: Waiting[]): Promise<Checked> {
     try {
-      const [event, seats] = await Promise.all([eventCopy(db, eventId), seatsNow(eventId, batch)])
+      const [event, seats] = await Promise.all([eventCopy(db.direct, eventId), seatsNow(eventId, batch)])
       const checks = await Promise.allSettled(batch.map(({ request }) => checkSale(event, request)))
       const known = new Map(seats.map((seat, position) => [seat.id, { ...seat, position }]))
       const freeOfRefused = new Set<string>()
@@ -661,7 +657,7 @@ export function createReservations(deps: {
 
   /** The caller's pending holds that hold any of these seats are released (a hold is released whole). */
   async function releaseSeats(userId: string, eventId: string, seatIds: string[]): Promise<string[]> {
-    const holds = await db.$queryRawUnsafe<Array<{ id: string }>>(
+    const holds = await db.direct.$queryRawUnsafe<Array<{ id: string }>>(
       `SELECT DISTINCT reservation_id::text AS id FROM reservations.seats
        WHERE event_id = $1::uuid AND id = ANY($2::uuid[]) AND state = 'held'`,
       eventId,
@@ -827,7 +823,7 @@ export function createReservations(deps: {
   // --- reads ---
 
   async function find(id: string, caller: Caller): Promise<ReservationRow> {
-    const rows = await db.$queryRawUnsafe<ReservationRow[]>(`SELECT ${RESERVATION_COLUMNS} FROM reservations.reservations WHERE id = $1::uuid`, id)
+    const rows = await db.direct.$queryRawUnsafe<ReservationRow[]>(`SELECT ${RESERVATION_COLUMNS} FROM reservations.reservations WHERE id = $1::uuid`, id)
     const row = rows[0]
     // Someone else's reservation is not found: its existence is not the caller's business.
     if (!row || (row.user_id !== caller.userId && !caller.admin)) throw notFound('reservation')
@@ -835,7 +831,7 @@ export function createReservations(deps: {
   }
 
   async function mine(userId: string): Promise<ReservationRow[]> {
-    return db.$queryRawUnsafe<ReservationRow[]>(
+    return db.direct.$queryRawUnsafe<ReservationRow[]>(
       `SELECT ${RESERVATION_COLUMNS} FROM reservations.reservations WHERE user_id = $1::uuid ORDER BY created_at DESC LIMIT 100`,
       userId,
     )
@@ -844,7 +840,7 @@ export function createReservations(deps: {
   async function seatsOf(rows: HeldRow[]) {
     const ids = rows.flatMap((row) => (row.seats ? [] : row.seat_ids))
     if (ids.length === 0) return new Map<string, SeatView>()
-    const seats = await db.$queryRawUnsafe<SeatView[]>(
+    const seats = await db.direct.$queryRawUnsafe<SeatView[]>(
       'SELECT id::text, label, price FROM reservations.seats WHERE id = ANY($1::uuid[])',
       ids,
     )
@@ -873,16 +869,16 @@ export function createReservations(deps: {
 
   /** The seat map with live status, never who holds a seat; undefined for an event not published. */
   async function seatStatus(eventId: string) {
-    const event = await eventCopy(db, eventId)
+    const event = await eventCopy(db.direct, eventId)
     if (!event || event.status === 'draft') return undefined
     const [seats, ticketTypes] = await Promise.all([
-      db.$queryRawUnsafe<Array<{ id: string; label: string; section: string; row: string; number: number; price: number; status: 'available' | 'held' | 'sold' | 'blocked' }>>(
+      db.direct.$queryRawUnsafe<Array<{ id: string; label: string; section: string; row: string; number: number; price: number; status: 'available' | 'held' | 'sold' | 'blocked' }>>(
         `SELECT id::text, label, section, "row", number, price,
            CASE WHEN blocked THEN 'blocked' WHEN ${SEAT_IS_FREE} THEN 'available' ELSE state END AS status
          FROM reservations.seats WHERE event_id = $1::uuid ORDER BY ordinal`,
         eventId,
       ),
-      db.$queryRawUnsafe<Array<{ id: string; name: string; price: number; available: number }>>(
+      db.direct.$queryRawUnsafe<Array<{ id: string; name: string; price: number; available: number }>>(
         'SELECT id::text, name, price, quantity - held - sold AS available FROM reservations.ticket_types WHERE event_id = $1::uuid ORDER BY name',
         eventId,
       ),
