@@ -38,9 +38,9 @@ describe('direct SQL', () => {
         throw new Error('a business rule refused it')
       }),
     ).rejects.toThrow('a business rule refused it')
-    await expect(direct.transaction((tx) => tx.$executeRawUnsafe(`INSERT INTO ${table} (id, body) VALUES (1, 'again')`))).rejects.toMatchObject({ code: '23505' })
+    await expect(direct.transaction(async (tx) => tx.$executeRawUnsafe(`INSERT INTO ${table} (id, body) VALUES (1, 'again')`))).rejects.toMatchObject({ code: '23505' })
     expect(await direct.$queryRawUnsafe(`SELECT id FROM ${table} ORDER BY id`)).toEqual([{ id: 1 }])
-    expect(await direct.transaction((tx) => tx.$executeRawUnsafe(`UPDATE ${table} SET body = $2 WHERE id = $1`, 1, 'changed'))).toBe(1)
+    expect(await direct.transaction(async (tx) => tx.$executeRawUnsafe(`UPDATE ${table} SET body = $2 WHERE id = $1`, 1, 'changed'))).toBe(1)
   })
 
   test('values: arrays and JSON go in as parameters, timestamps come back as dates, text arrays as arrays', async () => {
