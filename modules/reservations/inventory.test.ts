@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, test } from 'bun:test'
-import { applySnapshot, dropCopy } from './services/inventory'
+import { ANALYZE_AFTER_SEATS, applySnapshot, dropCopy, inventorySubscriptions } from './services/inventory'
 import { reservationsForTest, snapshot } from './testing'
 
 const { db, reservations, seed, published } = reservationsForTest({ poolSize: 4 })
@@ -28,6 +28,22 @@ describe('the inventory copy applies each part by version (deliveries are unorde
     expect(await seatCount(first.eventId)).toBe(4) // seat 0 is held: kept; seat 1 is gone
     await db.$transaction((tx) => applySnapshot(tx, { ...first, version: 4 }))
     expect(await seatCount(first.eventId)).toBe(4)
+  })
+
+  test('a published seat map of 1,000 seats or more gets the seats table analysed once it has committed; a small one does not', async () => {
+    let analysed = 0
+    const [published] = inventorySubscriptions(async () => {}, async () => {}, async () => void analysed++)
+    if (!published || !('handle' in published)) throw new Error('event.published.v1 is applied in a transaction')
+    const deliver = async (payload: ReturnType<typeof snapshot>) => {
+      const effects: Array<() => Promise<void>> = []
+      await db.$transaction((tx) => published.handle(payload, { tx, event: {} as never, afterCommit: (effect: () => Promise<void>) => effects.push(effect) }))
+      expect(analysed).toBe(0) // not inside the transaction
+      for (const effect of effects) await effect()
+    }
+    await deliver(snapshot({ seats: ANALYZE_AFTER_SEATS - 1 }))
+    expect(analysed).toBe(0)
+    await deliver(snapshot({ seats: ANALYZE_AFTER_SEATS }))
+    expect(analysed).toBe(1)
   })
 
   test('a deleted event stays deleted when its publication arrives late', async () => {

@@ -110,6 +110,7 @@ export const reservationsModule = defineModule({
       subscriptions: inventorySubscriptions(
         (tx, eventId) => reservations.cancelAllForEvent(tx, eventId),
         (eventId) => seatMapsChanged([eventId]),
+        async () => void (await db.direct.$executeRawUnsafe('ANALYZE reservations.seats')),
       ),
       client,
       async start() {
