@@ -302,15 +302,15 @@ export function createReservations(deps: {
     )
   }
 
-  /** Tickets each buyer holds or bought for the event (live reservations); read under the buyers' locks. */
+  /** Tickets each buyer (parameter `users`) holds or bought for the event (parameter `event`): its live reservations. */
+  const takenSql = (users: string, event: string) =>
+    `SELECT user_id::text, sum(quantity)::int AS taken FROM reservations.reservations
+     WHERE user_id = ANY(${users}::uuid[]) AND event_id = ${event}::uuid AND (state = 'confirmed' OR (state = 'pending' AND expires_at > now()))
+     GROUP BY user_id`
+
+  /** Tickets each buyer holds or bought for the event; read under the buyers' locks. */
   async function takenBy(tx: Tx, eventId: string, userIds: string[]): Promise<Map<string, number>> {
-    const rows = await tx.$queryRawUnsafe<Array<{ user_id: string; taken: number }>>(
-      `SELECT user_id::text, sum(quantity)::int AS taken FROM reservations.reservations
-       WHERE user_id = ANY($1::uuid[]) AND event_id = $2::uuid AND (state = 'confirmed' OR (state = 'pending' AND expires_at > now()))
-       GROUP BY user_id`,
-      userIds,
-      eventId,
-    )
+    const rows = await tx.$queryRawUnsafe<Array<{ user_id: string; taken: number }>>(takenSql('$1', '$2'), userIds, eventId)
     return new Map(rows.map((row) => [row.user_id, row.taken]))
   }
 
@@ -495,11 +495,14 @@ export function createReservations(deps: {
   async function claimBatch(tx: Tx, eventId: string, limit: number, requests: HoldRequest[], alsoFree: string[] = []): Promise<Array<HeldRow | HttpError>> {
     const buyers = [...new Set(requests.map((request) => request.userId))]
     await lockBuyers(tx, eventId, buyers)
-    const taken = await takenBy(tx, eventId, buyers)
-    // Every seat asked for, in seat-map order, and whether it is free: the free ones are locked (for this batch to
-    // claim), those another transaction is taking are skipped by the lock and so count as not free.
-    const seats = await tx.$queryRawUnsafe<Array<SeatView & { free: boolean }>>(
-      `SELECT s.id::text, s.label, s.price, free.id IS NOT NULL AS free
+    // Under the buyers' locks, one statement: every seat asked for, in seat-map order, and whether it is free (the
+    // free ones are locked for this batch to claim; those another transaction is taking are skipped by the lock and
+    // so count as not free), each row with what the buyers already hold or bought. The requests were let in with
+    // every seat known, so there are rows.
+    const seats = await tx.$queryRawUnsafe<Array<SeatView & { free: boolean; taken: Record<string, number> }>>(
+      `WITH taken AS (${takenSql('$3', '$1')})
+       SELECT s.id::text, s.label, s.price, free.id IS NOT NULL AS free,
+              (SELECT coalesce(json_object_agg(user_id, taken), '{}') FROM taken) AS taken
        FROM reservations.seats AS s
        LEFT JOIN (SELECT id FROM reservations.seats
                   WHERE event_id = $1::uuid AND id = ANY($2::uuid[]) AND ${SEAT_IS_FREE}
@@ -508,8 +511,10 @@ export function createReservations(deps: {
        ORDER BY s.ordinal`,
       eventId,
       [...new Set([...requests.flatMap((request) => request.seatIds!), ...alsoFree])],
+      buyers,
     )
-    const known = new Map(seats.map(({ free: _, ...seat }, position) => [seat.id, { ...seat, position }]))
+    const taken = new Map(Object.entries(seats[0]?.taken ?? {}))
+    const known = new Map(seats.map(({ id, label, price }, position) => [id, { id, label, price, position }]))
     const free = new Set(seats.filter((seat) => seat.free).map((seat) => seat.id))
     const granted = new Set<string>()
     type Grant = { id: string; userId: string; seats: SeatView[] }
@@ -528,22 +533,23 @@ export function createReservations(deps: {
     const rows = new Map<string, ReservationRow>()
     if (grants.length > 0) {
       const seatIds = grants.flatMap((grant) => grant.seats.map((seat) => seat.id))
-      const claimed = await tx.$executeRawUnsafe(
-        `UPDATE reservations.seats AS s SET state = 'held', reservation_id = c.reservation_id, held_until = now() + make_interval(secs => $4)
-         FROM unnest($2::uuid[], $3::uuid[]) AS c(seat_id, reservation_id)
-         WHERE s.id = c.seat_id AND s.event_id = $1::uuid AND ${seatIsFree('s')}`,
+      // The seats were locked free above, so the claim takes every one; if it did not (a defect), the reservations are
+      // not written and the batch is undone.
+      const inserted = await tx.$queryRawUnsafe<ReservationRow[]>(
+        `WITH claimed AS (
+           UPDATE reservations.seats AS s SET state = 'held', reservation_id = c.reservation_id, held_until = now() + make_interval(secs => $4)
+           FROM unnest($2::uuid[], $3::uuid[]) AS c(seat_id, reservation_id)
+           WHERE s.id = c.seat_id AND s.event_id = $1::uuid AND ${seatIsFree('s')}
+           RETURNING s.id)
+         INSERT INTO reservations.reservations (id, number, event_id, user_id, state, seat_ids, quantity, amount, expires_at)
+         SELECT r.id, r.number, $1::uuid, r.user_id, 'pending', r.seat_ids, cardinality(r.seat_ids), r.amount, now() + make_interval(secs => $4)
+         FROM jsonb_to_recordset($5::jsonb) AS r(id uuid, number text, user_id uuid, seat_ids uuid[], amount int)
+         WHERE (SELECT count(*) FROM claimed) = cardinality($2::uuid[])
+         RETURNING ${RESERVATION_COLUMNS}`,
         eventId,
         seatIds,
         grants.flatMap((grant) => grant.seats.map(() => grant.id)),
         deps.holdSeconds,
-      )
-      // The seats were locked free above: a seat not claimed now is a defect, and nothing of the batch may stay.
-      if (claimed !== seatIds.length) throw new Error(`a batch claimed ${claimed} of the ${seatIds.length} seats it had locked free`)
-      const inserted = await tx.$queryRawUnsafe<ReservationRow[]>(
-        `INSERT INTO reservations.reservations (id, number, event_id, user_id, state, seat_ids, quantity, amount, expires_at)
-         SELECT r.id, r.number, $2::uuid, r.user_id, 'pending', r.seat_ids, cardinality(r.seat_ids), r.amount, now() + make_interval(secs => $3)
-         FROM jsonb_to_recordset($1::jsonb) AS r(id uuid, number text, user_id uuid, seat_ids uuid[], amount int)
-         RETURNING ${RESERVATION_COLUMNS}`,
         JSON.stringify(
           grants.map((grant) => ({
             id: grant.id,
@@ -553,9 +559,8 @@ export function createReservations(deps: {
             amount: grant.seats.reduce((sum, seat) => sum + seat.price, 0),
           })),
         ),
-        eventId,
-        deps.holdSeconds,
       )
+      if (inserted.length !== grants.length) throw new Error(`a batch could not claim all ${seatIds.length} seats it had locked free`)
       for (const row of inserted) rows.set(row.id, row)
       await outbox.publishMany(tx, 'reservation.created.v1', grants.map((grant) => createdEvent(rows.get(grant.id)!)))
       noteSeats(tx, eventId, seatIds, 'held')
