@@ -398,6 +398,25 @@ describe('in-process layer (local): the writer sees its write at once, other pro
     expect(delays.sort((x, y) => x - y)[150]!).toBeLessThan(250)
   })
 
+  test('a cache made before its connection is up (as the platform makes them) hears other processes’ writes by message', async () => {
+    const name = uniqueName()
+    // The platform's key connection: commands refused while offline.
+    const connecting = new Redis(process.env.REDIS_URL!, { keyPrefix, enableOfflineQueue: false, maxRetriesPerRequest: 1 })
+    const a = localCache(connecting, name, { local: { staleMs: 60_000 } })
+    const b = localCache(otherProcess, name)
+    closing.push(a, b)
+    await new Promise((resolve) => connecting.once('ready', resolve))
+    let database = 'old'
+    expect(bodyOf(await a.get(['s'], ['k'], async () => database))).toBe('old')
+    database = 'new'
+    await b.invalidate(['s'])
+    // Only the message can drop a's copy this soon: its bound is a minute.
+    const written = performance.now()
+    while (bodyOf(await a.get(['s'], ['k'], async () => database)) !== 'new' && performance.now() - written < 2_000) await Bun.sleep(10)
+    expect(performance.now() - written).toBeLessThan(1_000)
+    await connecting.quit()
+  })
+
   test('a lost invalidation message cannot stretch the bound: the copy is not answered past staleMs', async () => {
     const name = uniqueName()
     const a = localCache(redis, name, { local: { staleMs: 300 } })

@@ -352,7 +352,9 @@ function createLocalLayer(redis: RedisClient, channel: string, limits: { staleMs
     for (const [id, copy] of copies) if (dropped.has(copy.scope)) remove(id)
   }
 
-  const subscriber = redis.duplicate()
+  // Offline queue on: the platform's connections refuse commands until connected, and a cache is made before then;
+  // the SUBSCRIBE waits for the connection instead (ioredis renews it after a reconnect).
+  const subscriber = redis.duplicate({ enableOfflineQueue: true })
   subscriber.on('message', (_channel: string, message: string) => {
     try {
       drop(JSON.parse(message) as string[])
