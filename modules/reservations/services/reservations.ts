@@ -487,8 +487,8 @@ export function createReservations(deps: {
    * Claims the seats of a batch of requests, each all or nothing. The free seats any of them asks for are locked in
    * one statement (seats another transaction is taking are skipped: not free now). Requests are then granted in
    * arrival order when the buyer stays within the limit and every seat asked for is free and not granted to an
-   * earlier request of the batch. One UPDATE claims the granted seats, one INSERT records the reservations, one
-   * INSERT their reservation.created.v1. A request not granted gets its own 409 (or 400 for seats the event does not
+   * earlier request of the batch. One statement claims the granted seats and records the reservations, one more
+   * their reservation.created.v1. A request not granted gets its own 409 (or 400 for seats the event does not
    * have) and changes nothing. `alsoFree`: seats of requests refused before the transaction that were free then;
    * locked with the others when still free, they show the event is not sold out without looking further.
    */
