@@ -158,9 +158,14 @@ export function createMetrics(): Metrics {
     labelNames: ['module'] as const,
     registers: [registry],
   })
-  const requestSeriesByKey = new Map<string, RequestSeries>()
+  // route → method → status: looked up by strings the caller already holds (a key built per request cost more).
+  const requestSeriesByRoute = new Map<string, Map<string, Map<string, RequestSeries>>>()
   const requestSeries = (method: string, route: string, status: string): RequestSeries => {
-    const known = requestSeriesByKey.get(`${method} ${route} ${status}`)
+    let byMethod = requestSeriesByRoute.get(route)
+    if (!byMethod) requestSeriesByRoute.set(route, (byMethod = new Map()))
+    let byStatus = byMethod.get(method)
+    if (!byStatus) byMethod.set(method, (byStatus = new Map()))
+    const known = byStatus.get(status)
     if (known) return known
     const labels = { method, route, status }
     const key = labelKey(['method', 'route', 'status'], labels)
@@ -175,7 +180,7 @@ export function createMetrics(): Metrics {
       observed.buckets[bucket]!++
       observed.sum += seconds
     }
-    requestSeriesByKey.set(`${method} ${route} ${status}`, record)
+    byStatus.set(status, record)
     return record
   }
 
