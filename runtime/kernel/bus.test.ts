@@ -10,6 +10,7 @@ import {
   countDeadLetters,
   type Database,
   idempotentSubscription,
+  NotYet,
   deadLettersTableSql,
   inboxJobOptions,
   inboxQueueName,
@@ -512,6 +513,35 @@ describe('inbox delivery: at least once, for as long as it takes', () => {
     await eventually(async () => (await again.getState()) === 'completed', 10_000, 'redelivery applied')
     expect(applied).toEqual([31, 31])
     expect(again.attemptsMade).toBe(0)
+  })
+
+  test('an event waiting for an earlier one (NotYet) is retried until it applies, logged at debug and not counted as a failure', async () => {
+    const lines: string[] = []
+    const logged = createLogger('debug', {}, (line) => lines.push(line))
+    let refusals = 2
+    const applied: number[] = []
+    const worker = startInboxWorker({
+      module: 'bus_test_wait',
+      db,
+      catalog,
+      subscriptions: [idempotentSubscription(publisher, 'ticket.tested.v1', async ({ n }) => {
+        if (refusals-- > 0) throw new NotYet('its snapshot has not arrived')
+        applied.push(n)
+      })],
+      connection: workerConnection,
+      prefix,
+      log: logged,
+      retry,
+      metrics,
+    })
+    workers.push(worker)
+    const retriesBefore = await retriesCounted()
+    const job = await deliver('bus_test_wait', envelopeOf('ticket.tested.v1', { n: 41 }))
+    await eventually(async () => (await job.getState()) === 'completed', 10_000, 'applied after two waits')
+    expect(applied).toEqual([41])
+    expect(await retriesCounted()).toBe(retriesBefore)
+    const levels = lines.map((line) => JSON.parse(line) as { level: string; msg: string }).filter((line) => line.msg.includes('retry'))
+    expect(levels.map((line) => line.level)).toEqual(['debug', 'debug'])
   })
 
   test('a payload that breaks the publisher’s schema is dead-lettered, not applied and not retried; a replay that fails again comes back', async () => {

@@ -342,6 +342,15 @@ export function subscriber<Tx>() {
   }
 }
 
+/**
+ * Thrown by a handler whose event needs another one applied first (deliveries are unordered: a status change may
+ * arrive before the snapshot it changes). Retried like any failure, but expected: logged at debug and not counted
+ * as a failed delivery, so it raises no alert.
+ */
+export class NotYet extends Error {
+  override name = 'NotYet'
+}
+
 /** Subscriptions whose handlers need only raw SQL in the transaction. */
 export const subscribe = subscriber<SqlClient>()
 
@@ -424,7 +433,7 @@ export function startInboxWorker(options: {
       try {
         await apply(job)
       } catch (error) {
-        metrics?.inboxRetries.inc({ module, event: job.name })
+        if (!(error instanceof NotYet)) metrics?.inboxRetries.inc({ module, event: job.name })
         throw error
       }
     },
@@ -438,15 +447,11 @@ export function startInboxWorker(options: {
       ...(options.lockMs ? { lockDuration: options.lockMs, stalledInterval: options.lockMs } : {}),
     },
   )
-  worker.on('failed', (job, error) =>
-    log.warn('event handling failed; will retry', {
-      module,
-      event: job?.name,
-      eventId: job?.data?.id,
-      attempts: job?.attemptsMade,
-      error: describeError(error),
-    }),
-  )
+  worker.on('failed', (job, error) => {
+    const fields = { module, event: job?.name, eventId: job?.data?.id, attempts: job?.attemptsMade, error: describeError(error) }
+    if (error instanceof NotYet) log.debug('event waits for an earlier one; will retry', fields)
+    else log.warn('event handling failed; will retry', fields)
+  })
   worker.on('error', (error) => log.warn('inbox worker error', { module, error: describeError(error) }))
   metrics?.onScrape(async () => metrics.deadLetters.set({ module }, await countDeadLetters(db, module)))
   return worker

@@ -1,5 +1,5 @@
 import type Redis from 'ioredis'
-import type { SqlClient } from '../../../runtime/kernel/bus'
+import { NotYet, type SqlClient } from '../../../runtime/kernel/bus'
 import { newSeed } from '../domain/ordering'
 import { DEFAULT_RATE_PER_MINUTE } from '../domain/room-state'
 import { roomKeys, type WaitingRoom } from './waiting-room'
@@ -197,7 +197,7 @@ export function createRooms(room: WaitingRoom, auto?: { redis: Redis; threshold:
         change.status,
         change.deleted ?? false,
       )
-      if (rows.length === 0) throw new Error(`no sale rules yet for event ${change.eventId}: waiting for its snapshot`)
+      if (rows.length === 0) throw new NotYet(`no sale rules yet for event ${change.eventId}: waiting for its snapshot`)
       await mirror(rows[0])
     },
 
