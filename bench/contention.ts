@@ -15,9 +15,8 @@
 import { mkdir } from 'node:fs/promises'
 import { loadavg } from 'node:os'
 import { join } from 'node:path'
-import { importJWK, SignJWT, type JWK } from 'jose'
 import { Client } from 'pg'
-import { ACCESS_TOKEN_ALGORITHM, ACCESS_TOKEN_AUDIENCE, ACCESS_TOKEN_ISSUER } from '../runtime/kernel/auth-guard'
+import { buyerAccessTokens } from '../runtime/testing/access-tokens'
 import { startTiketi } from '../runtime/testing/processes'
 import { percentile } from './load'
 import { arg, BENCH_ADMIN, cpuMs, databaseUrl, freshStores, tiketiSettings } from './setup'
@@ -127,22 +126,7 @@ try {
   }
 
   // One access token per buyer, signed with auth's current key as auth itself would sign it.
-  const [key] = (await db.query(`SELECT kid, private_jwk FROM auth.signing_keys WHERE revoked_at IS NULL AND not_before <= now() ORDER BY not_before DESC LIMIT 1`)).rows
-  const privateKey = await importJWK(key.private_jwk as JWK, ACCESS_TOKEN_ALGORITHM)
-  const now = Math.floor(Date.now() / 1000)
-  const tokens = await Promise.all(
-    Array.from({ length: buyers }, () =>
-      new SignJWT({ role: 'user' })
-        .setProtectedHeader({ alg: ACCESS_TOKEN_ALGORITHM, kid: key.kid, typ: 'JWT' })
-        .setSubject(crypto.randomUUID())
-        .setJti(crypto.randomUUID())
-        .setIssuer(ACCESS_TOKEN_ISSUER)
-        .setAudience(ACCESS_TOKEN_AUDIENCE)
-        .setIssuedAt(now)
-        .setExpirationTime(now + 3_600)
-        .sign(privateKey),
-    ),
-  )
+  const tokens = await buyerAccessTokens(databaseUrl(STORES), buyers)
   // Each buyer's 1–4 seats, drawn before the clock starts.
   const requests = tokens.map((token) => {
     const want = 1 + Math.floor(Math.random() * 4)

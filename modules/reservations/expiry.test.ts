@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { buyerAccessTokens } from '../../runtime/testing/access-tokens'
 import { eventually, startTestPlatform, uniqueEmail, type TestPlatform } from '../../runtime/testing/platform'
-import { buyerTokens, reservationsForTest, snapshot } from './testing'
+import { reservationsForTest, snapshot } from './testing'
 
 const { db, seed, published } = reservationsForTest({ poolSize: 2 })
 
@@ -36,7 +37,7 @@ describe('hold expiry jobs', () => {
 
   test('holds taken together in batches (60 buyers at once) all expire on time by their jobs, one job per batch', async () => {
     const event = await seed(snapshot({ seats: 60 }))
-    const tokens = await buyerTokens(db, 60)
+    const tokens = await buyerAccessTokens(process.env.DATABASE_URL!, 60)
     const held = await Promise.all(
       tokens.map((token, i) => platform.request('POST', '/api/reservations', { token, body: { eventId: event.eventId, seatIds: [event.seats[i]!.id] } })),
     )

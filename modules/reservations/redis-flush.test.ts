@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, expect, test } from 'bun:test'
 import Redis from 'ioredis'
+import { buyerAccessTokens } from '../../runtime/testing/access-tokens'
 import { eventually, startTestPlatform, type TestPlatform } from '../../runtime/testing/platform'
-import { buyerTokens, reservationsForTest, snapshot } from './testing'
+import { reservationsForTest, snapshot } from './testing'
 
 // What a hold does when Redis is gone: nothing of the decision is in Redis. PostgreSQL decides (buyer locks, seats
 // locked free, the claiming UPDATE's condition); Redis carries only what follows a commit — the outbox relay's jobs,
@@ -21,7 +22,7 @@ afterAll(async () => {
 test('flushing Redis twice while 400 buyers race for 100 seats: no seat in two live reservations, every answer a hold or a clean 409/503', async () => {
   const event = await seed(snapshot({ seats: 100, perUserLimit: 4 }))
   const seatIds = event.seats.map((seat) => seat.id)
-  const tokens = await buyerTokens(db, 400)
+  const tokens = await buyerAccessTokens(process.env.DATABASE_URL!, 400)
   const redis = new Redis(process.env.REDIS_URL!)
   const answers: Array<{ status: number; body: any }> = []
   let next = 0

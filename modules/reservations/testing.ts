@@ -1,5 +1,3 @@
-import { importJWK, SignJWT, type JWK } from 'jose'
-import { ACCESS_TOKEN_ALGORITHM, ACCESS_TOKEN_AUDIENCE, ACCESS_TOKEN_ISSUER } from '../../runtime/kernel/auth-guard'
 import { Outbox } from '../../runtime/kernel/bus'
 import { buildCatalog } from '../../runtime/kernel/contract'
 import { REGISTRY } from '../../runtime/modules'
@@ -66,24 +64,3 @@ export function reservationsForTest(
   return { db, reservations, seed, published }
 }
 
-/** Access tokens for `count` distinct buyers, signed with auth's current key as auth would sign them. */
-export async function buyerTokens(db: ReservationsDb, count: number): Promise<string[]> {
-  const [key] = await db.$queryRawUnsafe<Array<{ kid: string; private_jwk: JWK }>>(
-    'SELECT kid, private_jwk FROM auth.signing_keys WHERE revoked_at IS NULL AND not_before <= now() ORDER BY not_before DESC LIMIT 1',
-  )
-  const privateKey = await importJWK(key!.private_jwk, ACCESS_TOKEN_ALGORITHM)
-  const now = Math.floor(Date.now() / 1000)
-  return Promise.all(
-    Array.from({ length: count }, () =>
-      new SignJWT({ role: 'user' })
-        .setProtectedHeader({ alg: ACCESS_TOKEN_ALGORITHM, kid: key!.kid, typ: 'JWT' })
-        .setSubject(crypto.randomUUID())
-        .setJti(crypto.randomUUID())
-        .setIssuer(ACCESS_TOKEN_ISSUER)
-        .setAudience(ACCESS_TOKEN_AUDIENCE)
-        .setIssuedAt(now)
-        .setExpirationTime(now + 600)
-        .sign(privateKey),
-    ),
-  )
-}
