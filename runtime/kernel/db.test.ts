@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { Client } from 'pg'
 import { modulePostgres } from './db'
 
 // A module's direct SQL: raw statements on the pool its Prisma client uses, in the same shape, with transactions.
@@ -41,6 +42,17 @@ describe('direct SQL', () => {
     await expect(direct.transaction(async (tx) => tx.$executeRawUnsafe(`INSERT INTO ${table} (id, body) VALUES (1, 'again')`))).rejects.toMatchObject({ code: '23505' })
     expect(await direct.$queryRawUnsafe(`SELECT id FROM ${table} ORDER BY id`)).toEqual([{ id: 1 }])
     expect(await direct.transaction(async (tx) => tx.$executeRawUnsafe(`UPDATE ${table} SET body = $2 WHERE id = $1`, 1, 'changed'))).toBe(1)
+  })
+
+  test('an idle pooled connection the server ends is dropped quietly, and the next statement gets a new one', async () => {
+    const [{ pid }] = await direct.$queryRawUnsafe<Array<{ pid: number }>>('SELECT pg_backend_pid() AS pid')
+    const admin = new Client({ connectionString: process.env.DATABASE_URL })
+    await admin.connect()
+    await admin.query('SELECT pg_terminate_backend($1)', [pid])
+    await admin.end()
+    await Bun.sleep(100) // the pool hears of it
+    const [after] = await direct.$queryRawUnsafe<Array<{ pid: number }>>('SELECT pg_backend_pid() AS pid')
+    expect(after!.pid).not.toBe(pid)
   })
 
   test('values: arrays and JSON go in as parameters, timestamps come back as dates, text arrays as arrays', async () => {

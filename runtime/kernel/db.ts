@@ -33,20 +33,9 @@ export async function ensureDatabase(url: string): Promise<void> {
 
 export { quoteIdent }
 
-const poolSettings = (url: string, poolSize: number) => ({
-  connectionString: url,
-  max: poolSize,
-  connectionTimeoutMillis: 5_000,
-  statement_timeout: 30_000,
-  idleTimeoutMillis: 30_000,
-})
-
-/**
- * The PrismaPg adapter every module's client uses: its own schema, and bounded waits, so that a slow or
- * unreachable database fails a request instead of hanging it.
- */
+/** The PrismaPg adapter a module's client uses (see `modulePostgres`). */
 export function modulePgAdapter(url: string, schema: string, poolSize = 10): PrismaPg {
-  return new PrismaPg(poolSettings(url, poolSize), { schema })
+  return modulePostgres(url, schema, poolSize).adapter
 }
 
 /**
@@ -63,9 +52,16 @@ export interface DirectSql extends SqlClient {
   transaction<T>(work: (tx: SqlClient) => Promise<T>, setup?: string): Promise<T>
 }
 
-/** A module's connections: its Prisma client's adapter and, on the same pool, `direct` SQL (`onQuery` counts its statements). */
+/**
+ * A module's connections: its Prisma client's adapter (its own schema) and, on the same pool, `direct` SQL (`onQuery`
+ * counts its statements). Waits are bounded, so that a slow or unreachable database fails a request instead of
+ * hanging it.
+ */
 export function modulePostgres(url: string, schema: string, poolSize = 10, onQuery?: () => void): { adapter: PrismaPg; direct: DirectSql } {
-  const pool = new Pool(poolSettings(url, poolSize))
+  const pool = new Pool({ connectionString: url, max: poolSize, connectionTimeoutMillis: 5_000, statement_timeout: 30_000, idleTimeoutMillis: 30_000 })
+  // An idle connection that fails (the server restarted) is dropped by the pool; unheard, the event would end the
+  // process when direct SQL used the pool before Prisma (which listens once connected) did.
+  pool.on('error', () => {})
   const over = (client: Pool | PoolClient): SqlClient => ({
     async $queryRawUnsafe<T>(sql: string, ...values: unknown[]) {
       onQuery?.()
