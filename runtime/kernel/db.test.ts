@@ -45,7 +45,7 @@ describe('direct SQL', () => {
   })
 
   test('an idle pooled connection the server ends is dropped quietly, and the next statement gets a new one', async () => {
-    const [{ pid }] = await direct.$queryRawUnsafe<Array<{ pid: number }>>('SELECT pg_backend_pid() AS pid')
+    const [{ pid }] = await direct.$queryRawUnsafe<[{ pid: number }]>('SELECT pg_backend_pid() AS pid')
     const admin = new Client({ connectionString: process.env.DATABASE_URL })
     await admin.connect()
     await admin.query('SELECT pg_terminate_backend($1)', [pid])
