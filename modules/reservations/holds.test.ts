@@ -1,4 +1,5 @@
 import { afterAll, describe, expect, test } from 'bun:test'
+import { Client } from 'pg'
 import { HttpError } from '../../runtime/kernel/errors'
 import { reservationsForTest, snapshot } from './testing'
 
@@ -351,6 +352,33 @@ describe('expiry, cancel, confirm', () => {
       for (const seat of free) await reservations.hold({ userId: crypto.randomUUID(), eventId: event.eventId, seatIds: [seat.id] })
       const names = (await published(event.eventId)).map((row) => row.event_name).filter((name) => name.startsWith('inventory.'))
       expect({ round, names }).toEqual({ round, names: ['inventory.sold-out.v1'] })
+    }
+  })
+
+  test('whether seats are left is read from the indexes, not by scanning the table, while its statistics still say every seat is free', async () => {
+    const event = await seed(snapshot({ seats: 2_000 }))
+    await db.$executeRawUnsafe('ANALYZE reservations.seats') // as after a snapshot: every seat of the event available
+    // Then the sale takes them all, faster than the statistics are gathered again.
+    await db.$executeRawUnsafe(
+      `UPDATE reservations.seats SET state = 'sold', reservation_id = gen_random_uuid() WHERE event_id = $1::uuid`,
+      event.eventId,
+    )
+    // One connection: a backend's scan counts reach the statistics when it flushes them.
+    const client = new Client({ connectionString: process.env.DATABASE_URL })
+    await client.connect()
+    try {
+      const scansOfSeats = async () => {
+        await client.query('SELECT pg_stat_force_next_flush()')
+        await client.query('SELECT pg_stat_clear_snapshot()')
+        const { rows } = await client.query(`SELECT seq_scan::int FROM pg_stat_user_tables WHERE schemaname = 'reservations' AND relname = 'seats'`)
+        return rows[0].seq_scan as number
+      }
+      const before = await scansOfSeats()
+      const { rows } = await client.query('SELECT reservations.seat_for_sale($1::uuid) AS for_sale', [event.eventId])
+      expect(rows[0].for_sale).toBe(false)
+      expect(await scansOfSeats()).toBe(before)
+    } finally {
+      await client.end()
     }
   })
 })

@@ -154,9 +154,10 @@ export function createReservations(deps: {
 
   // --- availability: sold out when nothing is left, restocked when something comes back ---
 
+  /** Seats by `seat_for_sale` (SEAT_IS_FREE's rule, read from the partial indexes: see its migration), or tickets left. */
   async function anythingAvailable(tx: Tx, eventId: string): Promise<boolean> {
     const rows = await tx.$queryRawUnsafe<Array<{ available: boolean }>>(
-      `SELECT EXISTS (SELECT 1 FROM reservations.seats WHERE event_id = $1::uuid AND ${SEAT_IS_FREE})
+      `SELECT reservations.seat_for_sale($1::uuid)
            OR EXISTS (SELECT 1 FROM reservations.ticket_types WHERE event_id = $1::uuid AND held + sold < quantity) AS available`,
       eventId,
     )
