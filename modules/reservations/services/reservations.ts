@@ -1,3 +1,4 @@
+import { escapeLiteral } from 'pg'
 import type { Outbox, SqlClient as Tx } from '../../../runtime/kernel/bus'
 import { conflict, HttpError, notFound, badRequest } from '../../../runtime/kernel/errors'
 import type { AdmissionCheck } from '../../queue/contract'
@@ -127,13 +128,17 @@ export function createReservations(deps: {
     await deps.seatMapsChanged?.(change.eventIds)
   }
 
-  async function inTransaction<T>(work: (tx: Tx) => Promise<T>): Promise<T> {
+  /** `locks`: statements without parameters that take the transaction's locks, sent with BEGIN (see `buyerLocks`). */
+  async function inTransaction<T>(work: (tx: Tx) => Promise<T>, locks?: string): Promise<T> {
     const changes: SeatChange[] = []
     try {
-      const result = await db.direct.transaction((tx) => {
-        seatChanges.set(tx, changes)
-        return work(tx)
-      }, LOCK_TIMEOUT)
+      const result = await db.direct.transaction(
+        (tx) => {
+          seatChanges.set(tx, changes)
+          return work(tx)
+        },
+        locks ? `${LOCK_TIMEOUT}; ${locks}` : LOCK_TIMEOUT,
+      )
       if (changes.length > 0) deps.seatsChanged?.(changes)
       return result
     } catch (error) {
@@ -291,16 +296,15 @@ export function createReservations(deps: {
 
   /**
    * One hold at a time per buyer and event, across instances, so that parallel requests cannot each pass the limit.
-   * The keys are taken in sorted order: two batches sharing buyers queue up instead of deadlocking.
+   * The keys are taken in sorted order: two batches sharing buyers queue up instead of deadlocking. A statement without
+   * parameters (the values quoted by pg's `escapeLiteral`), for `inTransaction` to send with BEGIN: the locks cost no
+   * round trip of their own, on the path where every hold waits for its batch's transaction.
    */
-  async function lockBuyers(tx: Tx, eventId: string, userIds: string[]) {
-    await tx.$executeRawUnsafe(
-      `SELECT pg_advisory_xact_lock(key) FROM (
-         SELECT DISTINCT hashtextextended('reservations.hold:' || buyer || ':' || $2, 0) AS key FROM unnest($1::text[]) AS buyer ORDER BY key
-       ) AS keys`,
-      userIds,
-      eventId,
-    )
+  function buyerLocks(eventId: string, userIds: string[]): string {
+    return `SELECT pg_advisory_xact_lock(key) FROM (
+       SELECT DISTINCT hashtextextended('reservations.hold:' || buyer || ':' || ${escapeLiteral(eventId)}, 0) AS key
+       FROM unnest(ARRAY[${userIds.map(escapeLiteral).join(', ')}]::text[]) AS buyer ORDER BY key
+     ) AS keys`
   }
 
   /** Tickets each buyer (parameter `users`) holds or bought for the event (parameter `event`): its live reservations. */
@@ -326,7 +330,6 @@ export function createReservations(deps: {
     const requested = request.best?.quantity ?? request.quantity!
     const id = crypto.randomUUID()
     const row = await inTransaction(async (tx) => {
-      await lockBuyers(tx, eventId, [userId])
       const taken = (await takenBy(tx, eventId, [userId])).get(userId) ?? 0
       if (taken + requested > event.per_user_limit) throw limitExceeded(event.per_user_limit, taken)
 
@@ -350,7 +353,7 @@ export function createReservations(deps: {
       await outbox.publish(tx, 'reservation.created.v1', createdEvent(created!))
       await updateSoldOut(tx, eventId)
       return created!
-    })
+    }, buyerLocks(eventId, [userId]))
     await changed({ eventIds: [eventId], expiries: [{ id, at: row.expires_at }] })
     return row
   }
@@ -408,7 +411,9 @@ export function createReservations(deps: {
     while (checking || queue.length > 0) {
       const checked = await (checking ?? checkBatch(eventId, queue.splice(0, BATCH_LIMIT)))
       checking = queue.length > 0 ? checkBatch(eventId, queue.splice(0, BATCH_LIMIT)) : undefined
-      await claimChecked(eventId, checked)
+      // The next batch's transaction starts once this one committed; this one's buyers hear of it meanwhile.
+      const committed = await claimChecked(eventId, checked)
+      if (committed) void settle(eventId, checked.admitted, committed)
     }
     waiting.delete(eventId)
   }
@@ -466,22 +471,37 @@ export function createReservations(deps: {
     return conflict('SEATS_UNAVAILABLE', `seats not available: ${names.join(', ')}`)
   }
 
-  /** Settles every admitted request: a hold, or that request's own refusal. Never throws. */
-  async function claimChecked(eventId: string, { admitted, limit, freeOfRefused }: Checked) {
-    if (admitted.length === 0) return
+  /**
+   * The outcome of each admitted request (a hold, or its own refusal) once the batch's transaction committed; undefined
+   * when there was nothing to claim or the transaction failed (e.g. a lock timeout: 503): nothing of it stays, and
+   * every request has heard why. Never throws.
+   */
+  async function claimChecked(eventId: string, { admitted, limit, freeOfRefused }: Checked): Promise<Array<HeldRow | HttpError> | undefined> {
+    if (admitted.length === 0) return undefined
+    const requests = admitted.map(({ request }) => request)
     try {
-      const outcomes = await inTransaction((tx) => claimBatch(tx, eventId, limit, admitted.map(({ request }) => request), freeOfRefused))
-      const held = outcomes.filter((outcome): outcome is HeldRow => !(outcome instanceof HttpError))
-      if (held.length > 0) await changed({ eventIds: [eventId], expiries: held.map((row) => ({ id: row.id, at: row.expires_at })) })
-      admitted.forEach((waiter, index) => {
-        const outcome = outcomes[index]!
-        if (outcome instanceof HttpError) waiter.reject(outcome)
-        else waiter.resolve(outcome)
-      })
+      const buyers = [...new Set(requests.map((request) => request.userId))]
+      return await inTransaction((tx) => claimBatch(tx, eventId, limit, requests, freeOfRefused), buyerLocks(eventId, buyers))
     } catch (error) {
-      // The batch's transaction failed (e.g. a lock timeout: 503): nothing of it stays, and every request hears why.
       for (const waiter of admitted) waiter.reject(error)
+      return undefined
     }
+  }
+
+  /** Tells a committed batch's buyers their outcomes, once what it changed is announced (see `changed`). Never throws. */
+  async function settle(eventId: string, admitted: Waiting[], outcomes: Array<HeldRow | HttpError>) {
+    const held = outcomes.filter((outcome): outcome is HeldRow => !(outcome instanceof HttpError))
+    try {
+      if (held.length > 0) await changed({ eventIds: [eventId], expiries: held.map((row) => ({ id: row.id, at: row.expires_at })) })
+    } catch (error) {
+      for (const waiter of admitted) waiter.reject(error)
+      return
+    }
+    admitted.forEach((waiter, index) => {
+      const outcome = outcomes[index]!
+      if (outcome instanceof HttpError) waiter.reject(outcome)
+      else waiter.resolve(outcome)
+    })
   }
 
   /**
@@ -491,11 +511,11 @@ export function createReservations(deps: {
    * earlier request of the batch. One statement claims the granted seats and records the reservations, one more
    * their reservation.created.v1. A request not granted gets its own 409 (or 400 for seats the event does not
    * have) and changes nothing. `alsoFree`: seats of requests refused before the transaction that were free then;
-   * locked with the others when still free, they show the event is not sold out without looking further.
+   * locked with the others when still free, they show the event is not sold out without looking further. Runs in a
+   * transaction holding the buyers' locks (`buyerLocks`).
    */
   async function claimBatch(tx: Tx, eventId: string, limit: number, requests: HoldRequest[], alsoFree: string[] = []): Promise<Array<HeldRow | HttpError>> {
     const buyers = [...new Set(requests.map((request) => request.userId))]
-    await lockBuyers(tx, eventId, buyers)
     // Under the buyers' locks, one statement: every seat asked for, in seat-map order, and whether it is free (the
     // free ones are locked for this batch to claim; those another transaction is taking are skipped by the lock and
     // so count as not free), each row with what the buyers already hold or bought. The requests were let in with
