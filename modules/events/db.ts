@@ -1,11 +1,15 @@
-import { modulePgAdapter } from '../../runtime/kernel/db'
+import { modulePostgres } from '../../runtime/kernel/db'
 import { PrismaClient } from './generated/prisma/client'
 
-/** The events module's own Prisma client, bound to PostgreSQL schema "events" through its own URL; `onQuery` counts statements. */
+/**
+ * The events module's own Prisma client, bound to PostgreSQL schema "events" through its own URL; `onQuery` counts statements.
+ * `direct`: raw SQL on the same connections without Prisma (the kernel's outbox relay uses it).
+ */
 export function createEventsDb(url: string, onQuery?: () => void) {
-  const db = new PrismaClient({ adapter: modulePgAdapter(url, 'events'), log: [{ emit: 'event', level: 'query' }] })
+  const { adapter, direct } = modulePostgres(url, 'events', undefined, onQuery)
+  const db = new PrismaClient({ adapter, log: [{ emit: 'event', level: 'query' }] })
   if (onQuery) db.$on('query', onQuery)
-  return db
+  return Object.assign(db, { direct })
 }
 
 export type EventsDb = ReturnType<typeof createEventsDb>

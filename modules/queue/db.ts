@@ -1,11 +1,15 @@
-import { modulePgAdapter } from '../../runtime/kernel/db'
+import { modulePostgres } from '../../runtime/kernel/db'
 import { PrismaClient } from './generated/prisma/client'
 
-/** The queue module's own Prisma client, bound to PostgreSQL schema "queue" through its own URL; `onQuery` counts statements. */
+/**
+ * The queue module's own Prisma client, bound to PostgreSQL schema "queue" through its own URL; `onQuery` counts statements.
+ * `direct`: raw SQL on the same connections without Prisma (the kernel's outbox relay uses it).
+ */
 export function createQueueDb(url: string, onQuery?: () => void) {
-  const db = new PrismaClient({ adapter: modulePgAdapter(url, 'queue'), log: [{ emit: 'event', level: 'query' }] })
+  const { adapter, direct } = modulePostgres(url, 'queue', undefined, onQuery)
+  const db = new PrismaClient({ adapter, log: [{ emit: 'event', level: 'query' }] })
   if (onQuery) db.$on('query', onQuery)
-  return db
+  return Object.assign(db, { direct })
 }
 
 export type QueueDb = ReturnType<typeof createQueueDb>

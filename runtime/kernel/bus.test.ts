@@ -160,6 +160,20 @@ describe('transactional outbox', () => {
     await relay.stop()
   })
 
+  test("a module with direct SQL is relayed over it, without Prisma's interactive transaction", async () => {
+    const id = await publishCommitted(6)
+    const prismaRefused: Database = {
+      $executeRawUnsafe: (query, ...values) => db.$executeRawUnsafe(query, ...values),
+      $queryRawUnsafe: (query, ...values) => db.$queryRawUnsafe(query, ...values),
+      $transaction: () => Promise.reject(new Error("the relay used Prisma's transaction")),
+      direct: db.direct,
+    }
+    const relay = new OutboxRelay('bus_test_pub', prismaRefused, catalog, queues, 20, log)
+    expect(await relay.relayOnce()).toBeGreaterThan(0)
+    expect(await isSent(id)).toBe(true)
+    await eventually(async () => (await effectsOf(id)) === 1 && (await effectsOf(id, 'bus_test_sub2')) === 1, 10_000, 'delivery to both subscribers')
+  })
+
   test('a duplicate delivery applies its effect once', async () => {
     const id = await publishCommitted(4)
     const relay = newRelay()

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { Queue, UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq'
 import type Redis from 'ioredis'
 import { firstViolation, type EventCatalog, type EventEnvelope, type EventName, type EventPayload, type ModuleContract } from './contract'
-import { quoteIdent } from './db'
+import { quoteIdent, type DirectSql } from './db'
 import { describeError, type Logger } from './log'
 import type { Metrics } from './metrics'
 
@@ -14,6 +14,8 @@ export interface SqlClient {
 export interface Database extends SqlClient {
   // `any`: each module's generated Prisma client passes its own transaction type here.
   $transaction<R>(fn: (tx: any) => Promise<R>, options?: { timeout?: number; maxWait?: number }): Promise<R>
+  /** The same connections without Prisma (see `modulePostgres`), for the kernel's own statements where a module has it. */
+  direct?: DirectSql
 }
 
 export const inboxQueueName = (module: string) => `${module}-inbox`
@@ -177,6 +179,8 @@ export interface RelayOptions {
  * ever being read. An event this process does not know (written by a newer version during a rolling deploy) is left
  * to a relay that does.
  */
+const RELAY_IDLE_LIMIT = `SET LOCAL idle_in_transaction_session_timeout = '30s'`
+
 export class OutboxRelay {
   private running = false
   private loop?: Promise<void>
@@ -211,7 +215,7 @@ export class OutboxRelay {
 
   /** Relays one batch; `more`: it stopped at its size or byte budget with events left behind. */
   private relayBatch(): Promise<{ moved: number; more: boolean }> {
-    return this.db.$transaction(async (tx: SqlClient) => {
+    const relay = async (tx: SqlClient) => {
       const pending = await tx.$queryRawUnsafe<PendingRow[]>(
         `SELECT id::text, event_name, occurred_at, pg_column_size(payload)::int AS bytes,
            CASE WHEN pg_column_size(payload) <= $1 THEN payload END AS payload
@@ -265,7 +269,13 @@ export class OutboxRelay {
       for (const [queue, jobs] of jobsByQueue) await this.queues.get(queue).addBulk(jobs)
       await tx.$executeRawUnsafe(`UPDATE ${this.table} SET sent_at = now() WHERE id = ANY($1::uuid[])`, batch)
       return { moved: batch.length, more }
-    }, { timeout: 30_000 }) // large snapshots (a 50,000-seat event is 8.7 MB of JSON) can outlast Prisma's 5 s default
+    }
+    // Without Prisma where the module has direct SQL: a relay runs after every publishing commit, and Prisma's
+    // interactive transaction costs more CPU than its statements. Either way a batch may take up to 30 s (large
+    // snapshots: a 50,000-seat event is 8.7 MB of JSON, past Prisma's 5 s default); a transaction left idle longer
+    // (Redis not answering addBulk) is ended by the server.
+    if (this.db.direct) return this.db.direct.transaction(relay, RELAY_IDLE_LIMIT)
+    return this.db.$transaction(relay, { timeout: 30_000 })
   }
 
   async backlog(): Promise<number> {

@@ -33,11 +33,6 @@ export async function ensureDatabase(url: string): Promise<void> {
 
 export { quoteIdent }
 
-/** The PrismaPg adapter a module's client uses (see `modulePostgres`). */
-export function modulePgAdapter(url: string, schema: string, poolSize = 10): PrismaPg {
-  return modulePostgres(url, schema, poolSize).adapter
-}
-
 /**
  * Raw SQL straight on a module's pooled connections, in the shape of Prisma's raw queries, for a hot path: the same
  * statement cost 120–250 µs of CPU through Prisma's raw query against 54–86 µs through pg (bench/README.md,
