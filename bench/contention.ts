@@ -1,6 +1,6 @@
 // Contention benchmark: many buyers racing for the seats of one hot event through HTTP, beside pgbench's
 // simple-update transaction (`pgbench -N`) on the same PostgreSQL in the same sitting.
-// `bun bench/contention.ts [--buyers=10000] [--seats=2000] [--concurrency=64] [--pgbench-seconds=10] [--pgbench-clients=<concurrency>] [--processes=1]`
+// `bun bench/contention.ts [--buyers=10000] [--seats=2000] [--concurrency=64] [--pgbench-seconds=10] [--pgbench-clients=<concurrency>] [--processes=1] [--warm-up-buyers=<buyers>]`
 // Uses its own database (tiketi_bench_contention: TIKETI's schemas, pgbench's tables in public) and Redis database 12.
 // pgbench runs before TIKETI starts and again after it stopped (their mean is the baseline), so the two never share
 // the machine or PostgreSQL's connection slots. TIKETI runs auth, events, queue and reservations (the queue counts each
@@ -8,7 +8,10 @@
 // processes sharing one port (REUSE_PORT: the kernel spreads the connections); the event (seats in rows
 // of 20, 4 per buyer) is created and published through the API; buyers are 10,000 distinct accounts whose access
 // tokens the bench signs with auth's current key (registering 10,000 accounts hashes 10,000 passwords: minutes here).
-// Each buyer sends one `POST /api/reservations` for 1–4 random seats, `--concurrency` requests in flight. Prints
+// Each buyer sends one `POST /api/reservations` for 1–4 random seats, `--concurrency` requests in flight. First, not
+// counted, `--warm-up-buyers` (as many) other buyers race the same way for an event of their own (a fifth as many
+// seats): a process that has served a sale for a while has compiled its hot code, where a cold one spends a third of
+// its CPU on the JIT compiler's thread during a 3-second race (0 measures the cold process). Prints
 // hold requests answered per second (201 or 409) and successful holds per second beside pgbench's tps, p50/p99, the
 // 409s, and the invariant check read from the tables (no seat in two live reservations, every held seat owned by
 // the reservation that lists it, the seats the API answered equal to the seats held); exits 1 on a violation.
@@ -27,6 +30,7 @@ const concurrency = arg('concurrency', 64)
 const pgbenchSeconds = arg('pgbench-seconds', 10)
 const pgbenchClients = arg('pgbench-clients', concurrency)
 const processCount = arg('processes', 1)
+const warmUpBuyers = arg('warm-up-buyers', buyers)
 const SEATS_PER_ROW = 20
 const STORES = { database: 'tiketi_bench_contention', redisUrl: 'redis://127.0.0.1:6379/12', prefix: 'tiketi-contention' }
 const LIVE = `(r.state = 'confirmed' OR (r.state = 'pending' AND r.expires_at > now()))`
@@ -97,43 +101,62 @@ try {
   const login = await fetch(`${tiketi.url}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(BENCH_ADMIN) })
   const { accessToken } = (await login.json()) as { accessToken: string }
   const day = 86_400_000
-  const rows = Math.ceil(seatCount / SEATS_PER_ROW)
-  const created = await api('POST', '/events', accessToken, {
-    title: 'Contention night',
-    venue: 'Olympic Hall',
-    artist: 'Bench Artist',
-    eventDate: new Date(Date.now() + 30 * day).toISOString(),
-    saleStart: new Date(Date.now() - 60_000).toISOString(),
-    saleEnd: new Date(Date.now() + 20 * day).toISOString(),
-    perUserLimit: 4,
-    seatMap: {
-      priceTiers: [{ name: 'R', price: 110_000 }],
-      sections: [{ name: 'A', rows, seatsPerRow: SEATS_PER_ROW, priceTier: 'R' }],
-      blocked: Array.from({ length: rows * SEATS_PER_ROW - seatCount }, (_, i) => `A-${rows}-${SEATS_PER_ROW - i}`),
-    },
-  })
-  if (created.status !== 201) throw new Error(`event creation answered ${created.status}: ${await created.text()}`)
-  eventId = ((await created.json()) as { id: string }).id
-  const published = await api('POST', `/events/${eventId}/publish`, accessToken)
-  if (!published.ok) throw new Error(`publish answered ${published.status}: ${await published.text()}`)
+  /** A hot event on sale with `seats` seats in rows of 20, published; its id and seat ids once reservations has them. */
+  const hotEvent = async (title: string, seats: number) => {
+    const rows = Math.ceil(seats / SEATS_PER_ROW)
+    const created = await api('POST', '/events', accessToken, {
+      title,
+      venue: 'Olympic Hall',
+      artist: 'Bench Artist',
+      eventDate: new Date(Date.now() + 30 * day).toISOString(),
+      saleStart: new Date(Date.now() - 60_000).toISOString(),
+      saleEnd: new Date(Date.now() + 20 * day).toISOString(),
+      perUserLimit: 4,
+      seatMap: {
+        priceTiers: [{ name: 'R', price: 110_000 }],
+        sections: [{ name: 'A', rows, seatsPerRow: SEATS_PER_ROW, priceTier: 'R' }],
+        blocked: Array.from({ length: rows * SEATS_PER_ROW - seats }, (_, i) => `A-${rows}-${SEATS_PER_ROW - i}`),
+      },
+    })
+    if (created.status !== 201) throw new Error(`event creation answered ${created.status}: ${await created.text()}`)
+    const id = ((await created.json()) as { id: string }).id
+    const published = await api('POST', `/events/${id}/publish`, accessToken)
+    if (!published.ok) throw new Error(`publish answered ${published.status}: ${await published.text()}`)
+    // The reservations module builds its inventory copy from event.published.v1 (through the bus): wait for it.
+    for (const deadline = Date.now() + 60_000; ; await Bun.sleep(100)) {
+      if (Date.now() > deadline) throw new Error('the inventory copy did not arrive within 60 s')
+      const seen = await fetch(`${tiketi.url}/api/seats/${id}`)
+      if (!seen.ok) continue
+      const seatIds = ((await seen.json()) as { seats: Array<{ id: string; status: string }> }).seats.filter((seat) => seat.status === 'available').map((seat) => seat.id)
+      if (seatIds.length > 0) return { id, seatIds }
+    }
+  }
+  /** One hold request per buyer (a new access token, signed with auth's current key), for 1–4 of the event's seats. */
+  const holdRequests = async ({ id, seatIds }: { id: string; seatIds: string[] }, count: number) =>
+    (await buyerAccessTokens(databaseUrl(STORES), count)).map((token) => {
+      const want = 1 + Math.floor(Math.random() * 4)
+      const chosen = new Set<string>()
+      while (chosen.size < want) chosen.add(seatIds[Math.floor(Math.random() * seatIds.length)]!)
+      return { token, body: { eventId: id, seatIds: [...chosen] } }
+    })
 
-  // The reservations module builds its inventory copy from event.published.v1 (through the bus): wait for it.
-  let seatIds: string[] = []
-  for (const deadline = Date.now() + 60_000; seatIds.length === 0; await Bun.sleep(100)) {
-    if (Date.now() > deadline) throw new Error('the inventory copy did not arrive within 60 s')
-    const seen = await fetch(`${tiketi.url}/api/seats/${eventId}`)
-    if (seen.ok) seatIds = ((await seen.json()) as { seats: Array<{ id: string; status: string }> }).seats.filter((seat) => seat.status === 'available').map((seat) => seat.id)
+  if (warmUpBuyers > 0) {
+    const warmUp = await holdRequests(await hotEvent('Contention warm-up', Math.max(20, Math.round(seatCount / 5))), warmUpBuyers)
+    let next = 0
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (next < warmUp.length) {
+          const { token, body } = warmUp[next++]!
+          await (await api('POST', '/reservations', token, body)).arrayBuffer()
+        }
+      }),
+    )
   }
 
-  // One access token per buyer, signed with auth's current key as auth itself would sign it.
-  const tokens = await buyerAccessTokens(databaseUrl(STORES), buyers)
+  const event = await hotEvent('Contention night', seatCount)
+  eventId = event.id
   // Each buyer's 1–4 seats, drawn before the clock starts.
-  const requests = tokens.map((token) => {
-    const want = 1 + Math.floor(Math.random() * 4)
-    const chosen = new Set<string>()
-    while (chosen.size < want) chosen.add(seatIds[Math.floor(Math.random() * seatIds.length)]!)
-    return { token, body: { eventId, seatIds: [...chosen] } }
-  })
+  const requests = await holdRequests(event, buyers)
 
   let next = 0
   const cpuBefore = { tiketi: tiketiCpuMs(), client: process.cpuUsage(), statements: await statements(tiketi.url), commits: await commits(db) }
