@@ -331,6 +331,10 @@ describe('expiry, cancel, confirm', () => {
     expect((await reservations.seatStatus(event.eventId))!.seats.map((seat) => seat.status)).toEqual(['held', 'blocked', 'held'])
     const names = (await published(event.eventId)).map((row) => row.event_name).filter((name) => name.startsWith('inventory.'))
     expect(names).toEqual(['inventory.sold-out.v1'])
+    // Nothing left in a section the event has is a 409; a section it does not have, a bad request.
+    const more = (section: string) => reservations.hold({ userId: crypto.randomUUID(), eventId: event.eventId, best: { quantity: 1, section } })
+    await expect(more('A')).rejects.toMatchObject({ status: 409, code: 'NO_ADJACENT_SEATS', message: 'no seat left in section A' })
+    await expect(more('B')).rejects.toMatchObject({ status: 400, code: 'UNKNOWN_SECTION', message: 'no section B in this event' })
   })
 
   test('the last seats taken at the same moment by different paths still make the event sold out (30 races)', async () => {

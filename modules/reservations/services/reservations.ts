@@ -237,6 +237,9 @@ export function createReservations(deps: {
    * the claim is undone (savepoint) and the pick made again without the seats others are taking, a few times at most
    * (concurrent buyers all want the same best seats: each retry steers away from the crowd).
    */
+  const hasSection = async (tx: Tx, eventId: string, section: string) =>
+    (await tx.$queryRawUnsafe<unknown[]>('SELECT 1 FROM reservations.seats WHERE event_id = $1::uuid AND section = $2 LIMIT 1', eventId, section)).length > 0
+
   async function claimBest(tx: Tx, eventId: string, reservationId: string, best: { quantity: number; section?: string }) {
     const contested = new Set<string>()
     for (let attempt = 0; attempt < 5; attempt++) {
@@ -246,8 +249,13 @@ export function createReservations(deps: {
         eventId,
         best.section ?? null,
       )
+      if (free.length === 0 && best.section !== undefined && !(await hasSection(tx, eventId, best.section)))
+        throw badRequest('UNKNOWN_SECTION', `no section ${best.section} in this event`)
       const chosen = chooseBestSeats(contested.size ? free.filter((seat) => !contested.has(seat.id)) : free, best.quantity)
-      if (!chosen) throw conflict('NO_ADJACENT_SEATS', `no ${best.quantity} adjacent seats left${best.section ? ` in section ${best.section}` : ''}`)
+      if (!chosen) {
+        const wanted = best.quantity === 1 ? 'no seat' : `no ${best.quantity} adjacent seats`
+        throw conflict('NO_ADJACENT_SEATS', `${wanted} left${best.section ? ` in section ${best.section}` : ''}`)
+      }
       const seatIds = chosen.map((seat) => seat.id)
       await tx.$executeRawUnsafe('SAVEPOINT best_available')
       const claimed = await tryClaim(tx, eventId, reservationId, [...seatIds].sort())
