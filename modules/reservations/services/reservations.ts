@@ -147,14 +147,13 @@ export function createReservations(deps: {
     }
   }
 
+  const EVENT_COPY_COLUMNS = 'status, sale_start, sale_end, event_date, per_user_limit, queue_required, rules_version, deleted, sales_paused_at'
+  /** The event's sale rules as this module's copy has them; undefined for an event it does not know (or deleted). */
+  const usableCopy = <T extends EventCopy>(copy: T | undefined) => (copy && !copy.deleted && copy.rules_version > 0 ? copy : undefined)
+
   async function eventCopy(client: Tx, eventId: string): Promise<EventCopy | undefined> {
-    const rows = await client.$queryRawUnsafe<EventCopy[]>(
-      `SELECT status, sale_start, sale_end, event_date, per_user_limit, queue_required, rules_version, deleted, sales_paused_at
-       FROM reservations.events WHERE event_id = $1::uuid`,
-      eventId,
-    )
-    const copy = rows[0]
-    return copy && !copy.deleted && copy.rules_version > 0 ? copy : undefined
+    const rows = await client.$queryRawUnsafe<EventCopy[]>(`SELECT ${EVENT_COPY_COLUMNS} FROM reservations.events WHERE event_id = $1::uuid`, eventId)
+    return usableCopy(rows[0])
   }
 
   // --- availability: sold out when nothing is left, restocked when something comes back ---
@@ -432,14 +431,22 @@ export function createReservations(deps: {
    */
   type Checked = { admitted: Waiting[]; limit: number; freeOfRefused: string[] }
 
-  /** The seats of these requests, in seat-map order, and whether each is free (not blocked, not held or sold) now. */
-  const seatsNow = (eventId: string, batch: Waiting[]) =>
-    db.direct.$queryRawUnsafe<Array<{ id: string; label: string; free: boolean }>>(
-      `SELECT id::text, label, ${SEAT_IS_FREE} AS free
-       FROM reservations.seats WHERE event_id = $1::uuid AND id = ANY($2::uuid[]) ORDER BY ordinal`,
+  /**
+   * The event's sale rules and, in one statement, the seats of these requests in seat-map order, each with whether it
+   * is free (not blocked, not held or sold) now. No event: no copy and no seats.
+   */
+  async function saleNow(eventId: string, batch: Waiting[]) {
+    type Seat = { id: string; label: string; free: boolean }
+    const [row] = await db.direct.$queryRawUnsafe<Array<EventCopy & { seats: Seat[] }>>(
+      `SELECT ${EVENT_COPY_COLUMNS},
+              (SELECT coalesce(json_agg(json_build_object('id', id, 'label', label, 'free', ${SEAT_IS_FREE}) ORDER BY ordinal), '[]')
+               FROM reservations.seats WHERE event_id = $1::uuid AND id = ANY($2::uuid[])) AS seats
+       FROM reservations.events WHERE event_id = $1::uuid`,
       eventId,
       [...new Set(batch.flatMap(({ request }) => request.seatIds!))],
     )
+    return { event: usableCopy(row), seats: row?.seats ?? [] }
+  }
 
   /**
    * The sale's rules, read once for the batch: each request passes them (its admission token too) or is refused alone.
@@ -450,7 +457,7 @@ export function createReservations(deps: {
    */
   async function checkBatch(eventId: string, batch: Waiting[]): Promise<Checked> {
     try {
-      const [event, seats] = await Promise.all([eventCopy(db.direct, eventId), seatsNow(eventId, batch)])
+      const { event, seats } = await saleNow(eventId, batch)
       const checks = await Promise.allSettled(batch.map(({ request }) => checkSale(event, request)))
       const known = new Map(seats.map((seat, position) => [seat.id, { ...seat, position }]))
       const freeOfRefused = new Set<string>()
