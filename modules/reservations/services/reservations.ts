@@ -231,14 +231,14 @@ export function createReservations(deps: {
     )
   }
 
+  const hasSection = async (tx: Tx, eventId: string, section: string) =>
+    (await tx.$queryRawUnsafe<unknown[]>('SELECT 1 FROM reservations.seats WHERE event_id = $1::uuid AND section = $2 LIMIT 1', eventId, section)).length > 0
+
   /**
    * Picks the best adjacent seats from those free now and claims them; when another hold is taking one of them,
    * the claim is undone (savepoint) and the pick made again without the seats others are taking, a few times at most
    * (concurrent buyers all want the same best seats: each retry steers away from the crowd).
    */
-  const hasSection = async (tx: Tx, eventId: string, section: string) =>
-    (await tx.$queryRawUnsafe<unknown[]>('SELECT 1 FROM reservations.seats WHERE event_id = $1::uuid AND section = $2 LIMIT 1', eventId, section)).length > 0
-
   async function claimBest(tx: Tx, eventId: string, reservationId: string, best: { quantity: number; section?: string }) {
     const contested = new Set<string>()
     for (let attempt = 0; attempt < 5; attempt++) {
