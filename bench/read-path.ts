@@ -1,6 +1,7 @@
 // Read-path benchmark: event list, event detail, a 1,000-seat map (the events module's layout, and the reservations
-// module's live map with status) from a warm cache, beside a plain Bun.serve JSON endpoint and a legacy-style seat map
-// (uncached database read, uncompressed) measured in the same run. `bun bench/read-path.ts [--seconds=5] [--concurrency=64]`
+// module's live map with status) from a warm cache, beside a plain Bun.serve JSON endpoint (and one that also reads
+// the URL and If-None-Match) and a legacy-style seat map (uncached database read, uncompressed) measured in the same
+// run. `bun bench/read-path.ts [--seconds=5] [--concurrency=64]`
 // Uses its own database (tiketi_bench) and Redis database 8; prints a table and writes bench/results/read-path.json.
 // The client is wrk when installed (`apt-get install -y wrk`), else Bun's fetch in this process; the same client for
 // every target. With two cores or more, wrk runs on core 0 and every server (TIKETI, the baseline, the legacy
@@ -150,6 +151,7 @@ try {
   // Interleaved so that drift in the machine's load affects both sides alike.
   await run('baseline (Bun.serve, detail body)', baseline.pid, `${baselineUrl}/detail`)
   await run('baseline (Bun.serve, list body)', baseline.pid, `${baselineUrl}/list`)
+  await run('Bun.serve, URL + ETag (detail body)', baseline.pid, `${baselineUrl}/detail/conditional`)
   await run('GET /health (hooks only, no I/O)', tiketi.process.pid, `${tiketi.url}/health`)
   await run('GET /api/events?limit=20', tiketi.process.pid, listUrl)
   await run('GET /api/events/:id', tiketi.process.pid, detailUrl)
@@ -186,6 +188,9 @@ try {
   console.log("(server CPU: the serving process's user + system time per request, from /proc; the legacy stand-in's excludes PostgreSQL)")
   const listAgainstDetailBody = results['GET /api/events?limit=20']!.requestsPerSecond / baselines.detail.requestsPerSecond
   console.log(`GET /api/events?limit=20 against the detail body's baseline (as measured before): ${listAgainstDetailBody.toFixed(2)}×`)
+  // Beside the goal's baseline: the same body answered by a Bun.serve that reads the URL and If-None-Match.
+  const conditionalRate = results['Bun.serve, URL + ETag (detail body)']!.requestsPerSecond
+  console.log(`GET /api/events/:id against a Bun.serve reading the URL and If-None-Match: ${(results['GET /api/events/:id']!.requestsPerSecond / conditionalRate).toFixed(2)}×`)
   const legacyRate = results['legacy stand-in seat map (DB read, no cache)']!.requestsPerSecond
   for (const name of ['GET seat-map (1,000 seats, gzip)', 'GET seat-map (1,000 seats, identity)', 'GET /api/seats/:id (live, gzip)'])
     console.log(`${name}: ${(results[name]!.requestsPerSecond / legacyRate).toFixed(1)}× the legacy stand-in`)
