@@ -168,6 +168,9 @@ export interface RelayOptions {
   batchBytes?: number
 }
 
+/** A relay transaction left idle this long (Redis not answering addBulk) is ended by the server. */
+const RELAY_IDLE_LIMIT = `SET LOCAL idle_in_transaction_session_timeout = '30s'`
+
 /**
  * Moves committed outbox rows to one BullMQ job per subscriber queue (jobId = event id + subscriber), then marks
  * them sent, in the same transaction that locked them. A crash after the jobs were added and before the commit
@@ -179,8 +182,6 @@ export interface RelayOptions {
  * ever being read. An event this process does not know (written by a newer version during a rolling deploy) is left
  * to a relay that does.
  */
-const RELAY_IDLE_LIMIT = `SET LOCAL idle_in_transaction_session_timeout = '30s'`
-
 export class OutboxRelay {
   private running = false
   private loop?: Promise<void>
@@ -272,8 +273,7 @@ export class OutboxRelay {
     }
     // Without Prisma where the module has direct SQL: a relay runs after every publishing commit, and Prisma's
     // interactive transaction costs more CPU than its statements. Either way a batch may take up to 30 s (large
-    // snapshots: a 50,000-seat event is 8.7 MB of JSON, past Prisma's 5 s default); a transaction left idle longer
-    // (Redis not answering addBulk) is ended by the server.
+    // snapshots: a 50,000-seat event is 8.7 MB of JSON, past Prisma's 5 s default).
     if (this.db.direct) return this.db.direct.transaction(relay, RELAY_IDLE_LIMIT)
     return this.db.$transaction(relay, { timeout: 30_000 })
   }
