@@ -487,4 +487,16 @@ describe('in-process layer (local): the writer sees its write at once, other pro
     expect(cachedJsonResponse(big, big.etag, 'gzip')!.status).toBe(304)
     expect(cachedJsonResponse(big, gzipEtag, null)!.status).toBe(304)
   })
+
+  test('a large body read while another process writes is not kept, but still comes with its gzip (the same Vary as ever)', async () => {
+    const [a, b] = pair()
+    const seats = Array.from({ length: 1_000 }, (_, i) => ({ id: crypto.randomUUID(), label: `A-${i}`, price: 110_000 }))
+    const read = await a.get(['s'], ['seat-map'], async () => {
+      await b.invalidate(['elsewhere'])
+      await Bun.sleep(100) // the message arrives while this read runs
+      return seats
+    })
+    expect(read!.gzip!.byteLength).toBeLessThan(read!.body.length / 2)
+    expect(cachedJsonResponse(read, null, null)!.headers.get('vary')).toBe('Accept-Encoding')
+  })
 })

@@ -379,7 +379,8 @@ function createLocalLayer(redis: RedisClient, channel: string, limits: { staleMs
       const readSentAt = performance.now()
       const seen = writesSeen
       return (value: CachedResponse | undefined): CachedResponse | undefined => {
-        if (writesSeen !== seen) return value
+        // Not kept (it may predate the write), but answered in the same representations as a kept one.
+        if (writesSeen !== seen) return withEncodings(value)
         const previous = copies.get(id)
         // The same body as before keeps its gzip: compressed once per value and process.
         const kept = previous && previous.value?.etag === value?.etag ? previous.value : withEncodings(value)
