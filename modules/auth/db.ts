@@ -1,15 +1,12 @@
-import { modulePostgres } from '../../runtime/kernel/db'
+import { moduleDb } from '../../runtime/kernel/db'
 import { PrismaClient } from './generated/prisma/client'
 
 /**
- * The auth module's own Prisma client, bound to PostgreSQL schema "auth" through its own URL; `onQuery` counts statements.
- * `direct`: raw SQL on the same connections without Prisma (the kernel's outbox relay uses it).
+ * The auth module's own Prisma client, bound to PostgreSQL schema "auth" through its own URL;
+ * `onQuery` counts statements; `direct` beside it (see the kernel's `moduleDb`).
  */
 export function createAuthDb(url: string, onQuery?: () => void) {
-  const { adapter, direct } = modulePostgres(url, 'auth', undefined, onQuery)
-  const db = new PrismaClient({ adapter, log: [{ emit: 'event', level: 'query' }] })
-  if (onQuery) db.$on('query', onQuery)
-  return Object.assign(db, { direct })
+  return moduleDb((adapter) => new PrismaClient({ adapter, log: [{ emit: 'event', level: 'query' }] }), url, 'auth', { onQuery })
 }
 
 export type AuthDb = ReturnType<typeof createAuthDb>

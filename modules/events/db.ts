@@ -1,15 +1,12 @@
-import { modulePostgres } from '../../runtime/kernel/db'
+import { moduleDb } from '../../runtime/kernel/db'
 import { PrismaClient } from './generated/prisma/client'
 
 /**
- * The events module's own Prisma client, bound to PostgreSQL schema "events" through its own URL; `onQuery` counts statements.
- * `direct`: raw SQL on the same connections without Prisma (the kernel's outbox relay uses it).
+ * The events module's own Prisma client, bound to PostgreSQL schema "events" through its own URL;
+ * `onQuery` counts statements; `direct` beside it (see the kernel's `moduleDb`).
  */
 export function createEventsDb(url: string, onQuery?: () => void) {
-  const { adapter, direct } = modulePostgres(url, 'events', undefined, onQuery)
-  const db = new PrismaClient({ adapter, log: [{ emit: 'event', level: 'query' }] })
-  if (onQuery) db.$on('query', onQuery)
-  return Object.assign(db, { direct })
+  return moduleDb((adapter) => new PrismaClient({ adapter, log: [{ emit: 'event', level: 'query' }] }), url, 'events', { onQuery })
 }
 
 export type EventsDb = ReturnType<typeof createEventsDb>

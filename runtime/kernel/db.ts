@@ -48,6 +48,23 @@ export interface DirectSql extends SqlClient {
 }
 
 /**
+ * A module's Prisma client, made by `create` on `modulePostgres`'s adapter, with `direct` SQL on the same connections
+ * beside it (the kernel's outbox relay uses it; a hot path may too). `onQuery` counts every statement, Prisma's (the
+ * client must log queries as events) and direct ones.
+ */
+export function moduleDb<Client extends { $on(event: 'query', listener: () => void): unknown }>(
+  create: (adapter: PrismaPg) => Client,
+  url: string,
+  schema: string,
+  options: { poolSize?: number; onQuery?: () => void } = {},
+): Client & { direct: DirectSql } {
+  const { adapter, direct } = modulePostgres(url, schema, options.poolSize, options.onQuery)
+  const db = create(adapter)
+  if (options.onQuery) db.$on('query', options.onQuery)
+  return Object.assign(db, { direct })
+}
+
+/**
  * A module's connections: its Prisma client's adapter (its own schema) and, on the same pool, `direct` SQL (`onQuery`
  * counts its statements). Waits are bounded, so that a slow or unreachable database fails a request instead of
  * hanging it.
