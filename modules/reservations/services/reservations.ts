@@ -496,7 +496,7 @@ export function createReservations(deps: {
     const requests = admitted.map(({ request }) => request)
     try {
       const buyers = [...new Set(requests.map((request) => request.userId))]
-      return await inTransaction((tx) => claimBatch(tx, eventId, limit, requests, freeOfRefused), buyerLocks(eventId, buyers))
+      return await inTransaction((tx) => claimBatch(tx, eventId, limit, requests, buyers, freeOfRefused), buyerLocks(eventId, buyers))
     } catch (error) {
       for (const waiter of admitted) waiter.reject(error)
       return undefined
@@ -527,10 +527,9 @@ export function createReservations(deps: {
    * their reservation.created.v1. A request not granted gets its own 409 (or 400 for seats the event does not
    * have) and changes nothing. `alsoFree`: seats of requests refused before the transaction that were free then;
    * locked with the others when still free, they show the event is not sold out without looking further. Runs in a
-   * transaction holding the buyers' locks (`buyerLocks`).
+   * transaction holding the locks of `buyers` (the requests' users: `buyerLocks`).
    */
-  async function claimBatch(tx: Tx, eventId: string, limit: number, requests: HoldRequest[], alsoFree: string[] = []): Promise<Array<HeldRow | HttpError>> {
-    const buyers = [...new Set(requests.map((request) => request.userId))]
+  async function claimBatch(tx: Tx, eventId: string, limit: number, requests: HoldRequest[], buyers: string[], alsoFree: string[]): Promise<Array<HeldRow | HttpError>> {
     // Under the buyers' locks, one statement: every seat asked for, in seat-map order, and whether it is free (the
     // free ones are locked for this batch to claim; those another transaction is taking are skipped by the lock and
     // so count as not free), each row with what the buyers already hold or bought. The requests were let in with
