@@ -87,11 +87,20 @@ for (const mode of MODES)
     test('points pay part (card the rest) or all of it; the refund gives back card and points; the ledger sums to the balance', async () => {
       const event = await eventOnSale()
       const buyer = await signUp(api)
+      // More points than the wallet holds: refused at once, and the READY payment it would replace stays.
+      const mixed = await held(buyer.token, event.id, event.seats[3]!.id)
+      const cardOnly = await prepare(buyer.token, { reservationId: mixed.id })
+      const tooMany = await prepare(buyer.token, { reservationId: mixed.id, points: 30_000 })
+      expect({ status: tooMany.status, body: tooMany.body }).toEqual({
+        status: 409,
+        body: { error: { code: 'INSUFFICIENT_POINTS', message: 'not enough points: the wallet holds 0, 30000 asked for' } },
+      })
+      expect((await api.request('GET', `/api/payments/${cardOnly.body.id}/status`, { token: buyer.token })).body.state).toBe('READY')
+
       const charge = await api.request('POST', '/api/points/charge', { token: buyer.token, body: { amount: 130_000 }, headers: { 'idempotency-key': key() } })
       const chargeKey = await simulator.checkout(charge.body.orderId, 130_000)
       expect((await confirm(buyer.token, { paymentId: charge.body.id, paymentKey: chargeKey, amount: 130_000 })).body.state).toBe('DONE')
 
-      const mixed = await held(buyer.token, event.id, event.seats[3]!.id)
       const prepared = await prepare(buyer.token, { reservationId: mixed.id, points: 30_000 })
       expect(prepared.body).toMatchObject({ amount: 100_000, pointsUsed: 30_000, cardAmount: 70_000 })
       const paymentKey = await simulator.checkout(prepared.body.orderId, 70_000)

@@ -80,7 +80,7 @@ export function createPayments(deps: PaymentsDeps) {
     return (await tx.payment.findUnique({ where: { id } })) ?? undefined
   }
 
-  const illegal = (payment: Payment, to: PaymentState) => conflict('ILLEGAL_TRANSITION', `a ${payment.state} payment cannot become ${to}`)
+  const illegal = (payment: Payment, to: PaymentState) => conflict('ILLEGAL_TRANSITION', `a payment in state ${payment.state} cannot become ${to}`)
 
   const facts = (p: Payment) => ({
     paymentId: p.id,
@@ -316,13 +316,17 @@ export function createPayments(deps: PaymentsDeps) {
       if (!reservation) throw notFound('reservation')
       if (reservation.state !== 'pending' || reservation.expiresAt.getTime() <= Date.now())
         throw conflict('RESERVATION_NOT_PENDING', `the reservation is ${reservation.state === 'pending' ? 'expired' : reservation.state}`)
-      const live = await db.payment.findFirst({ where: { reservationId: reservation.id, state: { in: ['READY', 'IN_PROGRESS', 'DONE', 'PARTIAL_CANCELED'] } } })
-      if (live) {
-        if (live.state !== 'READY') throw conflict('ALREADY_PAID', `the reservation already has a ${live.state} payment`)
-        if (live.pointsUsed === Math.min(input.points ?? 0, live.amount)) return paymentView(live)
-        await fail(live.id, 'ABORTED', 'REPLACED', 'replaced by a prepare with other points')
-      }
       const points = Math.min(input.points ?? 0, reservation.amount)
+      const live = await db.payment.findFirst({ where: { reservationId: reservation.id, state: { in: ['READY', 'IN_PROGRESS', 'DONE', 'PARTIAL_CANCELED'] } } })
+      if (live?.state === 'READY' && live.pointsUsed === points) return paymentView(live)
+      if (live && live.state !== 'READY') throw conflict('ALREADY_PAID', `the reservation already has a ${live.state} payment`)
+      // Points are taken at confirmation (which refuses a short wallet); refused here too, so that a buyer is not sent to
+      // pay the card part of a payment that cannot go through, and a READY payment is not replaced by one.
+      if (points > 0) {
+        const balance = (await db.wallet.findUnique({ where: { userId } }))?.balance ?? 0
+        if (balance < points) throw conflict('INSUFFICIENT_POINTS', `not enough points: the wallet holds ${balance}, ${points} asked for`)
+      }
+      if (live) await fail(live.id, 'ABORTED', 'REPLACED', 'replaced by a prepare with other points')
       const id = randomUUID()
       try {
         const payment = await db.payment.create({
