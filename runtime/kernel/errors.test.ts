@@ -47,6 +47,7 @@ describe('validation messages name the field and the rule', () => {
       eventDate: Instant(),
       perUserLimit: t.Optional(Int({ minimum: 1, maximum: 100 })),
       posterUrl: t.Optional(t.Union([t.String({ format: 'uri', maxLength: 2048 }), t.Null()])),
+      venue: t.Optional(t.Union([t.Object({ name: t.String(), rows: t.Array(t.Object({ seats: t.Integer({ minimum: 1 }) })) }, closed), t.Null()])),
       sections: t.Optional(t.Array(t.Object({ name: t.String({ minLength: 1, maxLength: 20, pattern: '^[^\\s-]+$' }), seats: t.Integer({ minimum: 1 }) }, closed), { maxItems: 2 })),
       kind: t.Optional(t.Union([t.Literal('a'), t.Literal('b')])),
       pinned: t.Optional(t.Boolean()),
@@ -103,13 +104,17 @@ describe('validation messages name the field and the rule', () => {
     )
     expect(await message('GET', '/items/nope')).toBe('params.id: must be a UUID')
     expect(await message('POST', '/', { ...valid, posterUrl: 5 })).toBe('body.posterUrl: must be a URL of at most 2048 characters or null')
+    // A value meant for the object option of a union with null is judged by that option, down to the field at fault.
+    expect(await message('POST', '/', { ...valid, venue: { name: 'Hall', rows: [{ seats: 3 }, { seats: 0 }] } })).toBe('body.venue.rows[1].seats: must be an integer of at least 1')
+    expect(await message('POST', '/', { ...valid, venue: { rows: [] } })).toBe('body.venue.name: is required and must be a string')
+    expect(await message('POST', '/', { ...valid, venue: 'Hall' })).toBe('body.venue: must be a JSON object or null')
     expect(await message('POST', '/', { ...valid, pinned: 'yes' })).toBe('body.pinned: must be true or false')
     // A long pattern says little to a person: a schema may state its rule in words with Elysia's `error` option.
     expect(await message('POST', '/', { ...valid, email: 'nobody' })).toBe('body.email: must be an email address')
   })
 
   test('unknown fields and parameters: which are known', async () => {
-    expect(await message('POST', '/', { ...valid, extra: 1 })).toBe('body.extra: is not a known field (known: title, eventDate, perUserLimit, posterUrl, sections, kind, pinned, email)')
+    expect(await message('POST', '/', { ...valid, extra: 1 })).toBe('body.extra: is not a known field (known: title, eventDate, perUserLimit, posterUrl, venue, sections, kind, pinned, email)')
     expect(await message('GET', '/?sort=date')).toBe('query.sort: is not a known query parameter (known: status, page, from)')
   })
 

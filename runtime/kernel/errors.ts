@@ -68,6 +68,19 @@ interface ValueErrorDetail {
   schema: TSchema
   path: string
   value: unknown
+  /** For a union: each option's own errors. */
+  errors?: Array<{ First(): ValueErrorDetail | undefined }>
+}
+
+/**
+ * A union's failure traced into the one option whose own check went past the union's value: `{ seatMap: { … a bad
+ * price … } }` against `SeatMap | null` fails the object option deep inside and the null option at the top, and the
+ * message worth giving is the price's, not "must be a JSON object or null".
+ */
+function innermost(detail: ValueErrorDetail): ValueErrorDetail {
+  if (detail.type !== ValueErrorType.Union || !detail.errors) return detail
+  const deeper = detail.errors.map((option) => option.First()).filter((error) => error !== undefined && error.path.length > detail.path.length)
+  return deeper.length === 1 ? innermost(deeper[0]!) : detail
 }
 
 const NOUNS: Record<string, string> = { body: 'field', query: 'query parameter', params: 'path parameter', headers: 'header', cookie: 'cookie' }
@@ -143,8 +156,8 @@ const propertyNames = (schema: TSchema) => Object.keys((schema.properties as Rec
  * password).
  */
 export function validationMessage(error: { type: string; valueError?: unknown }): string {
-  const detail = error.valueError as ValueErrorDetail | undefined
-  if (!detail) return `${error.type}: is not valid`
+  if (!error.valueError) return `${error.type}: is not valid`
+  const detail = innermost(error.valueError as ValueErrorDetail)
   const field = fieldName(error.type, detail.path)
   const noun = NOUNS[error.type] ?? 'field'
   switch (detail.type) {
