@@ -93,7 +93,7 @@ for (const mode of MODES)
       const tooMany = await prepare(buyer.token, { reservationId: mixed.id, points: 30_000 })
       expect({ status: tooMany.status, body: tooMany.body }).toEqual({
         status: 409,
-        body: { error: { code: 'INSUFFICIENT_POINTS', message: 'not enough points: the wallet holds 0, 30000 asked for' } },
+        body: { error: { code: 'INSUFFICIENT_POINTS', message: 'not enough points: the wallet holds 0, this payment would use 30000' } },
       })
       expect((await api.request('GET', `/api/payments/${cardOnly.body.id}/status`, { token: buyer.token })).body.state).toBe('READY')
 

@@ -324,7 +324,7 @@ export function createPayments(deps: PaymentsDeps) {
       // pay the card part of a payment that cannot go through, and a READY payment is not replaced by one.
       if (points > 0) {
         const balance = (await db.wallet.findUnique({ where: { userId } }))?.balance ?? 0
-        if (balance < points) throw conflict('INSUFFICIENT_POINTS', `not enough points: the wallet holds ${balance}, ${points} asked for`)
+        if (balance < points) throw conflict('INSUFFICIENT_POINTS', `not enough points: the wallet holds ${balance}, this payment would use ${points}`)
       }
       if (live) await fail(live.id, 'ABORTED', 'REPLACED', 'replaced by a prepare with other points')
       const id = randomUUID()
