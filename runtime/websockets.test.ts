@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import Redis from 'ioredis'
-import { queueInstance, type QueueInstance } from '../modules/queue/testing'
+import { queueInstance, saleRules, userIds, type QueueInstance } from '../modules/queue/testing'
+import { reservationsForTest, snapshot } from '../modules/reservations/testing'
 import { createLive } from '../modules/queue/services/live'
 import { createSeatFeed } from '../modules/reservations/services/live'
 import { createLogger } from './kernel/log'
@@ -29,18 +30,22 @@ describe('the feeds on one budget', () => {
     const log = createLogger('silent')
     const live = createLive({ queue: queue.queue, subscriber: new Redis(process.env.REDIS_URL!, { lazyConnect: true }), channel: 'unused', sockets, pushIntervalMs: 60_000, log })
     const feed = createSeatFeed({ publisher: queue.redis, subscriber: new Redis(process.env.REDIS_URL!, { lazyConnect: true }), channel: 'unused', sockets, log })
+    // Fans in a waiting room: a socket with nothing to follow would be closed by its first push.
     const eventId = crypto.randomUUID()
+    await queue.apply(saleRules({ eventId }))
+    const fans = userIds(3)
+    for (const fan of fans) await queue.queue.join(fan, eventId)
     const held = [serverSocket(), serverSocket(), serverSocket()]
-    live.open('q1', eventId, crypto.randomUUID(), held[0]!)
+    live.open('q1', eventId, fans[0]!, held[0]!)
     feed.open('s1', eventId, held[1]!)
-    live.open('q2', eventId, crypto.randomUUID(), held[2]!)
+    live.open('q2', eventId, fans[1]!, held[2]!)
     expect(sockets.count).toBe(3)
     expect(() => live.checkCapacity()).toThrow(expect.objectContaining({ status: 503, code: 'TOO_MANY_CONNECTIONS' }))
     expect(() => feed.checkCapacity()).toThrow(expect.objectContaining({ status: 503, code: 'TOO_MANY_CONNECTIONS' }))
 
     // Upgrades let through at the same time as the last place was taken: each feed closes its own at once.
     const late = [serverSocket(), serverSocket()]
-    live.open('q3', eventId, crypto.randomUUID(), late[0]!)
+    live.open('q3', eventId, fans[2]!, late[0]!)
     feed.open('s2', eventId, late[1]!)
     expect(late.map((socket) => socket.closes)).toEqual([[1013], [1013]])
     expect(sockets.count).toBe(3)
@@ -80,7 +85,17 @@ describe('one process running queue and reservations, QUEUE_MAX_WEBSOCKETS=3', (
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ email: uniqueEmail('sockets'), password: 'fan-password-123', name: 'Fan' }),
     })
-    token = ((await registered.json()) as any).accessToken
+    const fan = (await registered.json()) as any
+    token = fan.accessToken
+    // Something for each kind of socket to follow (a socket with nothing to follow is closed): a waiting room the fan
+    // is in, and a seat map, each written into its module's copy as the module's inbox would.
+    const queue = await queueInstance()
+    await queue.apply(saleRules({ eventId }))
+    await queue.queue.join(fan.user.id, eventId)
+    await queue.close()
+    const reservations = reservationsForTest({ poolSize: 1 })
+    await reservations.seed(snapshot({ eventId, seats: 1 }))
+    await reservations.db.$disconnect()
   }, 40_000)
   afterAll(() => tiketi?.stop())
 

@@ -3,7 +3,7 @@ import { Elysia, t } from 'elysia'
 import { notFound } from '../../runtime/kernel/errors'
 import type { AuthGuard } from '../../runtime/kernel/auth-guard'
 import type { DirectRead } from '../../runtime/kernel/module'
-import { isUuid } from '../../runtime/kernel/schema'
+import { CanonicalUuid, isUuid } from '../../runtime/kernel/schema'
 import {
   EventParams,
   INTERNAL_KEY_HEADER,
@@ -139,7 +139,7 @@ export function queueHttp(deps: { queue: Queue; live: Live; signer: AdmissionSig
     // Live updates: authenticated at the upgrade (bearer token), refused with 503 past this process's cap.
     .ws('/queue/ws', {
       auth: 'user',
-      query: t.Object({ eventId: t.String({ format: 'uuid' }) }),
+      query: t.Object({ eventId: CanonicalUuid() }),
       beforeHandle() {
         live.checkCapacity()
       },
@@ -152,6 +152,9 @@ export function queueHttp(deps: { queue: Queue; live: Live; signer: AdmissionSig
       close(ws) {
         live.close(ws.id)
       },
-      detail: { summary: 'Live position, ETA and admission (WebSocket): every few seconds, and at once when admitted' },
+      detail: {
+        summary:
+          'Live position, ETA and admission (WebSocket): every few seconds, and at once when admitted. Join first: a socket with nothing to follow gets the error once and is closed 4000 + its status (4404, 4409)',
+      },
     })
 }

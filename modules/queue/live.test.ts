@@ -102,10 +102,10 @@ describe('WS /queue/ws', () => {
     const placed = await onA.next((message) => message.position !== null, 10_000)
     expect(placed).toMatchObject({ type: 'status', state: 'waiting', etaSeconds: null })
     const position = placed.position as number
-    // A dropped connection resumes with the same place.
+    // A dropped connection resumes with the same place, whatever the case of the event id.
     onA.socket.close()
-    const again = connect(queueA.url, eventId, first.accessToken)
-    expect(await again.next((message) => message.type === 'status')).toMatchObject({ state: 'waiting', position })
+    const again = connect(queueA.url, eventId.toUpperCase(), first.accessToken)
+    expect(await again.next((message) => message.type === 'status')).toMatchObject({ state: 'waiting', position, eventId })
 
     const onB = connect(queueB.url, eventId, second.accessToken)
     expect(await onB.opened).toBe(true)
@@ -133,4 +133,31 @@ describe('WS /queue/ws', () => {
     again.socket.close()
     onB.socket.close()
   }, 40_000)
+
+  test('a socket with nothing to follow hears why once and is closed (4404 no room, 4409 no waiting room); a plain GET is told to upgrade', async () => {
+    const admin = (await call(auth.url, 'POST', '/auth/login', undefined, ADMIN)).body.accessToken as string
+    const fan = (await call(auth.url, 'POST', '/auth/register', undefined, { email: uniqueEmail('ws'), password: 'fan-password-123', name: 'Fan' })).body
+    const created = await call(events.url, 'POST', '/events', admin, eventInput())
+    expect((await call(events.url, 'POST', `/events/${created.body.id}/publish`, admin)).status).toBe(200)
+    await eventually(async () => (await call(queueA.url, 'GET', `/queue/rooms/${created.body.id}`)).status === 200, 10_000, 'the room record')
+
+    for (const [eventId, code, closeCode] of [
+      [crypto.randomUUID(), 'NOT_FOUND', 4404],
+      [created.body.id, 'NO_WAITING_ROOM', 4409],
+    ] as const) {
+      const client = connect(queueA.url, eventId, fan.accessToken)
+      const closed = new Promise<{ code: number; reason: string }>((resolve) => client.socket.addEventListener('close', (event) => resolve({ code: event.code, reason: event.reason })))
+      expect(await closed).toEqual({ code: closeCode, reason: code })
+      // One error, not one per push (A pushes every 200 ms).
+      await Bun.sleep(500)
+      expect(client.messages).toEqual([{ type: 'error', error: { code, message: expect.any(String) } }])
+    }
+
+    const plain = await fetch(`${queueA.url}/api/queue/ws?eventId=${created.body.id}`, { headers: { authorization: `Bearer ${fan.accessToken}` } })
+    expect(plain.status).toBe(426)
+    expect(plain.headers.get('upgrade')).toBe('websocket')
+    expect(((await plain.json()) as any).error.code).toBe('UPGRADE_REQUIRED')
+    const posted = await fetch(`${queueA.url}/api/queue/ws?eventId=${created.body.id}`, { method: 'POST' })
+    expect([posted.status, posted.headers.get('allow')]).toEqual([405, 'GET'])
+  }, 30_000)
 })

@@ -139,8 +139,9 @@ export function reservationsHttp(deps: {
     // Its own path depth: a WebSocket upgrade is a GET, and GET /seats/:eventId would take `live` for an event id.
     .ws('/seats/live/:eventId', {
       params: EventParams,
-      beforeHandle() {
+      async beforeHandle({ params }) {
         deps.feed.checkCapacity()
+        if (!(await reservations.isPublished(params.eventId))) throw notFound('event')
       },
       open(ws) {
         deps.feed.open(ws.id, ws.data.params.eventId, ws)

@@ -51,8 +51,13 @@ describe('WS /seats/live/:eventId', () => {
     socket.close()
   }, 20_000)
 
-  test('a bad event id is refused before the upgrade', async () => {
-    const response = await fetch(`${a.url}/api/seats/live/nope`, { headers: { upgrade: 'websocket', connection: 'Upgrade', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', 'sec-websocket-version': '13' } })
-    expect(response.status).toBe(400)
+  test('a bad or unknown event id is refused before the upgrade; a plain GET is told to upgrade', async () => {
+    const upgrade = { upgrade: 'websocket', connection: 'Upgrade', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', 'sec-websocket-version': '13' }
+    expect((await fetch(`${a.url}/api/seats/live/nope`, { headers: upgrade })).status).toBe(400)
+    const unknown = await fetch(`${a.url}/api/seats/live/${crypto.randomUUID()}`, { headers: upgrade })
+    expect([unknown.status, ((await unknown.json()) as any).error.code]).toEqual([404, 'NOT_FOUND'])
+    const event = await seed(snapshot({ seats: 1 }))
+    const plain = await fetch(`${a.url}/api/seats/live/${event.eventId}`)
+    expect([plain.status, ((await plain.json()) as any).error.code]).toEqual([426, 'UPGRADE_REQUIRED'])
   })
 })

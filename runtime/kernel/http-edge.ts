@@ -142,11 +142,18 @@ export function httpEdge(options: { defaultBodyLimit: number; routes: () => read
       if (refusal) throw refusal
     })
 
-  /** 405 with Allow when the path is served for other methods (any method: one we do not know is not allowed either). */
+  /**
+   * 405 with Allow when the path is served for other methods (any method: one we do not know is not allowed either);
+   * 426 for a GET of a WebSocket path without the upgrade.
+   */
   const unmatched = (request: Request): HttpError | undefined => {
     const path = new URL(request.url).pathname
     const allowed = new Set(options.routes().filter((route) => matcherOf(route.path).test(path)).map((route) => route.method))
-    if (allowed.has('GET')) allowed.add('HEAD')
+    if (allowed.delete('WS')) {
+      if (request.method === 'GET')
+        return new HttpError(426, 'UPGRADE_REQUIRED', 'this is a WebSocket endpoint: connect with Upgrade: websocket', { upgrade: 'websocket' })
+      allowed.add('GET') // a WebSocket handshake is a GET
+    } else if (allowed.has('GET')) allowed.add('HEAD')
     if (allowed.size === 0 || allowed.has(request.method)) return undefined
     const allow = HTTP_METHODS.filter((method) => allowed.has(method)).join(', ')
     return new HttpError(405, 'METHOD_NOT_ALLOWED', `${request.method} is not allowed here; allowed: ${allow}`, { allow })
@@ -160,7 +167,8 @@ export function httpEdge(options: { defaultBodyLimit: number; routes: () => read
       if (error instanceof ValidationError && refusals.has(request)) return refusals.get(request)
       // Elysia wraps whatever the parse step throws.
       if (code === 'PARSE' && (error as Error).cause instanceof HttpError) return (error as Error).cause as HttpError
-      if (code === 'NOT_FOUND') return unmatched(request)
+      // Elysia's own "no such route" (a handler's HttpError may carry the code NOT_FOUND too: it stands as it is).
+      if (code === 'NOT_FOUND' && !(error instanceof HttpError)) return unmatched(request)
       return undefined
     },
   }

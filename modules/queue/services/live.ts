@@ -38,8 +38,11 @@ export function createLive(deps: { queue: Queue; subscriber: Redis; channel: str
       const status = await queue.status(connection.userId, connection.eventId, type === 'admitted')
       connection.socket.send(JSON.stringify({ type, ...status }))
     } catch (error) {
-      if (error instanceof HttpError) connection.socket.send(JSON.stringify({ type: 'error', error: { code: error.code, message: error.message } }))
-      else log.warn('waiting-room push failed', { eventId: connection.eventId, error: describeError(error) })
+      if (!(error instanceof HttpError)) return log.warn('waiting-room push failed', { eventId: connection.eventId, error: describeError(error) })
+      connection.socket.send(JSON.stringify({ type: 'error', error: { code: error.code, message: error.message } }))
+      // Not in this room, or no room: nothing more will come until the client acts (joins, picks another event), so
+      // the socket ends (4000 + the status, the code as reason) rather than repeat the error every push.
+      if (error.status < 500) connection.socket.close(4000 + error.status, error.code)
     }
   }
 

@@ -908,9 +908,14 @@ export function createReservations(deps: {
   }
 
   /** The seat map with live status, never who holds a seat; undefined for an event not published. */
-  async function seatStatus(eventId: string) {
+  /** Whether the event is known here and not a draft: what a seat map or its live feed is offered for. */
+  async function isPublished(eventId: string): Promise<boolean> {
     const event = await eventCopy(db.direct, eventId)
-    if (!event || event.status === 'draft') return undefined
+    return event !== undefined && event.status !== 'draft'
+  }
+
+  async function seatStatus(eventId: string) {
+    if (!(await isPublished(eventId))) return undefined
     const [seats, ticketTypes] = await Promise.all([
       db.direct.$queryRawUnsafe<Array<{ id: string; label: string; section: string; row: string; number: number; price: number; status: 'available' | 'held' | 'sold' | 'blocked' }>>(
         `SELECT id::text, label, section, "row", number, price,
@@ -933,7 +938,7 @@ export function createReservations(deps: {
     return { count: expired.length, eventIds }
   }
 
-  return { hold, cancel, releaseSeats, cancelAllForEvent, confirm, extendHold, keepForPayment, find, mine, views, seatStatus, expireBatch, summary }
+  return { hold, cancel, releaseSeats, cancelAllForEvent, confirm, extendHold, keepForPayment, find, mine, views, isPublished, seatStatus, expireBatch, summary }
 }
 
 export type Reservations = ReturnType<typeof createReservations>
