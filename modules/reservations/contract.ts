@@ -1,6 +1,6 @@
 import { t } from 'elysia'
 import { defineContract } from '../../runtime/kernel/contract'
-import { CanonicalUuid, CanonicalUuids, Int, Integer, OneOf, Text } from '../../runtime/kernel/schema'
+import { CanonicalUuid, CanonicalUuids, Int, Integer, OneOf, QueryInt, Text } from '../../runtime/kernel/schema'
 
 const Uuid = t.String({ format: 'uuid' })
 const Instant = t.String({ format: 'date-time' })
@@ -108,7 +108,19 @@ export const ReservationView = t.Object({
   createdAt: Instant,
   confirmedAt: t.Union([Instant, t.Null()]),
 })
-export const ReservationList = t.Object({ items: t.Array(ReservationView) })
+export const ReservationList = t.Object({
+  items: t.Array(ReservationView),
+  nextBefore: t.Union([Uuid, t.Null()], { description: 'Pass as `before` for the next page; null on the last one' }),
+})
+export const MyReservationsQuery = t.Object(
+  {
+    state: t.Optional(OneOf(['pending', 'confirmed', 'expired', 'cancelled'], { description: 'Only reservations in this state (a hold past its expiry is expired)' })),
+    eventId: t.Optional(CanonicalUuid({ description: 'Only reservations for this event' })),
+    limit: t.Optional(QueryInt({ minimum: 1, maximum: 100, description: 'Reservations to return, newest first (default 100)' })),
+    before: t.Optional(CanonicalUuid({ description: "The previous page's nextBefore: reservations made before that one" })),
+  },
+  closed,
+)
 export const ReleaseResult = t.Object({ released: t.Array(Uuid, { description: 'Reservations cancelled (a hold is released whole)' }) })
 
 export const PausedSales = t.Object({

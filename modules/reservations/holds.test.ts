@@ -252,6 +252,19 @@ describe('expiry, cancel, confirm', () => {
     expect(expired.map((row) => row.payload.reservationId).sort()).toEqual([first.id, second.id, ga.id, ga2.id].sort())
   })
 
+  test('a buyer\'s list shows a lapsed hold as expired before any sweep, and filters by the state shown', async () => {
+    const event = await short.seed(snapshot({ seats: 2 }))
+    const userId = crypto.randomUUID()
+    const lapsing = await short.reservations.hold({ userId, eventId: event.eventId, seatIds: [event.seats[0]!.id] })
+    await Bun.sleep(1_100)
+    const live = await reservations.hold({ userId, eventId: event.eventId, seatIds: [event.seats[1]!.id] })
+    const ids = async (state?: 'pending' | 'expired' | 'confirmed' | 'cancelled') => (await short.reservations.mine(userId, { state })).rows.map((row) => row.id)
+    expect(await ids()).toEqual([live.id, lapsing.id])
+    expect(await ids('pending')).toEqual([live.id])
+    expect(await ids('expired')).toEqual([lapsing.id])
+    expect(await ids('cancelled')).toEqual([])
+  })
+
   test('an unexpired hold is not expired by the sweep', async () => {
     const event = await seed(snapshot({ seats: 1 }))
     const hold = await reservations.hold({ userId: crypto.randomUUID(), eventId: event.eventId, seatIds: [event.seats[0]!.id] })

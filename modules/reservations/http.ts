@@ -16,6 +16,7 @@ import {
   RESERVATIONS_INTERNAL_PATH,
   PausedSales,
   ReleaseResult,
+  MyReservationsQuery,
   ReservationList,
   ReservationView,
   SeatLockInput,
@@ -76,11 +77,19 @@ export function reservationsHttp(deps: {
         },
       },
     )
-    .get('/reservations/my', async ({ principal }) => ({ items: await reservations.views(await reservations.mine(principal.userId)) }), {
-      auth: 'user',
-      response: { 200: ReservationList },
-      detail: { summary: 'My reservations, newest first (the latest 100)' },
-    })
+    .get(
+      '/reservations/my',
+      async ({ principal, query }) => {
+        const page = await reservations.mine(principal.userId, query)
+        return { items: await reservations.views(page.rows), nextBefore: page.nextBefore }
+      },
+      {
+        auth: 'user',
+        query: MyReservationsQuery,
+        response: { 200: ReservationList },
+        detail: { summary: 'My reservations, newest first, by state or event, a page at a time (100 at most)' },
+      },
+    )
     .get('/reservations/admin/paused', async () => ({ items: await deps.audit.pausedEvents() }), {
       auth: 'admin',
       response: { 200: PausedSales },

@@ -60,6 +60,41 @@ for (const mode of MODES)
       expect((await api.request('POST', '/api/reservations', { token: bob.token, body: { eventId: event.id, seatIds: [a2!.id, a3!.id] } })).status).toBe(201)
     })
 
+    test('my reservations: newest first, by state or event, a page at a time; unknown parameters and foreign cursors refused', async () => {
+      const [first, second] = [await eventOnSale(), await eventOnSale()]
+      const fan = await buyer()
+      const hold = async (eventId: string, body: object) => {
+        const response = await api.request('POST', '/api/reservations', { token: fan.token, body: { eventId, ...body } })
+        expect(response.status).toBe(201)
+        return response.body.id as string
+      }
+      const cancelled = await hold(first.id, { seatIds: [first.seats[0]!.id] })
+      expect((await api.request('POST', `/api/reservations/${cancelled}/cancel`, { token: fan.token })).status).toBe(200)
+      const seat = await hold(first.id, { seatIds: [first.seats[1]!.id] })
+      const standing = await hold(first.id, { ticketTypeId: first.ticketTypes[0]!.id, quantity: 1 })
+      const elsewhere = await hold(second.id, { seatIds: [second.seats[0]!.id] })
+      const list = async (query = '') => {
+        const response = await api.request('GET', `/api/reservations/my${query}`, { token: fan.token })
+        expect(response.status).toBe(200)
+        return { ids: response.body.items.map((item: { id: string }) => item.id), nextBefore: response.body.nextBefore }
+      }
+      expect(await list()).toEqual({ ids: [elsewhere, standing, seat, cancelled], nextBefore: null })
+      expect(await list('?limit=3')).toEqual({ ids: [elsewhere, standing, seat], nextBefore: seat })
+      expect(await list(`?limit=3&before=${seat}`)).toEqual({ ids: [cancelled], nextBefore: null })
+      expect(await list('?state=cancelled')).toEqual({ ids: [cancelled], nextBefore: null })
+      expect(await list(`?eventId=${first.id.toUpperCase()}&state=pending&limit=1`)).toEqual({ ids: [standing], nextBefore: standing })
+      expect(await list(`?eventId=${first.id}&state=pending&before=${standing}`)).toEqual({ ids: [seat], nextBefore: null })
+      expect(await list(`?eventId=${second.id}`)).toEqual({ ids: [elsewhere], nextBefore: null })
+
+      const refused = async (query: string) => (await api.request('GET', `/api/reservations/my${query}`, { token: fan.token })).body.error
+      expect(await refused('?status=pending')).toEqual({ code: 'VALIDATION_FAILED', message: expect.stringContaining('query.status: is not a known query parameter') })
+      expect((await refused('?limit=0')).code).toBe('VALIDATION_FAILED')
+      expect((await refused('?state=lost')).code).toBe('VALIDATION_FAILED')
+      const stranger = await buyer()
+      const theirs = (await api.request('POST', '/api/reservations', { token: stranger.token, body: { eventId: second.id, seatIds: [second.seats[1]!.id] } })).body.id
+      for (const before of [theirs, crypto.randomUUID()]) expect((await refused(`?before=${before}`)).code).toBe('INVALID_CURSOR')
+    })
+
     test('general admission, the per-user limit, and the legacy seat lock/release', async () => {
       const event = await eventOnSale()
       const fan = await buyer()

@@ -92,6 +92,14 @@ function seatIsFree(alias?: string): string {
 }
 const SEAT_IS_FREE = seatIsFree()
 
+/** The rows shown in each state (see `effectiveState`): a pending hold past its expiry is shown as expired. */
+const SHOWN_IN_STATE: Record<ReservationStateName, string> = {
+  pending: "(state = 'pending' AND expires_at > now())",
+  expired: "(state = 'expired' OR (state = 'pending' AND expires_at <= now()))",
+  confirmed: "state = 'confirmed'",
+  cancelled: "state = 'cancelled'",
+}
+
 const RESERVATION_COLUMNS = `id::text, number, event_id::text, user_id::text, state, seat_ids::text[] AS seat_ids, ticket_type_id::text,
   quantity, amount, expires_at, extended, payment_id, created_at, confirmed_at`
 
@@ -870,11 +878,33 @@ export function createReservations(deps: {
     return row
   }
 
-  async function mine(userId: string): Promise<ReservationRow[]> {
-    return db.direct.$queryRawUnsafe<ReservationRow[]>(
-      `SELECT ${RESERVATION_COLUMNS} FROM reservations.reservations WHERE user_id = $1::uuid ORDER BY created_at DESC LIMIT 100`,
+  /**
+   * A buyer's reservations, newest first, a page at a time: `before` is the last id of the previous page (400 when it
+   * is not one of the buyer's). A state is the one shown: a pending hold past its expiry is expired.
+   */
+  async function mine(
+    userId: string,
+    filter: { state?: ReservationStateName; eventId?: string; limit?: number; before?: string } = {},
+  ): Promise<{ rows: ReservationRow[]; nextBefore: string | null }> {
+    const limit = filter.limit ?? 100
+    if (filter.before) {
+      const [known] = await db.direct.$queryRawUnsafe<unknown[]>(
+        'SELECT 1 FROM reservations.reservations WHERE id = $1::uuid AND user_id = $2::uuid',
+        filter.before,
+        userId,
+      )
+      if (!known) throw badRequest('INVALID_CURSOR', 'before: not one of your reservations (pass the nextBefore of the previous page)')
+    }
+    const rows = await db.direct.$queryRawUnsafe<ReservationRow[]>(
+      `SELECT ${RESERVATION_COLUMNS} FROM reservations.reservations
+       WHERE user_id = $1::uuid AND ($2::uuid IS NULL OR event_id = $2::uuid) AND ${filter.state ? SHOWN_IN_STATE[filter.state] : 'true'}
+         AND ($3::uuid IS NULL OR (created_at, id) < (SELECT created_at, id FROM reservations.reservations WHERE id = $3::uuid))
+       ORDER BY created_at DESC, id DESC LIMIT ${limit + 1}`,
       userId,
+      filter.eventId ?? null,
+      filter.before ?? null,
     )
+    return { rows: rows.slice(0, limit), nextBefore: rows.length > limit ? rows[limit - 1]!.id : null }
   }
 
   async function seatsOf(rows: HeldRow[]) {
