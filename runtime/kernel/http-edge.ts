@@ -74,7 +74,7 @@ const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'
 interface RouteInfo {
   method: string
   path: string
-  hooks?: { detail?: Record<string, unknown> }
+  hooks?: { detail?: Record<string, unknown>; query?: unknown }
 }
 
 /**
@@ -94,6 +94,19 @@ export function httpEdge(options: { defaultBodyLimit: number; routes: () => read
       limits.set(key, limit)
     }
     return limit
+  }
+  // Whether a route declares a query schema; one that does not takes no query parameter at all.
+  const queries = new Map<string, boolean>()
+  const takesQuery = (method: string, path: string | undefined): boolean => {
+    const key = `${method} ${path}`
+    let declared = queries.get(key)
+    if (declared === undefined) {
+      const route = options.routes().find((route) => route.method === method && route.path === path)
+      // A HEAD is answered by its GET route; a method or path not found here is left to the router.
+      declared = route === undefined ? method !== 'HEAD' || takesQuery('GET', path) : route.hooks?.query !== undefined
+      queries.set(key, declared)
+    }
+    return declared
   }
   const refuse = (request: Request, error: HttpError) => {
     refusals.set(request, error)
@@ -136,10 +149,15 @@ export function httpEdge(options: { defaultBodyLimit: number; routes: () => read
     })
     // Never reached (the hook above always answers); it tells OpenAPI that bodies are JSON.
     .onParse({ as: 'global' }, { fn: 'json' } as never)
-    // A refused body that passed validation (a schema that accepts anything, or none) is refused here.
-    .onBeforeHandle({ as: 'global' }, ({ request }) => {
+    // A refused body that passed validation (a schema that accepts anything, or none) is refused here; so is a query
+    // parameter sent to a route that takes none (it would be ignored, and would make a hot read's URL new each time).
+    .onBeforeHandle({ as: 'global' }, ({ request, route }) => {
       const refusal = refusals.get(request)
       if (refusal) throw refusal
+      const query = request.url.indexOf('?')
+      if (query === -1 || query === request.url.length - 1 || takesQuery(request.method, route)) return
+      const [name] = new URLSearchParams(request.url.slice(query + 1)).keys()
+      throw new HttpError(400, 'VALIDATION_FAILED', `query.${name}: is not a known query parameter (this route takes none)`)
     })
 
   /**
