@@ -269,7 +269,11 @@ export function createCatalog(deps: {
     async remove(id: string): Promise<{ deleted: true } | ReturnType<typeof detailView>> {
       const result = await db.$transaction(async (tx) => {
         const current = await findForUpdate(tx, id)
-        if (current.status !== 'draft') return cancelLocked(tx, current, null)
+        if (current.status !== 'draft') {
+          if (!canTransition(current.status as EventStatus, 'cancelled'))
+            throw conflict('EVENT_FINAL', `a ${current.status} event cannot be deleted: a published event is only ever cancelled, and keeps its history`)
+          return cancelLocked(tx, current, null)
+        }
         await tx.event.delete({ where: { id } })
         if (current.everPublished) await outbox.publish(tx, 'event.deleted.v1', { eventId: id, version: current.version + 1 })
         return undefined
