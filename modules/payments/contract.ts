@@ -91,6 +91,7 @@ export const MyPaymentsQuery = t.Object(
     limit: t.Optional(QueryInt({ minimum: 1, maximum: 100, description: 'Payments to return, newest first (default 100)' })),
     state: t.Optional(OneOf(PAYMENT_STATES, { description: 'Only payments in this state' })),
     purpose: t.Optional(OneOf(['reservation', 'points'], { description: 'Only reservation payments, or only points purchases' })),
+    before: t.Optional(CanonicalUuid({ description: "The previous page's nextBefore: payments made before that one" })),
   },
   closed,
 )
@@ -121,7 +122,10 @@ export const PaymentView = t.Object({
   /** A READY payment expires unconfirmed at this instant. */
   expiresAt: Instant,
 })
-export const PaymentList = t.Object({ items: t.Array(PaymentView) })
+export const PaymentList = t.Object({
+  items: t.Array(PaymentView),
+  nextBefore: t.Union([Uuid, t.Null()], { description: 'Pass as `before` for the next page; null on the last one' }),
+})
 
 export const LedgerEntryView = t.Object({ id: Integer(), kind: OneOf(LEDGER_KINDS), amount: Integer(), balanceAfter: Integer(), paymentId: t.Union([Uuid, t.Null()]), createdAt: Instant })
 export const PointsView = t.Object({

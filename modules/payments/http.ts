@@ -126,7 +126,7 @@ export function paymentsHttp(deps: { payments: Payments; wallet: Wallet; idempot
       auth: 'user',
       query: MyPaymentsQuery,
       response: { 200: PaymentList },
-      detail: { summary: "The caller's payments, newest first (100 at most), by state or purpose" },
+      detail: { summary: "The caller's payments, newest first, by state or purpose, a page at a time (100 at most)" },
     })
     .get('/payments/:id/status', ({ principal, params }) => payments.status(principal.userId, params.id), {
       auth: 'user',

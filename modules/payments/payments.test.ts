@@ -177,8 +177,27 @@ describe('my payments', () => {
     expect(((await my('?state=DONE&purpose=points')).body as { items: View[] }).items.map((item) => item.id)).toEqual([done.payment.id])
     expect(((await my('?limit=1')).body as { items: View[] }).items.map((item) => item.id)).toEqual([ready.payment.id])
     expect(((await my('?purpose=reservation')).body as { items: View[] }).items).toEqual([])
-    for (const bad of ['?limit=0', '?limit=101', '?limit=abc', '?state=PAID', '?purpose=gift', '?page=2'])
+    for (const bad of ['?limit=0', '?limit=101', '?limit=abc', '?state=PAID', '?purpose=gift', '?page=2', '?before=nope'])
       expect([bad, (await my(bad)).status]).toEqual([bad, 400])
+  })
+
+  test('a page at a time: nextBefore leads to the older ones; another buyer\'s payment is no cursor', async () => {
+    const { token } = await signUp(platform)
+    const made: string[] = []
+    for (const amount of [1_000, 2_000, 3_000]) made.unshift((await authorised(token, amount)).payment.id)
+    const page = async (query: string) => {
+      const body = (await platform.request('GET', `/api/payments/my${query}`, { token })).body as { items: View[]; nextBefore: string | null }
+      return { ids: body.items.map((item) => item.id), nextBefore: body.nextBefore }
+    }
+    expect(await page('')).toEqual({ ids: made, nextBefore: null })
+    expect(await page('?limit=2')).toEqual({ ids: made.slice(0, 2), nextBefore: made[1]! })
+    expect(await page(`?limit=2&before=${made[1]}`)).toEqual({ ids: made.slice(2), nextBefore: null })
+    const stranger = await signUp(platform)
+    const theirs = (await authorised(stranger.token, 1_000)).payment.id
+    for (const before of [theirs, crypto.randomUUID()]) {
+      const refused = await platform.request('GET', `/api/payments/my?before=${before}`, { token })
+      expect([refused.status, (refused.body as { error: { code: string } }).error.code]).toEqual([400, 'INVALID_CURSOR'])
+    }
   })
 })
 

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { Outbox } from '../../../runtime/kernel/bus'
-import { HttpError, conflict, notFound } from '../../../runtime/kernel/errors'
+import { HttpError, badRequest, conflict, notFound } from '../../../runtime/kernel/errors'
 import { describeError, type Logger } from '../../../runtime/kernel/log'
 import type { ReservationsClient } from '../../reservations/contract'
 import { paymentsContract, type PaymentState } from '../contract'
@@ -428,13 +428,23 @@ export function createPayments(deps: PaymentsDeps) {
       return paymentView(await mine(userId, id))
     },
 
-    async mine(userId: string, filter: { limit?: number; state?: PaymentState; purpose?: 'reservation' | 'points' } = {}) {
+    /** The caller's payments, newest first, a page at a time: `before` is the last id of the previous page (400 when not theirs). */
+    async mine(userId: string, filter: { limit?: number; state?: PaymentState; purpose?: 'reservation' | 'points'; before?: string } = {}) {
+      const limit = filter.limit ?? 100
+      const after = filter.before ? await db.payment.findFirst({ where: { id: filter.before, userId }, select: { createdAt: true, id: true } }) : undefined
+      if (after === null) throw badRequest('INVALID_CURSOR', 'before: not one of your payments (pass the nextBefore of the previous page)')
       const payments = await db.payment.findMany({
-        where: { userId, state: filter.state, purpose: filter.purpose },
-        orderBy: { createdAt: 'desc' },
-        take: filter.limit ?? 100,
+        where: {
+          userId,
+          state: filter.state,
+          purpose: filter.purpose,
+          ...(after ? { OR: [{ createdAt: { lt: after.createdAt } }, { createdAt: after.createdAt, id: { lt: after.id } }] } : {}),
+        },
+        orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+        take: limit + 1,
       })
-      return { items: payments.map(paymentView) }
+      const page = payments.slice(0, limit)
+      return { items: page.map(paymentView), nextBefore: payments.length > limit ? page.at(-1)!.id : null }
     },
 
     /**
