@@ -91,7 +91,10 @@ export async function forward(request: Request, options: ForwardOptions): Promis
     clearTimeout(timer)
     // The upstream's own response goes back, its headers edited in place: Bun then relays the body natively, where
     // a new Response around `upstream.body` would pump it through a JavaScript stream (measured: 2-3× slower).
+    // A 426 names the protocol to switch to (RFC 9110 §15.5.22): that Upgrade belongs to the message, not the connection.
+    const upgrade = upstream.status === 426 ? upstream.headers.get('upgrade') : null
     stripHopByHop(upstream.headers)
+    if (upgrade) upstream.headers.set('upgrade', upgrade)
     upstream.headers.set('x-request-id', options.requestId)
     return { response: upstream, outcome: 'answered' }
   } catch {

@@ -129,6 +129,13 @@ describe('split deployment: the platform through the gateway', () => {
     expect(refused.status).toBe(401)
     expect(((await refused.json()) as any).error.code).toBe('UPGRADE_REFUSED')
     expect(await connect(path).opened).toBe(false)
+    // A plain GET is told to upgrade, the header included; a socket for a room that does not exist hears why and ends.
+    const plain = await fetch(`${api.gateway!.url}${path}`, { headers: { authorization: `Bearer ${first}` } })
+    expect([plain.status, plain.headers.get('upgrade')]).toEqual([426, 'websocket'])
+    const nowhere = connect(`/api/queue/ws?eventId=${crypto.randomUUID()}`, { headers: { authorization: `Bearer ${first}` } })
+    const ended = await new Promise<{ code: number; reason: string }>((resolve) => nowhere.socket.addEventListener('close', (close) => resolve({ code: close.code, reason: close.reason })))
+    expect(ended).toEqual({ code: 4404, reason: 'NOT_FOUND' })
+    expect(await nowhere.next((message) => message.type === 'error')).toMatchObject({ error: { code: 'NOT_FOUND' } })
 
     const socket = connect(path, { headers: { authorization: `Bearer ${first}` } })
     expect(await socket.opened).toBe(true)
