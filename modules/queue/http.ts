@@ -154,7 +154,7 @@ export function queueHttp(deps: { queue: Queue; live: Live; signer: AdmissionSig
       },
       detail: {
         summary:
-          'Live position, ETA and admission (WebSocket): every few seconds, and at once when admitted. Join first: a socket with nothing to follow gets the error once and is closed 4000 + its status (4404, 4409)',
+          'Live position, ETA and admission (WebSocket): every few seconds, and at once when admitted. An error is sent once; a socket for an event without a waiting room is then closed 4000 + its status (4404, 4409)',
       },
     })
 }

@@ -134,6 +134,27 @@ describe('WS /queue/ws', () => {
     onB.socket.close()
   }, 40_000)
 
+  test('a socket opened before joining hears NOT_IN_QUEUE once, stays open, and follows the place once joined', async () => {
+    const admin = (await call(auth.url, 'POST', '/auth/login', undefined, ADMIN)).body.accessToken as string
+    const fan = (await call(auth.url, 'POST', '/auth/register', undefined, { email: uniqueEmail('ws'), password: 'fan-password-123', name: 'Fan' })).body
+    const created = await call(events.url, 'POST', '/events', admin, eventInput({ saleStart: new Date(Date.now() + 60_000).toISOString(), queue: { required: true } }))
+    expect((await call(events.url, 'POST', `/events/${created.body.id}/publish`, admin)).status).toBe(200)
+    await eventually(async () => (await call(queueA.url, 'GET', `/queue/rooms/${created.body.id}`)).status === 200, 10_000, 'the waiting room')
+    const early = connect(queueA.url, created.body.id, fan.accessToken)
+    expect(await early.opened).toBe(true)
+    expect(await early.next((message) => message.type === 'error')).toMatchObject({ error: { code: 'NOT_IN_QUEUE' } })
+    // A push every 200 ms: the same error is not sent again.
+    await Bun.sleep(600)
+    expect(early.messages).toHaveLength(1)
+    expect(early.socket.readyState).toBe(WebSocket.OPEN)
+    expect((await call(queueA.url, 'POST', `/queue/join/${created.body.id}`, fan.accessToken)).status).toBe(200)
+    expect(await early.next((message) => message.type === 'status')).toMatchObject({ state: 'waiting', eventId: created.body.id })
+    // Out of line again: said again, once.
+    expect((await call(queueA.url, 'POST', `/queue/leave/${created.body.id}`, fan.accessToken)).status).toBe(200)
+    expect(await early.next((message) => message.type === 'error')).toMatchObject({ error: { code: 'NOT_IN_QUEUE' } })
+    early.socket.close()
+  }, 30_000)
+
   test('a socket with nothing to follow hears why once and is closed (4404 no room, 4409 no waiting room); a plain GET is told to upgrade', async () => {
     const admin = (await call(auth.url, 'POST', '/auth/login', undefined, ADMIN)).body.accessToken as string
     const fan = (await call(auth.url, 'POST', '/auth/register', undefined, { email: uniqueEmail('ws'), password: 'fan-password-123', name: 'Fan' })).body

@@ -16,7 +16,15 @@ interface Connection {
   eventId: string
   userId: string
   socket: LiveSocket
+  /** The error last sent on it: not sent again until something else was. */
+  lastError?: string
 }
+
+/**
+ * Errors after which nothing will come on a socket: its event has no waiting room. Not being in line is not one: a
+ * client may open the socket, then join.
+ */
+const NOTHING_TO_FOLLOW = new Set(['NOT_FOUND', 'NO_WAITING_ROOM'])
 
 /**
  * Live waiting-room updates over WebSocket, for the connections of this process: each gets its status every push
@@ -36,13 +44,14 @@ export function createLive(deps: { queue: Queue; subscriber: Redis; channel: str
     try {
       // The admission is read afresh: this instance's copy of the room's serving counter may lag it.
       const status = await queue.status(connection.userId, connection.eventId, type === 'admitted')
+      connection.lastError = undefined
       connection.socket.send(JSON.stringify({ type, ...status }))
     } catch (error) {
       if (!(error instanceof HttpError)) return log.warn('waiting-room push failed', { eventId: connection.eventId, error: describeError(error) })
-      connection.socket.send(JSON.stringify({ type: 'error', error: { code: error.code, message: error.message } }))
-      // Not in this room, or no room: nothing more will come until the client acts (joins, picks another event), so
-      // the socket ends (4000 + the status, the code as reason) rather than repeat the error every push.
-      if (error.status < 500) connection.socket.close(4000 + error.status, error.code)
+      if (error.code !== connection.lastError) connection.socket.send(JSON.stringify({ type: 'error', error: { code: error.code, message: error.message } }))
+      connection.lastError = error.code
+      // 4000 + the status, the code as reason: the client knows why without parsing the message.
+      if (NOTHING_TO_FOLLOW.has(error.code)) connection.socket.close(4000 + error.status, error.code)
     }
   }
 
