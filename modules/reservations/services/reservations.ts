@@ -937,13 +937,13 @@ export function createReservations(deps: {
     }))
   }
 
-  /** The seat map with live status, never who holds a seat; undefined for an event not published. */
   /** Whether the event is known here and not a draft: what a seat map or its live feed is offered for. */
   async function isPublished(eventId: string): Promise<boolean> {
     const event = await eventCopy(db.direct, eventId)
     return event !== undefined && event.status !== 'draft'
   }
 
+  /** The seat map with live status, never who holds a seat; undefined for an event not published. */
   async function seatStatus(eventId: string) {
     if (!(await isPublished(eventId))) return undefined
     const [seats, ticketTypes] = await Promise.all([
